@@ -1,0 +1,1 @@
+export { createPlatformActivities, type PlatformActivities, type PlatformDeps, type ProbeResult } from './platform';

@@ -1,0 +1,205 @@
+import path from 'node:path';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { ConfigError } from './errors';
+import { validateArtifactKey } from './artifacts/keys';
+import { defaultProjectBinDir, defaultStateDir, defaultToolCacheDir } from './paths';
+
+/**
+ * Every environment variable the project reads, parsed once with zod. The README's
+ * configuration table is generated from the same descriptions (see `CONFIG_DOCS`).
+ * Temporal connection settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*,
+ * TEMPORAL_API_KEY, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE) are read by
+ * `@temporalio/envconfig`, the same way the Temporal CLI reads them.
+ */
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+
+const boolFlag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v === '') return false;
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    ctx.addIssue({ code: 'custom', message: `expected true/false, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  });
+
+const S3_BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+export type ArtifactRoot =
+  | { kind: 's3'; bucket: string; prefix: string; uri: string }
+  | { kind: 'local'; dir: string; uri: string };
+
+export function parseArtifactRoot(value: string): ArtifactRoot {
+  if (value.startsWith('s3://')) {
+    const rest = value.slice('s3://'.length).replace(/\/+$/, '');
+    const slash = rest.indexOf('/');
+    const bucket = slash === -1 ? rest : rest.slice(0, slash);
+    const prefix = slash === -1 ? '' : rest.slice(slash + 1);
+    if (!S3_BUCKET.test(bucket) || bucket.includes('..')) {
+      throw new ConfigError(`ARTIFACT_ROOT: ${JSON.stringify(bucket)} is not a valid S3 bucket name`);
+    }
+    if (prefix) {
+      try {
+        validateArtifactKey(prefix);
+      } catch (err) {
+        throw new ConfigError(`ARTIFACT_ROOT: prefix ${JSON.stringify(prefix)} is not allowed: ${(err as Error).message}`);
+      }
+    }
+    return { kind: 's3', bucket, prefix, uri: `s3://${bucket}${prefix ? `/${prefix}` : ''}` };
+  }
+  let dir: string;
+  if (value.startsWith('file://')) {
+    try {
+      dir = fileURLToPath(value);
+    } catch (err) {
+      throw new ConfigError(`ARTIFACT_ROOT: ${(err as Error).message}`);
+    }
+  } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    throw new ConfigError(`ARTIFACT_ROOT: unsupported scheme in ${JSON.stringify(value)} (use s3://bucket/prefix or a local folder)`);
+  } else {
+    dir = value;
+  }
+  if (dir.split(/[\\/]/).includes('..')) {
+    throw new ConfigError(`ARTIFACT_ROOT: ${JSON.stringify(value)} must not contain '..'`);
+  }
+  const abs = path.resolve(dir);
+  return { kind: 'local', dir: abs, uri: pathToFileURL(abs).href };
+}
+
+const envSchema = z.object({
+  MLOPS_STATE_DIR: optionalString,
+  MLOPS_TOOLS_DIR: optionalString,
+  MLOPS_TOOLS_CACHE: optionalString,
+  TEMPORAL_CLI_PATH: optionalString,
+  MINIO_SERVER_PATH: optionalString,
+  DATABASE_URL: optionalString.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
+    message: 'must be a postgres:// or postgresql:// URL',
+  }),
+  MLOPS_LOCAL_POSTGRES: optionalString,
+  MLOPS_DATABASE_NAME: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier')
+    .default('mlops'),
+  ARTIFACT_ROOT: optionalString,
+  S3_ENDPOINT: optionalString.refine((v) => v === undefined || /^https?:\/\/[^/]+\/?$/.test(v), {
+    message: 'must look like http://host:port or https://host',
+  }),
+  AWS_ACCESS_KEY_ID: optionalString,
+  AWS_SECRET_ACCESS_KEY: optionalString,
+  AWS_REGION: z.string().default('us-east-1'),
+  MLOPS_GPU_CLASS: optionalString,
+  MLOPS_ALLOW_CPU: boolFlag,
+  MLOPS_CODE_VERSION: optionalString,
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface S3Settings {
+  endPoint: string;
+  port: number;
+  useSSL: boolean;
+  accessKey: string;
+  secretKey: string;
+  region: string;
+}
+
+export interface Config {
+  stateDir: string;
+  projectBinDir: string;
+  toolCacheDir: string;
+  temporalCliPath?: string;
+  minioServerPath?: string;
+  databaseUrl?: string;
+  /** Where to look for a local PostgreSQL when DATABASE_URL is unset; `undefined` = don't. */
+  localPostgresUrl?: string;
+  databaseName: string;
+  artifactRoot: ArtifactRoot;
+  s3?: S3Settings;
+  gpuClass?: string;
+  allowCpu: boolean;
+  codeVersion?: string;
+}
+
+export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string }> = [
+  { name: 'TEMPORAL_ADDRESS', default: '127.0.0.1:7233 (`npm run dev`: the dev server it starts)', meaning: 'Temporal frontend gRPC address (read by @temporalio/envconfig, like the Temporal CLI)' },
+  { name: 'TEMPORAL_NAMESPACE', default: 'default', meaning: 'Temporal namespace' },
+  { name: 'TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH / TEMPORAL_TLS_SERVER_CA_CERT_PATH', default: 'unset', meaning: 'mTLS files for the Temporal connection' },
+  { name: 'TEMPORAL_API_KEY', default: 'unset', meaning: 'API key for Temporal Cloud (enables TLS)' },
+  { name: 'TEMPORAL_PROFILE / TEMPORAL_CONFIG_FILE', default: 'default / ~/.config/temporalio/temporal.toml', meaning: 'Temporal client config profile and file' },
+  { name: 'TEMPORAL_CLI_PATH', default: 'PATH, then .bin/, then built', meaning: '`temporal` binary used for the dev server' },
+  { name: 'MINIO_SERVER_PATH', default: 'PATH, then .bin/, then built', meaning: '`minio` binary used for a local S3 server' },
+  { name: 'DATABASE_URL', default: 'local PostgreSQL on 127.0.0.1:5432, else embedded PGlite', meaning: 'PostgreSQL for the metadata store and model registry' },
+  { name: 'MLOPS_LOCAL_POSTGRES', default: 'postgres://postgres@127.0.0.1:5432/postgres', meaning: 'server probed when DATABASE_URL is unset (its database MLOPS_DATABASE_NAME is created if missing); `off` skips it' },
+  { name: 'MLOPS_DATABASE_NAME', default: 'mlops', meaning: 'database created on the local server' },
+  { name: 'ARTIFACT_ROOT', default: 'file://<repo>/.state/artifacts', meaning: 'artifact store: `s3://bucket/prefix` or a local folder' },
+  { name: 'S3_ENDPOINT', default: 'AWS S3', meaning: 'S3-compatible endpoint, e.g. http://127.0.0.1:9000 for MinIO' },
+  { name: 'AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY', default: 'required with s3://', meaning: 'S3 credentials' },
+  { name: 'AWS_REGION', default: 'us-east-1', meaning: 'S3 region' },
+  { name: 'MLOPS_GPU_CLASS', default: 'from nvidia-smi', meaning: 'GPU class a GPU worker serves (`mlops-gpu-<class>`)' },
+  { name: 'MLOPS_ALLOW_CPU', default: 'false', meaning: 'let a GPU worker start without GPUs (same as `--allow-cpu`)' },
+  { name: 'MLOPS_STATE_DIR', default: '<repo>/.state', meaning: 'dev server database, PGlite data, local artifacts, MinIO data' },
+  { name: 'MLOPS_TOOLS_CACHE', default: '~/.cache/temporal-mlops/bin', meaning: 'where built `temporal`/`minio` binaries are cached across clones' },
+  { name: 'MLOPS_TOOLS_DIR', default: '<repo>/.bin', meaning: 'project-local bin folder' },
+  { name: 'MLOPS_CODE_VERSION', default: 'git HEAD, else package version', meaning: 'code version recorded in lineage and step-cache keys' },
+];
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.message}`).join('; ');
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`invalid configuration: ${formatIssues(parsed.error)}`);
+  const e = parsed.data;
+  const stateDir = path.resolve(e.MLOPS_STATE_DIR ?? defaultStateDir());
+  const artifactRoot = parseArtifactRoot(e.ARTIFACT_ROOT ?? path.join(stateDir, 'artifacts'));
+
+  let s3: S3Settings | undefined;
+  if (artifactRoot.kind === 's3') {
+    const missing = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'].filter((k) => !e[k as keyof Env]);
+    if (missing.length) {
+      throw new ConfigError(`ARTIFACT_ROOT is ${artifactRoot.uri} but ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set (S3 credentials come from the environment)`);
+    }
+    const endpoint = new URL(e.S3_ENDPOINT ?? `https://s3.${e.AWS_REGION}.amazonaws.com`);
+    const useSSL = endpoint.protocol === 'https:';
+    s3 = {
+      endPoint: endpoint.hostname,
+      port: endpoint.port ? Number(endpoint.port) : useSSL ? 443 : 80,
+      useSSL,
+      accessKey: e.AWS_ACCESS_KEY_ID!,
+      secretKey: e.AWS_SECRET_ACCESS_KEY!,
+      region: e.AWS_REGION,
+    };
+  }
+  const localPg = e.MLOPS_LOCAL_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  if (localPg !== 'off' && !/^postgres(ql)?:\/\//.test(localPg)) {
+    throw new ConfigError('MLOPS_LOCAL_POSTGRES: must be a postgres:// URL or `off`');
+  }
+  if (e.MLOPS_GPU_CLASS && !/^[a-z0-9][a-z0-9-]{0,30}$/.test(e.MLOPS_GPU_CLASS)) {
+    throw new ConfigError('MLOPS_GPU_CLASS: must be lowercase letters, digits and dashes (e.g. h100)');
+  }
+  return {
+    stateDir,
+    projectBinDir: path.resolve(e.MLOPS_TOOLS_DIR ?? defaultProjectBinDir()),
+    toolCacheDir: path.resolve(e.MLOPS_TOOLS_CACHE ?? defaultToolCacheDir()),
+    temporalCliPath: e.TEMPORAL_CLI_PATH,
+    minioServerPath: e.MINIO_SERVER_PATH,
+    databaseUrl: e.DATABASE_URL,
+    localPostgresUrl: localPg === 'off' ? undefined : localPg,
+    databaseName: e.MLOPS_DATABASE_NAME,
+    artifactRoot,
+    s3,
+    gpuClass: e.MLOPS_GPU_CLASS,
+    allowCpu: e.MLOPS_ALLOW_CPU,
+    codeVersion: e.MLOPS_CODE_VERSION,
+  };
+}

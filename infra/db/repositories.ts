@@ -1,0 +1,345 @@
+import { sql } from 'kysely';
+import type { Db } from './connection';
+import type { Alias, NewArtifact, StepStatus } from './schema';
+
+/**
+ * Repository functions: plain functions over a Kysely instance or a transaction. Every write an
+ * activity makes goes through one of these and is idempotent — keyed by a natural key and
+ * written as an upsert, so a retried activity leaves the same rows behind.
+ */
+
+const json = (value: unknown) => JSON.stringify(value ?? null);
+
+// ---- pipeline runs and steps ----------------------------------------------------------------
+
+export async function upsertPipelineRun(
+  db: Db,
+  run: { workflowId: string; runId: string; pipeline: string; modelName?: string | null; spec?: unknown; status: string; codeVersion?: string | null },
+) {
+  return db
+    .insertInto('pipeline_runs')
+    .values({
+      workflow_id: run.workflowId,
+      run_id: run.runId,
+      pipeline: run.pipeline,
+      model_name: run.modelName ?? null,
+      spec: json(run.spec ?? {}),
+      status: run.status,
+      code_version: run.codeVersion ?? null,
+    })
+    .onConflict((oc) => oc.columns(['workflow_id', 'run_id']).doUpdateSet({ status: run.status }))
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function finishPipelineRun(db: Db, id: string, status: string, result: unknown) {
+  return db
+    .updateTable('pipeline_runs')
+    .set({ status, result: json(result), finished_at: sql<Date>`coalesce(finished_at, now())` as never })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function getPipelineRun(db: Db, workflowId: string, runId?: string) {
+  let q = db.selectFrom('pipeline_runs').selectAll().where('workflow_id', '=', workflowId);
+  if (runId) q = q.where('run_id', '=', runId);
+  return q.orderBy('started_at', 'desc').executeTakeFirst();
+}
+
+export async function upsertStepRun(
+  db: Db,
+  step: {
+    pipelineRunId: string;
+    stepName: string;
+    status: StepStatus;
+    attempts?: number;
+    cacheKey?: string | null;
+    inputs?: unknown;
+    outputs?: unknown;
+    error?: string | null;
+    worker?: string | null;
+  },
+) {
+  const now = new Date();
+  const started = step.status === 'running' ? now : null;
+  const finished = ['succeeded', 'failed', 'skipped', 'cached'].includes(step.status) ? now : null;
+  return db
+    .insertInto('step_runs')
+    .values({
+      pipeline_run_id: step.pipelineRunId,
+      step_name: step.stepName,
+      status: step.status,
+      attempts: step.attempts ?? 0,
+      cache_key: step.cacheKey ?? null,
+      inputs: json(step.inputs ?? {}),
+      outputs: step.outputs === undefined ? null : json(step.outputs),
+      error: step.error ?? null,
+      worker: step.worker ?? null,
+      started_at: started,
+      finished_at: finished,
+    })
+    .onConflict((oc) =>
+      oc.columns(['pipeline_run_id', 'step_name']).doUpdateSet((eb) => ({
+        status: eb.ref('excluded.status'),
+        attempts: sql<number>`greatest(step_runs.attempts, excluded.attempts)`,
+        cache_key: sql<string>`coalesce(excluded.cache_key, step_runs.cache_key)`,
+        inputs: eb.ref('excluded.inputs'),
+        outputs: sql<string>`coalesce(excluded.outputs, step_runs.outputs)`,
+        error: eb.ref('excluded.error'),
+        worker: sql<string>`coalesce(excluded.worker, step_runs.worker)`,
+        started_at: sql<Date>`coalesce(step_runs.started_at, excluded.started_at)`,
+        finished_at: eb.ref('excluded.finished_at'),
+        updated_at: sql<Date>`now()`,
+      })),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function listStepRuns(db: Db, pipelineRunId: string) {
+  return db.selectFrom('step_runs').selectAll().where('pipeline_run_id', '=', pipelineRunId).orderBy('id').execute();
+}
+
+/** The newest succeeded step with this cache key, if any: the step cache. */
+export async function findCachedStep(db: Db, cacheKey: string) {
+  return db
+    .selectFrom('step_runs')
+    .selectAll()
+    .where('cache_key', '=', cacheKey)
+    .where('status', '=', 'succeeded')
+    .orderBy('finished_at', 'desc')
+    .executeTakeFirst();
+}
+
+// ---- artifacts and lineage ------------------------------------------------------------------
+
+export async function recordArtifact(db: Db, artifact: Omit<NewArtifact, 'id' | 'created_at'>) {
+  return db
+    .insertInto('artifacts')
+    .values(artifact)
+    .onConflict((oc) =>
+      oc.column('uri').doUpdateSet((eb) => ({
+        sha256: eb.ref('excluded.sha256'),
+        bytes: eb.ref('excluded.bytes'),
+        media_type: eb.ref('excluded.media_type'),
+        producing_step_run_id: sql<string>`coalesce(artifacts.producing_step_run_id, excluded.producing_step_run_id)`,
+      })),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function findArtifactsBySha(db: Db, sha256: string) {
+  return db.selectFrom('artifacts').selectAll().where('sha256', '=', sha256).orderBy('id').execute();
+}
+
+export async function getArtifactByUri(db: Db, uri: string) {
+  return db.selectFrom('artifacts').selectAll().where('uri', '=', uri).executeTakeFirst();
+}
+
+export interface LineageRef {
+  kind: string;
+  id: string;
+}
+
+export async function addLineageEdge(db: Db, from: LineageRef, to: LineageRef, relation: string) {
+  await db
+    .insertInto('lineage_edges')
+    .values({ from_kind: from.kind, from_id: from.id, to_kind: to.kind, to_id: to.id, relation })
+    .onConflict((oc) => oc.columns(['from_kind', 'from_id', 'to_kind', 'to_id', 'relation']).doNothing())
+    .execute();
+}
+
+export async function lineageInto(db: Db, to: LineageRef) {
+  return db
+    .selectFrom('lineage_edges')
+    .selectAll()
+    .where('to_kind', '=', to.kind)
+    .where('to_id', '=', to.id)
+    .orderBy('id')
+    .execute();
+}
+
+// ---- models, versions, aliases --------------------------------------------------------------
+
+export async function upsertModel(db: Db, name: string, description?: string) {
+  return db
+    .insertInto('models')
+    .values({ name, description: description ?? null })
+    .onConflict((oc) => oc.column('name').doUpdateSet({ description: sql<string>`coalesce(excluded.description, models.description)` }))
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function getModelByName(db: Db, name: string) {
+  return db.selectFrom('models').selectAll().where('name', '=', name).executeTakeFirst();
+}
+
+/**
+ * Registers a version under the next free number. The idempotency key (e.g. the training run
+ * and step) makes a retried registration return the version it already made.
+ */
+export async function registerModelVersion(
+  db: Db,
+  v: {
+    modelId: string;
+    idempotencyKey: string;
+    status: 'registered' | 'rejected';
+    metrics: Record<string, unknown>;
+    onnxArtifactId?: string | null;
+    inputSignature: unknown;
+    outputSignature: unknown;
+    trainingRunId?: string | null;
+    rejectionReasons?: string[] | null;
+  },
+) {
+  const existing = await db
+    .selectFrom('model_versions')
+    .selectAll()
+    .where('model_id', '=', v.modelId)
+    .where('idempotency_key', '=', v.idempotencyKey)
+    .executeTakeFirst();
+  if (existing) return existing;
+  // Serialise version numbering per model; the unique constraints catch anything else.
+  await sql`select pg_advisory_xact_lock(hashtext('model_versions'), ${Number(v.modelId) | 0})`.execute(db);
+  const inserted = await db
+    .insertInto('model_versions')
+    .values((eb) => ({
+      model_id: v.modelId,
+      version: eb
+        .selectFrom('model_versions')
+        .select(sql<number>`coalesce(max(version), 0) + 1`.as('next'))
+        .where('model_id', '=', v.modelId),
+      status: v.status,
+      idempotency_key: v.idempotencyKey,
+      metrics: json(v.metrics),
+      onnx_artifact_id: v.onnxArtifactId ?? null,
+      input_signature: json(v.inputSignature),
+      output_signature: json(v.outputSignature),
+      training_run_id: v.trainingRunId ?? null,
+      rejection_reasons: v.rejectionReasons ? json(v.rejectionReasons) : null,
+    }))
+    .onConflict((oc) => oc.columns(['model_id', 'idempotency_key']).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted) return inserted;
+  return db
+    .selectFrom('model_versions')
+    .selectAll()
+    .where('model_id', '=', v.modelId)
+    .where('idempotency_key', '=', v.idempotencyKey)
+    .executeTakeFirstOrThrow();
+}
+
+export async function getModelVersion(db: Db, modelId: string, version: number) {
+  return db.selectFrom('model_versions').selectAll().where('model_id', '=', modelId).where('version', '=', version).executeTakeFirst();
+}
+
+export async function listModelVersions(db: Db, modelId: string) {
+  return db.selectFrom('model_versions').selectAll().where('model_id', '=', modelId).orderBy('version').execute();
+}
+
+/** Points an alias at a version; there is at most one row per (model, alias) by primary key. */
+export async function setAlias(db: Db, modelId: string, alias: Alias, modelVersionId: string) {
+  return db
+    .insertInto('model_aliases')
+    .values({ model_id: modelId, alias, model_version_id: modelVersionId })
+    .onConflict((oc) =>
+      oc.columns(['model_id', 'alias']).doUpdateSet((eb) => ({ model_version_id: eb.ref('excluded.model_version_id'), updated_at: sql<Date>`now()` })),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function getAlias(db: Db, modelId: string, alias: Alias) {
+  return db
+    .selectFrom('model_aliases')
+    .innerJoin('model_versions', 'model_versions.id', 'model_aliases.model_version_id')
+    .select(['model_aliases.alias', 'model_aliases.updated_at', 'model_versions.id as model_version_id', 'model_versions.version'])
+    .where('model_aliases.model_id', '=', modelId)
+    .where('model_aliases.alias', '=', alias)
+    .executeTakeFirst();
+}
+
+export async function removeAlias(db: Db, modelId: string, alias: Alias) {
+  await db.deleteFrom('model_aliases').where('model_id', '=', modelId).where('alias', '=', alias).execute();
+}
+
+// ---- deployments, monitoring, predictions ---------------------------------------------------
+
+export async function upsertDeployment(
+  db: Db,
+  d: { modelVersionId: string; slot: string; endpoint?: string | null; status: string; weight: number },
+) {
+  return db
+    .insertInto('deployments')
+    .values({ model_version_id: d.modelVersionId, slot: d.slot, endpoint: d.endpoint ?? null, status: d.status, weight: d.weight })
+    .onConflict((oc) =>
+      oc.columns(['model_version_id', 'slot']).doUpdateSet((eb) => ({
+        endpoint: eb.ref('excluded.endpoint'),
+        status: eb.ref('excluded.status'),
+        weight: eb.ref('excluded.weight'),
+        updated_at: sql<Date>`now()`,
+      })),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function insertMonitoringReport(
+  db: Db,
+  r: { modelId: string; modelVersionId?: string | null; kind: string; windowStart: Date; windowEnd: Date; figures: Record<string, unknown>; breach: boolean },
+) {
+  return db
+    .insertInto('monitoring_reports')
+    .values({
+      model_id: r.modelId,
+      model_version_id: r.modelVersionId ?? null,
+      kind: r.kind,
+      window_start: r.windowStart,
+      window_end: r.windowEnd,
+      figures: json(r.figures),
+      breach: r.breach,
+    })
+    .onConflict((oc) =>
+      oc.columns(['model_id', 'kind', 'window_start', 'window_end']).doUpdateSet((eb) => ({
+        figures: eb.ref('excluded.figures'),
+        breach: eb.ref('excluded.breach'),
+      })),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function insertPredictions(
+  db: Db,
+  rows: Array<{ requestId: string; modelId: string; modelVersionId: string; ts?: Date; inputs: unknown; outputs: unknown; latencyMs: number }>,
+): Promise<number> {
+  if (rows.length === 0) return 0;
+  const result = await db
+    .insertInto('prediction_log')
+    .values(
+      rows.map((r) => ({
+        request_id: r.requestId,
+        model_id: r.modelId,
+        model_version_id: r.modelVersionId,
+        ts: r.ts ?? new Date(),
+        inputs: json(r.inputs),
+        outputs: json(r.outputs),
+        latency_ms: r.latencyMs,
+      })),
+    )
+    .onConflict((oc) => oc.column('request_id').doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0);
+}
+
+export async function attachLabel(db: Db, requestId: string, label: unknown) {
+  const res = await db
+    .updateTable('prediction_log')
+    .set({ label: json(label), labeled_at: sql<Date>`now()` as never })
+    .where('request_id', '=', requestId)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
+}

@@ -1,0 +1,149 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { NativeConnection } from '@temporalio/worker';
+import { connectWorkerToTemporal, createWorkers, installSdkRuntime, type StartedWorkers } from '../workers/start';
+import { parseQueueList } from '../workers/queues';
+import { openRuntime, type WorkerRuntime } from '../workers/runtime';
+import { MINIO_SERVER, TEMPORAL_CLI, resolveBinary } from './binaries';
+import { loadConfig } from './config';
+import { redactUrl } from './db/connection';
+import { UserFacingError, runMain } from './errors';
+import { createLogger } from './log';
+import { resolvePostgres, type PostgresHandle } from './postgres';
+import { canConnect } from './processes';
+import { startMinio, startTemporalDevServer, type MinioServer, type TemporalDevServer } from './services';
+import { temporalSettings } from './temporal';
+
+/**
+ * `npm run dev`: starts whatever is missing (Temporal dev server, MinIO when asked, PGlite
+ * when no PostgreSQL answers), migrates, runs the workers in this process, prints every
+ * endpoint, and on Ctrl-C stops all of it — workers first, then the servers it started.
+ */
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      s3: { type: 'boolean', default: false },
+      temporal: { type: 'string', default: 'auto' },
+      queues: { type: 'string', default: 'control,cpu,gpu' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (args.help) {
+    process.stdout.write(
+      [
+        'usage: npm run dev [-- --s3] [--queues control,cpu,gpu] [--temporal auto|start]',
+        '  --s3                 start a local MinIO and keep artifacts there',
+        '  --temporal start     always start a dev server (auto: reuse one answering on 127.0.0.1:7233)',
+        '',
+      ].join('\n'),
+    );
+    return;
+  }
+  if (args.temporal !== 'auto' && args.temporal !== 'start') throw new UserFacingError('--temporal: expected auto or start');
+  const log = createLogger('dev');
+  const selection = parseQueueList(args.queues);
+  let config = loadConfig();
+
+  let stopping = false;
+  let temporal: TemporalDevServer | undefined;
+  let minio: MinioServer | undefined;
+  let pg: PostgresHandle | undefined;
+  let connection: NativeConnection | undefined;
+  let runtime: WorkerRuntime | undefined;
+  let workers: StartedWorkers | undefined;
+
+  const stopAll = async () => {
+    workers?.shutdown();
+    await connection?.close().catch(() => undefined);
+    await runtime?.close().catch(() => undefined);
+    await pg?.close().catch(() => undefined);
+    await minio?.process.stop();
+    await temporal?.process.stop();
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn(`${signal} again: exiting now`);
+      process.exit(130);
+    }
+    stopping = true;
+    log.info(`${signal}: stopping workers and services…`);
+    // Before the workers run, nothing else is waiting on them: stop here and exit.
+    if (!workers) void stopAll().then(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const checkStopping = () => {
+    if (stopping) throw new UserFacingError('stopped during start-up');
+  };
+
+  try {
+    // Temporal: an explicit TEMPORAL_ADDRESS must answer; otherwise reuse one on :7233 or start one.
+    if (process.env.TEMPORAL_ADDRESS) {
+      log.info(`Temporal: using TEMPORAL_ADDRESS=${process.env.TEMPORAL_ADDRESS}`);
+    } else if (args.temporal === 'auto' && (await canConnect('127.0.0.1', 7233))) {
+      log.info('Temporal: a server already answers on 127.0.0.1:7233; using it');
+      process.env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
+    } else {
+      const cli = await resolveBinary(TEMPORAL_CLI, config, log);
+      checkStopping();
+      temporal = await startTemporalDevServer({
+        cli: cli.path,
+        stateDir: config.stateDir,
+        dbFilename: path.join(config.stateDir, 'temporal.db'),
+        preferStandardPorts: true,
+      });
+      process.env.TEMPORAL_ADDRESS = temporal.address;
+      log.info(`Temporal: started dev server at ${temporal.address} (history kept in ${path.join(config.stateDir, 'temporal.db')})`);
+    }
+    checkStopping();
+
+    if (args.s3 && !process.env.ARTIFACT_ROOT) {
+      const bin = await resolveBinary(MINIO_SERVER, config, log);
+      checkStopping();
+      minio = await startMinio({ binary: bin.path, dataDir: path.join(config.stateDir, 'minio'), logDir: config.stateDir, preferStandardPort: true });
+      Object.assign(process.env, {
+        ARTIFACT_ROOT: 's3://mlops-artifacts',
+        S3_ENDPOINT: minio.endpoint,
+        AWS_ACCESS_KEY_ID: minio.accessKey,
+        AWS_SECRET_ACCESS_KEY: minio.secretKey,
+      });
+      config = loadConfig();
+      log.info(`MinIO: started at ${minio.endpoint}`);
+    }
+    checkStopping();
+
+    pg = await resolvePostgres(config, log);
+    checkStopping();
+    const settings = temporalSettings();
+    installSdkRuntime();
+    connection = await connectWorkerToTemporal(log, settings);
+    runtime = await openRuntime(log, { config, pg });
+    checkStopping();
+    workers = await createWorkers({ selection, runtime, connection, namespace: settings.namespace, allowCpu: true, log });
+
+    const lines = [
+      '',
+      'temporal-mlops dev stack is up',
+      `  Temporal gRPC    ${settings.address}   (namespace ${settings.namespace})`,
+      `  Temporal Web UI  ${temporal ? temporal.uiUrl : '(the UI of the server you pointed at)'}`,
+      `  PostgreSQL       ${redactUrl(pg.url)}   (${pg.source})`,
+      `  Artifacts        ${runtime.artifacts.root}`,
+      `  S3 endpoint      ${minio ? `${minio.endpoint}  (access key ${minio.accessKey})` : config.s3 ? `${config.s3.useSSL ? 'https' : 'http'}://${config.s3.endPoint}:${config.s3.port}` : '(none; artifacts on local disk — `npm run dev -- --s3` starts MinIO)'}`,
+      `  Workers          ${workers.queues.join(', ')}`,
+      '',
+      'Try it from another terminal:',
+      `  ${settings.address === '127.0.0.1:7233' ? '' : `TEMPORAL_ADDRESS=${settings.address} `}temporal workflow execute --task-queue mlops-control --type platformCheck --input '{}'`,
+      'Ctrl-C stops everything.',
+      '',
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+    if (stopping) workers.shutdown();
+    await workers.run();
+  } finally {
+    await stopAll();
+    log.info('stopped');
+  }
+}
+
+runMain(main);

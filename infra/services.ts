@@ -1,0 +1,83 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ManagedProcess, canConnect, freePort, portIsFree, waitFor } from './processes';
+
+export interface TemporalDevServer {
+  address: string;
+  uiUrl: string;
+  namespace: string;
+  process: ManagedProcess;
+}
+
+/**
+ * Starts `temporal server start-dev` on loopback. Uses the standard ports (7233, UI 8233) when
+ * they are free, so the Temporal CLI works without flags; otherwise free ones.
+ */
+export async function startTemporalDevServer(opts: {
+  cli: string;
+  stateDir: string;
+  dbFilename?: string;
+  namespace?: string;
+  preferStandardPorts?: boolean;
+}): Promise<TemporalDevServer> {
+  const host = '127.0.0.1';
+  const standard = opts.preferStandardPorts && (await portIsFree(7233)) && (await portIsFree(8233));
+  const port = standard ? 7233 : await freePort();
+  const uiPort = standard ? 8233 : await freePort();
+  const namespace = opts.namespace ?? 'default';
+  await fs.mkdir(opts.stateDir, { recursive: true });
+  const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn'];
+  if (opts.dbFilename) args.push('--db-filename', opts.dbFilename);
+  const proc = ManagedProcess.start('temporal', opts.cli, args, { logFile: path.join(opts.stateDir, 'temporal.log') });
+  await waitFor('Temporal dev server', () => canConnect(host, port), { timeoutMs: 60_000, proc });
+  return { address: `${host}:${port}`, uiUrl: `http://${host}:${uiPort}`, namespace, process: proc };
+}
+
+export interface MinioServer {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  process: ManagedProcess;
+}
+
+export async function startMinio(opts: {
+  binary: string;
+  dataDir: string;
+  logDir: string;
+  port?: number;
+  preferStandardPort?: boolean;
+  accessKey?: string;
+  secretKey?: string;
+}): Promise<MinioServer> {
+  const host = '127.0.0.1';
+  const port = opts.port ?? (opts.preferStandardPort && (await portIsFree(9000)) ? 9000 : await freePort());
+  const accessKey = opts.accessKey ?? 'mlopsdev';
+  const secretKey = opts.secretKey ?? 'mlopsdev-secret';
+  await fs.mkdir(opts.dataDir, { recursive: true });
+  await fs.mkdir(opts.logDir, { recursive: true });
+  const proc = ManagedProcess.start('minio', opts.binary, ['server', opts.dataDir, '--address', `${host}:${port}`, '--quiet'], {
+    logFile: path.join(opts.logDir, 'minio.log'),
+    env: {
+      ...process.env,
+      MINIO_ROOT_USER: accessKey,
+      MINIO_ROOT_PASSWORD: secretKey,
+      MINIO_BROWSER: 'off',
+      MINIO_UPDATE: 'off',
+      MINIO_CALLHOME_ENABLE: 'off',
+    },
+  });
+  const endpoint = `http://${host}:${port}`;
+  await waitFor(
+    'MinIO',
+    async () => {
+      try {
+        const res = await fetch(`${endpoint}/minio/health/live`);
+        return res.ok;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 60_000, proc },
+  );
+  return { endpoint, accessKey, secretKey, process: proc };
+}

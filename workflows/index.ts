@@ -1,0 +1,1 @@
+export { platformCheck } from './platform-check';
