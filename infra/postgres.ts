@@ -80,7 +80,7 @@ export async function ensureDatabase(admin: Client, serverUrl: string, name: str
   return url.toString();
 }
 
-async function startPglite(config: Config, log: Logger): Promise<PostgresHandle> {
+export async function startPglite(config: Config, log: Logger): Promise<PostgresHandle> {
   const started = performance.now();
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');

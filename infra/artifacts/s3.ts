@@ -49,9 +49,8 @@ export class S3ArtifactStore implements ArtifactStore {
       if (await this.client.bucketExists(this.bucket)) return;
       await this.client.makeBucket(this.bucket, this.region);
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'BucketAlreadyOwnedByYou') return;
-      throw new UserFacingError(`S3: cannot use bucket ${this.bucket}: ${describeError(err)}${code ? ` [${code}]` : ''}`);
+      if ((err as { code?: string }).code === 'BucketAlreadyOwnedByYou') return;
+      throw new UserFacingError(`S3: cannot use bucket ${this.bucket}: ${describeError(err)}`);
     }
   }
 

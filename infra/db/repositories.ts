@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Db } from './connection';
-import type { Alias, NewArtifact, StepStatus } from './schema';
+import type { Alias, Database, NewArtifact, StepStatus } from './schema';
 
 /**
  * Repository functions: plain functions over a Kysely instance or a transaction. Every write an
@@ -182,18 +182,26 @@ export async function getModelByName(db: Db, name: string) {
  */
 export async function registerModelVersion(
   db: Db,
-  v: {
-    modelId: string;
-    idempotencyKey: string;
-    status: 'registered' | 'rejected';
-    metrics: Record<string, unknown>;
-    onnxArtifactId?: string | null;
-    inputSignature: unknown;
-    outputSignature: unknown;
-    trainingRunId?: string | null;
-    rejectionReasons?: string[] | null;
-  },
+  v: NewModelVersion,
 ) {
+  // The per-model lock below lives as long as the transaction, so there must be one.
+  if (db.isTransaction) return registerInTransaction(db, v);
+  return (db as Kysely<Database>).transaction().execute((trx) => registerInTransaction(trx, v));
+}
+
+interface NewModelVersion {
+  modelId: string;
+  idempotencyKey: string;
+  status: 'registered' | 'rejected';
+  metrics: Record<string, unknown>;
+  onnxArtifactId?: string | null;
+  inputSignature: unknown;
+  outputSignature: unknown;
+  trainingRunId?: string | null;
+  rejectionReasons?: string[] | null;
+}
+
+async function registerInTransaction(db: Db, v: NewModelVersion) {
   const existing = await db
     .selectFrom('model_versions')
     .selectAll()

@@ -1,0 +1,37 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../infra/paths';
+
+export interface EntryResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a TypeScript entry point (`workers/control.ts`, …) in a fresh Node process, as npm scripts do. */
+export function runEntry(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<EntryResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, file), ...args], {
+      cwd: PROJECT_ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${file} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The lines an entry point printed at ERROR level or as its final `error:` line. */
+export function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.startsWith('error:') || l.startsWith('unexpected error:'));
+}

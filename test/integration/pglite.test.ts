@@ -1,0 +1,72 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client as PgClient } from 'pg';
+import { createDb } from '../../infra/db/connection';
+import { migrateToLatest } from '../../infra/db/migrate';
+import * as repo from '../../infra/db/repositories';
+import { PROJECT_ROOT } from '../../infra/paths';
+
+/**
+ * With no DATABASE_URL and no local server, the project serves embedded PGlite on a Unix
+ * socket, so everything still goes through `pg` and kysely's Postgres dialect. PGlite runs in a
+ * child process here (it loads its WebAssembly with dynamic imports, which jest's VM forbids) —
+ * the same way a worker reaches it through `npm run dev`.
+ */
+test('embedded PGlite serves the Postgres protocol to pg and kysely', async () => {
+  const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlops-pglite-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'infra/pglite-cli.ts')], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, DATABASE_URL: '', MLOPS_STATE_DIR: stateDir, MLOPS_LOCAL_POSTGRES: 'off' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /PGLITE_URL=(\S+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', (code) => reject(new Error(`pglite exited ${code}: ${stderr}`)));
+    });
+    expect(url).toContain(encodeURIComponent(path.join(stateDir, 'pglite', 'run')));
+    expect(stderr).toMatch(/started embedded PGlite/);
+
+    const db = createDb(url, { max: 1 });
+    try {
+      expect((await migrateToLatest(db)).applied).toEqual(['2026-11-22T00-00-00_initial']);
+      const model = await repo.upsertModel(db, 'pglite-model');
+      const v = await repo.registerModelVersion(db, {
+        modelId: model.id,
+        idempotencyKey: 'k',
+        status: 'registered',
+        metrics: { auc: 0.8 },
+        inputSignature: [],
+        outputSignature: [],
+      });
+      expect((await repo.registerModelVersion(db, { modelId: model.id, idempotencyKey: 'k', status: 'registered', metrics: {}, inputSignature: [], outputSignature: [] })).id).toBe(v.id);
+      await repo.setAlias(db, model.id, 'candidate', v.id);
+    } finally {
+      await db.destroy();
+    }
+    const client = new PgClient({ connectionString: url });
+    await client.connect();
+    try {
+      const rows = await client.query(
+        'select m.name, v.version, a.alias from models m join model_versions v on v.model_id = m.id join model_aliases a on a.model_version_id = v.id',
+      );
+      expect(rows.rows).toEqual([{ name: 'pglite-model', version: 1, alias: 'candidate' }]);
+    } finally {
+      await client.end();
+    }
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+    await fs.rm(stateDir, { recursive: true, force: true });
+  }
+});
