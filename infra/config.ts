@@ -149,6 +149,8 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_STATE_DIR', default: '<repo>/.state', meaning: 'dev server database, PGlite data, local artifacts, MinIO data' },
   { name: 'MLOPS_TOOLS_CACHE', default: '~/.cache/temporal-mlops/bin', meaning: 'where built `temporal`/`minio` binaries are cached across clones' },
   { name: 'MLOPS_TOOLS_DIR', default: '<repo>/.bin', meaning: 'project-local bin folder' },
+  { name: 'MLOPS_LOG_LEVEL', default: 'INFO', meaning: 'Temporal SDK log level' },
+  { name: 'MLOPS_NVIDIA_SMI', default: 'nvidia-smi', meaning: 'the nvidia-smi executable the GPU worker runs' },
   { name: 'MLOPS_CODE_VERSION', default: 'git HEAD, else package version', meaning: 'code version recorded in lineage and step-cache keys' },
 ];
 

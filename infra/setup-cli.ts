@@ -1,0 +1,20 @@
+import { MINIO_SERVER, TEMPORAL_CLI, binaryVersion, resolveBinary } from './binaries';
+import { loadConfig } from './config';
+import { runMain } from './errors';
+import { createLogger } from './log';
+
+/**
+ * `npm run setup`: finds or builds the `temporal` and `minio` binaries (cached machine-wide, so a
+ * fresh clone on the same machine reuses them) and says where each came from and how long it took.
+ */
+runMain(async () => {
+  const log = createLogger('setup');
+  const config = loadConfig();
+  for (const spec of [TEMPORAL_CLI, MINIO_SERVER]) {
+    const resolved = await resolveBinary(spec, config, log);
+    const version = await binaryVersion(resolved.path);
+    process.stdout.write(
+      `${spec.name.padEnd(9)} ${resolved.path}  [${resolved.source}${resolved.buildMs !== undefined ? `, built in ${(resolved.buildMs / 1000).toFixed(1)} s` : ''}]  ${version}\n`,
+    );
+  }
+});

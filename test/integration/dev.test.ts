@@ -1,0 +1,128 @@
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { PROJECT_ROOT } from '../../infra/paths';
+import { canConnect } from '../../infra/processes';
+import { testServices } from '../helpers/real';
+
+const exec = promisify(execFile);
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function processesMentioning(text: string): Promise<Array<{ pid: number; args: string }>> {
+  const { stdout } = await exec('ps', ['-eo', 'pid=,args=']);
+  return stdout
+    .split('\n')
+    .map((l) => /^\s*(\d+)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null && m[2]!.includes(text) && !m[2]!.startsWith('ps '))
+    .map((m) => ({ pid: Number(m[1]), args: m[2]! }));
+}
+
+test('npm run dev serves platformCheck from the Temporal CLI, shows it in the Web UI, and Ctrl-C leaves no process', async () => {
+  const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlops-dev-'));
+  const { PATH, HOME } = process.env;
+  const child = spawn('npm', ['run', 'dev', '--', '--s3', '--temporal', 'start'], {
+    cwd: PROJECT_ROOT,
+    // Its own process group, like a terminal's foreground job: Ctrl-C goes to the whole group.
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH,
+      HOME,
+      DATABASE_URL: testServices.databaseUrl(),
+      MLOPS_STATE_DIR: stateDir,
+      TEMPORAL_CLI_PATH: testServices.temporalCli(),
+      MINIO_SERVER_PATH: testServices.minioBinary(),
+      MLOPS_NVIDIA_SMI: '/nonexistent/nvidia-smi',
+      MLOPS_LOG_LEVEL: 'WARN',
+    },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let pgid = child.pid!;
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`dev did not come up in 150 s:\n${stdout}\n${stderr}`)), 150_000);
+      const check = () => {
+        if (/Ctrl-C stops everything/.test(stdout)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', check);
+      void exited.then((code) => reject(new Error(`dev exited early (${code}):\n${stdout}\n${stderr}`)));
+    });
+    const grpc = /Temporal gRPC\s+(\S+)/.exec(stdout)![1]!;
+    const ui = /Temporal Web UI\s+(\S+)/.exec(stdout)![1]!;
+    expect(stdout).toMatch(/PostgreSQL\s+postgres:\/\/\S+\/mlops_test_/);
+    expect(stdout).toMatch(/Artifacts\s+s3:\/\/mlops-artifacts/);
+    expect(stdout).toMatch(/S3 endpoint\s+http:\/\/127\.0\.0\.1:\d+/);
+    expect(stdout).toMatch(/Workers\s+mlops-control, mlops-cpu, mlops-gpu/);
+
+    // Exactly the README's command, pointed at the printed address.
+    const temporal = testServices.temporalCli();
+    const workflowId = `readme-platform-check-${Date.now()}`;
+    await exec(temporal, ['workflow', 'start', '--address', grpc, '--task-queue', 'mlops-control', '--type', 'platformCheck', '--input', '{}', '--workflow-id', workflowId]);
+    const { stdout: resultJson } = await exec(temporal, ['workflow', 'result', '--address', grpc, '--workflow-id', workflowId, '-o', 'json'], { timeout: 120_000 });
+    const result = JSON.parse(resultJson);
+    expect(result.status).toBe('COMPLETED');
+    const payload = result.closeEvent.workflowExecutionCompletedEventAttributes.result[0];
+    expect(payload.ok).toBe(true);
+    const workers = Object.fromEntries(payload.queues.map((q: { queue: string; result: { worker: string } }) => [q.queue, q.result.worker]));
+    expect(workers).toEqual({
+      'mlops-control': expect.stringMatching(/^mlops-control@/),
+      'mlops-cpu': expect.stringMatching(/^mlops-cpu@/),
+      'mlops-gpu': expect.stringMatching(/^mlops-gpu@/),
+    });
+
+    // The Web UI that dev printed knows the run.
+    const res = await fetch(`${ui}/api/v1/namespaces/default/workflows/${workflowId}`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain(workflowId);
+
+    // Everything dev started, before Ctrl-C.
+    const started = [...(await processesMentioning(stateDir))];
+    expect(started.some((p) => p.args.includes('start-dev'))).toBe(true);
+    expect(started.some((p) => p.args.includes('minio server'))).toBe(true);
+    const { stdout: group } = await exec('ps', ['-eo', 'pid=,pgid=']);
+    const groupPids = group
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).map(Number))
+      .filter(([, g]) => g === pgid)
+      .map(([p]) => p!);
+    const all = [...new Set([...started.map((p) => p.pid), ...groupPids])];
+
+    process.kill(-pgid, 'SIGINT');
+    pgid = 0;
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 60_000).unref())]);
+    expect(code).not.toBe('timeout');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(all.filter(alive)).toEqual([]);
+    expect(await processesMentioning(stateDir)).toEqual([]);
+    expect(await canConnect(grpc.split(':')[0]!, Number(grpc.split(':')[1]))).toBe(false);
+    expect(stderr).toMatch(/SIGINT: stopping workers and services/);
+  } finally {
+    if (pgid) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    for (const p of await processesMentioning(stateDir)) process.kill(p.pid, 'SIGKILL');
+    await fs.rm(stateDir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { CONFIG_DOCS, loadConfig } from '../../infra/config';
+import { PROJECT_ROOT } from '../../infra/paths';
+import { TASK_QUEUES } from '../../workflows/definitions';
+
+/** No Docker engine runs here, so the compose file is checked against the code instead. */
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  deploy?: { resources?: { reservations?: { devices?: Array<{ driver: string; capabilities: string[] }> } } };
+}
+
+const compose = parse(readFileSync(path.join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const pkg = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+const services = compose.services;
+const workers = Object.entries(services).filter(([name]) => name.startsWith('worker-'));
+
+const hostPorts = (s: Service) => (s.ports ?? []).map((p) => Number(p.split(':')[1]));
+
+test('the production-shaped services are all there', () => {
+  expect(Object.keys(services).sort()).toEqual(['minio', 'postgresql', 'temporal', 'temporal-ui', 'worker-control', 'worker-cpu', 'worker-gpu']);
+});
+
+test('each worker runs the entry point for its queue', () => {
+  const expected: Record<string, string> = { 'worker-control': 'workers/control.ts', 'worker-cpu': 'workers/cpu.ts', 'worker-gpu': 'workers/gpu.ts' };
+  for (const [name, svc] of workers) {
+    expect(svc.command?.slice(0, 2)).toEqual(['npm', 'run']);
+    const script = pkg.scripts[svc.command![2]!];
+    expect(script).toBe(`tsx ${expected[name]}`);
+  }
+  expect(Object.values(TASK_QUEUES).map((q) => q.replace('mlops-', 'worker-')).sort()).toEqual(workers.map(([n]) => n).sort());
+});
+
+test('worker environment: only variables the code reads, and they point at the services', () => {
+  const documented = new Set(CONFIG_DOCS.flatMap((d) => d.name.split(' / ').map((n) => n.trim())));
+  for (const [, svc] of workers) {
+    const env = svc.environment!;
+    for (const key of Object.keys(env)) expect(documented).toContain(key);
+    // The code accepts it as a whole.
+    const config = loadConfig(env);
+    expect(config.artifactRoot.kind).toBe('s3');
+
+    const [tHost, tPort] = env.TEMPORAL_ADDRESS!.split(':');
+    expect(services[tHost!]).toBeDefined();
+    expect(hostPorts(services[tHost!]!)).toContain(Number(tPort));
+
+    const db = new URL(env.DATABASE_URL!);
+    const pgEnv = services[db.hostname]!.environment!;
+    expect([db.username, db.password, db.pathname.slice(1), Number(db.port)]).toEqual([pgEnv.POSTGRES_USER, pgEnv.POSTGRES_PASSWORD, pgEnv.POSTGRES_DB, 5432]);
+    expect(hostPorts(services[db.hostname]!)).toContain(5432);
+
+    const s3 = new URL(env.S3_ENDPOINT!);
+    const minio = services[s3.hostname]!;
+    expect(minio.command).toEqual(expect.arrayContaining(['--address', `:${s3.port}`]));
+    expect([env.AWS_ACCESS_KEY_ID, env.AWS_SECRET_ACCESS_KEY]).toEqual([minio.environment!.MINIO_ROOT_USER, minio.environment!.MINIO_ROOT_PASSWORD]);
+  }
+});
+
+test('Temporal runs on the PostgreSQL service and the UI talks to Temporal', () => {
+  const t = services.temporal!.environment!;
+  expect(t.POSTGRES_SEEDS).toBe('postgresql');
+  expect(t.POSTGRES_USER).toBe(services.postgresql!.environment!.POSTGRES_USER);
+  expect(services['temporal-ui']!.environment!.TEMPORAL_ADDRESS).toBe('temporal:7233');
+  expect(hostPorts(services.temporal!)).toEqual([7233]);
+});
+
+test('the GPU worker reserves NVIDIA devices and names its class', () => {
+  const gpu = services['worker-gpu']!;
+  const devices = gpu.deploy?.resources?.reservations?.devices ?? [];
+  expect(devices).toEqual([expect.objectContaining({ driver: 'nvidia', capabilities: ['gpu'] })]);
+  expect(gpu.environment!.MLOPS_GPU_CLASS).toMatch(/^[a-z0-9-]+$/);
+  expect(services['worker-cpu']!.deploy).toBeUndefined();
+});
