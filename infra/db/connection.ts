@@ -17,7 +17,14 @@ export function createDb(url: string, opts: DbOptions = {}): Kysely<Database> {
     connectionTimeoutMillis: 10_000,
     application_name: opts.applicationName ?? 'temporal-mlops',
   };
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new Pool(config) }) });
+  const pool = new Pool(config);
+  // An idle pooled connection can be closed under us (server restart, failover, admin kill).
+  // Without a listener pg re-throws that as an uncaught exception and takes the worker down;
+  // the pool already discards the client and the next query opens a new one.
+  pool.on('error', (err) => {
+    process.stderr.write(`metadata store: idle connection lost (${err.message}); it will be replaced\n`);
+  });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
 /** `postgres://user:***@host:port/db` — for messages and logs. */

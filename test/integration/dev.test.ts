@@ -109,7 +109,9 @@ test('npm run dev serves platformCheck from the Temporal CLI, shows it in the We
     pgid = 0;
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 60_000).unref())]);
     expect(code).not.toBe('timeout');
-    await new Promise((r) => setTimeout(r, 500));
+    // npm may return before its child finishes stopping the servers; give the stop its grace time.
+    const deadline = Date.now() + 30_000;
+    while (all.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(all.filter(alive)).toEqual([]);
     expect(await processesMentioning(stateDir)).toEqual([]);
     expect(await canConnect(grpc.split(':')[0]!, Number(grpc.split(':')[1]))).toBe(false);
