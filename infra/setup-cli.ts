@@ -14,7 +14,7 @@ runMain(async () => {
     const resolved = await resolveBinary(spec, config, log);
     const version = await binaryVersion(resolved.path);
     process.stdout.write(
-      `${spec.name.padEnd(9)} ${resolved.path}  [${resolved.source}${resolved.buildMs !== undefined ? `, built in ${(resolved.buildMs / 1000).toFixed(1)} s` : ''}]  ${version}\n`,
+      `${spec.name.padEnd(9)} ${resolved.path}  [${resolved.buildMs !== undefined ? `built in ${(resolved.buildMs / 1000).toFixed(1)} s` : resolved.source}]  ${version}\n`,
     );
   }
 });
