@@ -5,7 +5,7 @@ import type { ArtifactStore } from './store';
 
 export * from './store';
 export { validateArtifactKey, joinKey, ArtifactKeyError } from './keys';
-export { LocalArtifactStore, ArtifactNotFoundError } from './local';
+export { LocalArtifactStore } from './local';
 export { S3ArtifactStore, createS3Client } from './s3';
 
 export function createArtifactStore(config: Pick<Config, 'artifactRoot' | 's3'>): ArtifactStore {

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashingStream, toReadable } from './hashing';
 import { ArtifactKeyError, validateArtifactKey } from './keys';
-import { casKey, type ArtifactStore, type ObjectInfo, type PutResult } from './store';
+import { ArtifactNotFoundError, casKey, type ArtifactStore, type ObjectInfo, type PutResult } from './store';
 
 const DEFAULT_MEDIA_TYPE = 'application/octet-stream';
 
@@ -98,12 +98,5 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async delete(key: string): Promise<void> {
     await fs.rm(this.pathFor(key), { force: true });
-  }
-}
-
-export class ArtifactNotFoundError extends Error {
-  constructor(uri: string) {
-    super(`artifact not found: ${uri}`);
-    this.name = 'ArtifactNotFoundError';
   }
 }

@@ -5,8 +5,7 @@ import { UserFacingError, describeError } from '../errors';
 import type { S3Settings } from '../config';
 import { HashingStream, toReadable } from './hashing';
 import { ArtifactKeyError, validateArtifactKey } from './keys';
-import { ArtifactNotFoundError } from './local';
-import { casKey, type ArtifactStore, type ObjectInfo, type PutResult } from './store';
+import { ArtifactNotFoundError, casKey, type ArtifactStore, type ObjectInfo, type PutResult } from './store';
 
 const DEFAULT_MEDIA_TYPE = 'application/octet-stream';
 

@@ -51,3 +51,10 @@ export async function readAll(stream: Readable): Promise<Buffer> {
   for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
   return Buffer.concat(chunks);
 }
+
+export class ArtifactNotFoundError extends Error {
+  constructor(uri: string) {
+    super(`artifact not found: ${uri}`);
+    this.name = 'ArtifactNotFoundError';
+  }
+}
