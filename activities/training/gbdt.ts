@@ -1,5 +1,6 @@
-import { serializeModel, type Node, type ValueInfo } from '../../infra/onnx/model';
-import { categoryStats, encodeColumn, seededRandom, type CategoricalEncoding, type FeatureSpec, type Table } from './dataset';
+import { serializeModel } from '../../infra/onnx/model';
+import { categoryStats, seededRandom, type CategoricalEncoding, type FeatureSpec, type Table } from './dataset';
+import { featureMatrix, preprocessingNodes, rawFeatureInputs } from './features';
 import { sigmoid } from './metrics';
 
 /**
@@ -46,13 +47,6 @@ function rankEncoding(feature: string, values: string[], label: Uint8Array): Cat
   return { feature, keys: stats.map(([k]) => k), values: stats.map((_, i) => i), unknown: -1 };
 }
 
-/** Float32 feature columns in model order, categorical ones encoded. */
-export function featureMatrix(table: Table, features: FeatureSpec[], encodings: CategoricalEncoding[]): Float32Array[] {
-  return features.map((f) => {
-    if (f.kind === 'numeric') return table.numeric[f.name]!;
-    return encodeColumn(table.categorical[f.name]!, encodings.find((e) => e.feature === f.name)!);
-  });
-}
 
 /** Upper edges of up to maxBins bins: distinct float32 values at quantiles; NaN goes to bin 0. */
 function binEdges(col: Float32Array, maxBins: number): Float32Array {
@@ -226,34 +220,7 @@ export function predictGbdt(model: GbdtModel, table: Table): Float64Array {
   return out;
 }
 
-/** Graph inputs: one [batch, 1] tensor per raw feature; categorical ones as strings. */
-export function rawFeatureInputs(features: FeatureSpec[]): ValueInfo[] {
-  return features.map((f) => ({ name: f.name, type: f.kind === 'numeric' ? 'FLOAT' : 'STRING', shape: ['batch', 1] }));
-}
 
-/** Nodes that encode categorical inputs (LabelEncoder) and concatenate all into `features`. */
-export function preprocessingNodes(features: FeatureSpec[], encodings: CategoricalEncoding[]): Node[] {
-  const nodes: Node[] = [];
-  const columns = features.map((f) => {
-    if (f.kind === 'numeric') return f.name;
-    const enc = encodings.find((e) => e.feature === f.name)!;
-    nodes.push({
-      opType: 'LabelEncoder',
-      domain: 'ai.onnx.ml',
-      inputs: [f.name],
-      outputs: [`${f.name}__encoded`],
-      name: `encode_${f.name}`,
-      attributes: {
-        keys_strings: { kind: 'strings', value: enc.keys },
-        values_floats: { kind: 'floats', value: enc.values },
-        default_float: { kind: 'float', value: enc.unknown },
-      },
-    });
-    return `${f.name}__encoded`;
-  });
-  nodes.push({ opType: 'Concat', inputs: columns, outputs: ['features'], name: 'concat_features', attributes: { axis: { kind: 'int', value: 1 } } });
-  return nodes;
-}
 
 export function exportGbdtOnnx(model: GbdtModel, metadata: Record<string, string> = {}): Buffer {
   const ids = { tree: [] as number[], node: [] as number[], feature: [] as number[], mode: [] as string[], value: [] as number[], t: [] as number[], f: [] as number[], missing: [] as number[] };

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { seededRandom, type Table } from '../../activities/training/dataset';
 import { exportGbdtOnnx, predictGbdt, trainGbdt } from '../../activities/training/gbdt';
+import { exportLogregOnnx, predictLogreg, trainLogreg } from '../../activities/training/logreg';
 import { auc } from '../../activities/training/metrics';
 
 /** Nonlinear synthetic data: an interaction, a threshold and a categorical effect, plus noise. */
@@ -78,4 +79,20 @@ test('AUC handles ties like the Mann–Whitney statistic', () => {
   expect(auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])).toBeCloseTo(0.75, 10);
   expect(auc([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1])).toBeCloseTo(0.5, 10);
   expect(auc([1, 2, 3], [1, 1, 1])).toBeNaN();
+});
+
+test('logistic regression exported to ONNX (target encoding, imputation, scaling in the graph) matches the trainer; GBDT beats it', async () => {
+  const train = synthetic(20_000, 4, { missing: true });
+  const test = synthetic(3_000, 5, { unseen: true, missing: true });
+  const lr = trainLogreg(train);
+  expect(lr.iterations).toBeLessThan(25);
+  const own = predictLogreg(lr, test);
+  const served = await onnxScores(exportLogregOnnx(lr), test);
+  let maxDiff = 0;
+  for (let i = 0; i < test.rows; i++) maxDiff = Math.max(maxDiff, Math.abs(own[i]! - served[i]!));
+  expect(maxDiff).toBeLessThanOrEqual(1e-5);
+  const lrAuc = auc(own, test.label);
+  expect(lrAuc).toBeGreaterThan(0.6);
+  const gbdtAuc = auc(predictGbdt(trainGbdt(train, { rounds: 40, maxDepth: 4, learningRate: 0.2 }), test), test.label);
+  expect(gbdtAuc).toBeGreaterThan(lrAuc);
 });
