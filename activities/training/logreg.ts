@@ -91,13 +91,21 @@ export function trainLogreg(table: Table, params: Partial<LogregParams> = {}): L
   const means = cols.map((c) => {
     let s = 0;
     let n = 0;
-    for (const v of c) if (!Number.isNaN(v)) (s += v), n++;
+    for (const v of c) {
+      if (Number.isNaN(v)) continue;
+      s += v;
+      n++;
+    }
     return Math.fround(n ? s / n : 0);
   });
   const stds = cols.map((c, j) => {
     let s = 0;
     let n = 0;
-    for (const v of c) if (!Number.isNaN(v)) (s += (v - means[j]!) ** 2), n++;
+    for (const v of c) {
+      if (Number.isNaN(v)) continue;
+      s += (v - means[j]!) ** 2;
+      n++;
+    }
     const sd = Math.sqrt(n ? s / n : 0);
     return Math.fround(sd > 1e-12 ? sd : 1);
   });
