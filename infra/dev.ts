@@ -53,7 +53,10 @@ async function main(): Promise<void> {
   let runtime: WorkerRuntime | undefined;
   let workers: StartedWorkers | undefined;
 
-  const stopAll = async () => {
+  // Called from the signal handler during start-up and from `finally`: stop only once.
+  let stopped: Promise<void> | undefined;
+  const stopAll = () => (stopped ??= stopEverything());
+  const stopEverything = async () => {
     workers?.shutdown();
     await connection?.close().catch(() => undefined);
     await runtime?.close().catch(() => undefined);
