@@ -1,1 +1,28 @@
+import type { Kysely } from 'kysely';
+import type { ArtifactStore } from '../infra/artifacts';
+import type { Config } from '../infra/config';
+import type { Database } from '../infra/db/schema';
+import { createTrainingActivities } from './continuous-training';
+import { createPlatformActivities, type WorkerIdentity } from './platform';
+import { createStepActivities } from './steps';
+
+export interface ActivityDeps {
+  db: Kysely<Database>;
+  artifacts: ArtifactStore;
+  config: Config;
+  codeVersion: string;
+  worker: WorkerIdentity;
+}
+
+/** Every activity a worker registers; the workflow's queue choice decides which worker runs it. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createPlatformActivities(deps),
+    ...createStepActivities(deps),
+    ...createTrainingActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+
 export { createPlatformActivities, type PlatformActivities, type PlatformDeps, type ProbeResult } from './platform';

@@ -1,9 +1,11 @@
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { validateArtifactKey } from './artifacts/keys';
-import { defaultProjectBinDir, defaultStateDir, defaultToolCacheDir } from './paths';
+import { PROJECT_ROOT, defaultProjectBinDir, defaultStateDir, defaultToolCacheDir } from './paths';
 
 /**
  * Every environment variable the project reads, parsed once with zod. The README's
@@ -99,6 +101,9 @@ const envSchema = z.object({
   MLOPS_GPU_CLASS: optionalString,
   MLOPS_ALLOW_CPU: boolFlag,
   MLOPS_CODE_VERSION: optionalString,
+  MLOPS_DATA_ROOTS: optionalString,
+  MLOPS_COMMAND_TRAINERS: optionalString,
+  MLOPS_PYTHON: optionalString,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -127,6 +132,44 @@ export interface Config {
   gpuClass?: string;
   allowCpu: boolean;
   codeVersion?: string;
+  /** Folders a `file://` dataset URI may point into. */
+  dataRoots: string[];
+  /** Registered external trainers: name → argv (workflow inputs name one, never give a command). */
+  commandTrainers: Record<string, string[]>;
+}
+
+const commandTrainersSchema = z.record(
+  z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'trainer names are lowercase letters, digits and dashes'),
+  z.array(z.string().min(1)).min(1, 'needs the command to run'),
+);
+
+/**
+ * The Python that runs the example trainer and the reference checks: MLOPS_PYTHON, else the
+ * system interpreter — Debian's python3-sklearn & co. install there, and a pyenv or virtualenv
+ * `python3` earlier on PATH would not see them.
+ */
+export function pythonInterpreter(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.MLOPS_PYTHON) return env.MLOPS_PYTHON;
+  return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+}
+
+/** The example trainer shipped with the project (examples/trainers). */
+export function builtinCommandTrainers(env: NodeJS.ProcessEnv = process.env): Record<string, string[]> {
+  return { 'sklearn-logreg': [pythonInterpreter(env), path.join(PROJECT_ROOT, 'examples', 'trainers', 'sklearn_logreg.py')] };
+}
+
+function parseCommandTrainers(value: string | undefined, env: NodeJS.ProcessEnv): Record<string, string[]> {
+  const BUILTIN_COMMAND_TRAINERS = builtinCommandTrainers(env);
+  if (!value) return { ...BUILTIN_COMMAND_TRAINERS };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(value.startsWith('{') ? value : readFileSync(value, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`MLOPS_COMMAND_TRAINERS: not a JSON object or a readable JSON file: ${(err as Error).message}`);
+  }
+  const parsed = commandTrainersSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(`MLOPS_COMMAND_TRAINERS: ${formatIssues(parsed.error)}`);
+  return { ...BUILTIN_COMMAND_TRAINERS, ...parsed.data };
 }
 
 export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string }> = [
@@ -152,6 +195,9 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_LOG_LEVEL', default: 'INFO', meaning: 'Temporal SDK log level' },
   { name: 'MLOPS_NVIDIA_SMI', default: 'nvidia-smi', meaning: 'the nvidia-smi executable the GPU worker runs' },
   { name: 'MLOPS_CODE_VERSION', default: 'git HEAD, else package version', meaning: 'code version recorded in lineage and step-cache keys' },
+  { name: 'MLOPS_DATA_ROOTS', default: '<repo> and the OS temp folder', meaning: 'comma-separated folders that `file://` dataset URIs may point into' },
+  { name: 'MLOPS_PYTHON', default: '/usr/bin/python3 if present, else python3', meaning: 'Python for the example trainer and the reference checks (needs Debian python3-sklearn, python3-onnx, python3-xgboost)' },
+  { name: 'MLOPS_COMMAND_TRAINERS', default: '`sklearn-logreg` (examples/trainers)', meaning: 'external trainers: a JSON object `{"name": ["cmd", "arg"]}` or the path of a JSON file holding one' },
 ];
 
 function formatIssues(error: z.ZodError): string {
@@ -166,7 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const artifactRoot = parseArtifactRoot(e.ARTIFACT_ROOT ?? path.join(stateDir, 'artifacts'));
 
   let s3: S3Settings | undefined;
-  if (artifactRoot.kind === 's3') {
+  if (artifactRoot.kind === 's3' || (e.AWS_ACCESS_KEY_ID && e.AWS_SECRET_ACCESS_KEY)) {
     const missing = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'].filter((k) => !e[k as keyof Env]);
     if (missing.length) {
       throw new ConfigError(`ARTIFACT_ROOT is ${artifactRoot.uri} but ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set (S3 credentials come from the environment)`);
@@ -203,5 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     gpuClass: e.MLOPS_GPU_CLASS,
     allowCpu: e.MLOPS_ALLOW_CPU,
     codeVersion: e.MLOPS_CODE_VERSION,
+    dataRoots: (e.MLOPS_DATA_ROOTS ? e.MLOPS_DATA_ROOTS.split(',').map((d) => d.trim()).filter(Boolean) : [PROJECT_ROOT, os.tmpdir()]).map((d) => path.resolve(d)),
+    commandTrainers: parseCommandTrainers(e.MLOPS_COMMAND_TRAINERS, env),
   };
 }

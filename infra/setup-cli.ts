@@ -2,10 +2,12 @@ import { MINIO_SERVER, TEMPORAL_CLI, binaryVersion, resolveBinary } from './bina
 import { loadConfig } from './config';
 import { runMain } from './errors';
 import { createLogger } from './log';
+import { ensurePythonPackages } from './python';
 
 /**
  * `npm run setup`: finds or builds the `temporal` and `minio` binaries (cached machine-wide, so a
- * fresh clone on the same machine reuses them) and says where each came from and how long it took.
+ * fresh clone on the same machine reuses them), checks — or installs with apt-get — the system
+ * Python packages of the example trainer and the reference checks, and says what it found.
  */
 runMain(async () => {
   const log = createLogger('setup');
@@ -17,4 +19,5 @@ runMain(async () => {
       `${spec.name.padEnd(9)} ${resolved.path}  [${resolved.buildMs !== undefined ? `built in ${(resolved.buildMs / 1000).toFixed(1)} s` : resolved.source}]  ${version}\n`,
     );
   }
+  process.stdout.write(`python    ${ensurePythonPackages(log)}  [with xgboost, scikit-learn, pandas, onnx, scipy]\n`);
 });

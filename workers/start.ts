@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { GpuPool, bindActivitiesToGpus } from '../activities/gpu-context';
-import { createPlatformActivities } from '../activities/platform';
+import { createActivities } from '../activities';
 import { UserFacingError } from '../infra/errors';
 import type { Logger } from '../infra/log';
 import { temporalSettings, unreachable, withTimeout, type TemporalSettings } from '../infra/temporal';
@@ -70,7 +70,7 @@ export async function createWorkers(opts: {
 }): Promise<StartedWorkers> {
   const { selection, runtime, connection, namespace, log } = opts;
   const workers: Worker[] = [];
-  const deps = (queue: string) => ({ db: runtime.db, artifacts: runtime.artifacts, worker: { identity: identity(queue), queue } });
+  const deps = (queue: string) => ({ db: runtime.db, artifacts: runtime.artifacts, config: runtime.config, codeVersion: runtime.codeVersion, worker: { identity: identity(queue), queue } });
 
   if (selection.control) {
     const started = performance.now();
@@ -81,7 +81,7 @@ export async function createWorkers(opts: {
         taskQueue: TASK_QUEUES.control,
         identity: identity(TASK_QUEUES.control),
         workflowsPath: require.resolve('../workflows'),
-        activities: createPlatformActivities(deps(TASK_QUEUES.control)),
+        activities: createActivities(deps(TASK_QUEUES.control)),
       }),
     );
     log.info(`worker ${identity(TASK_QUEUES.control)}: workflows bundled in ${Math.round(performance.now() - started)} ms`);
@@ -93,7 +93,7 @@ export async function createWorkers(opts: {
         namespace,
         taskQueue: TASK_QUEUES.cpu,
         identity: identity(TASK_QUEUES.cpu),
-        activities: createPlatformActivities(deps(TASK_QUEUES.cpu)),
+        activities: createActivities(deps(TASK_QUEUES.cpu)),
         maxConcurrentActivityTaskExecutions: Math.max(1, os.availableParallelism()),
       }),
     );
@@ -124,7 +124,7 @@ export async function createWorkers(opts: {
           namespace,
           taskQueue: queue,
           identity: identity(queue),
-          activities: bindActivitiesToGpus(createPlatformActivities(deps(queue)), pool),
+          activities: bindActivitiesToGpus(createActivities(deps(queue)), pool),
           maxConcurrentActivityTaskExecutions: slots,
         }),
       );

@@ -23,3 +23,8 @@ export type QueueKind = keyof typeof TASK_QUEUES;
 
 /** Every workflow answers `status` with a JSON-friendly snapshot. */
 export const STATUS_QUERY = 'status';
+
+/** Pipelines (continuousTraining, noopPipeline) share these. */
+export const RESUME_SIGNAL = 'resume';
+export const ABORT_SIGNAL = 'abort';
+export const CONTINUOUS_TRAINING = 'continuousTraining';

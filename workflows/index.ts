@@ -1,1 +1,3 @@
 export { platformCheck } from './platform-check';
+export { continuousTraining } from './continuous-training';
+export { noopPipeline } from './noop-pipeline';

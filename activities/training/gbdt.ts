@@ -22,7 +22,7 @@ export interface GbdtParams {
 
 export const DEFAULT_GBDT: GbdtParams = { rounds: 100, maxDepth: 6, learningRate: 0.1, maxBins: 255, lambda: 1, minChildWeight: 1, subsample: 1, seed: 42 };
 
-interface Tree {
+export interface GbdtTree {
   /** Per node: feature index, or -1 for a leaf. */
   feature: number[];
   threshold: number[];
@@ -31,13 +31,31 @@ interface Tree {
   value: number[];
 }
 
+/** Training state after `round` rounds: JSON-serialisable, enough to continue bit-identically. */
+export interface GbdtCheckpoint {
+  round: number;
+  baseScore: number;
+  encodings: CategoricalEncoding[];
+  trees: GbdtTree[];
+}
+
+export interface GbdtTrainOptions {
+  /** Called after every round; `checkpoint()` builds the state to resume from. */
+  onRound?: (p: { round: number; rounds: number; checkpoint: () => GbdtCheckpoint }) => void;
+  /**
+   * Continue training from this state: the result is bit-identical to an uninterrupted run with
+   * the same table and params. A checkpoint that does not fit them throws.
+   */
+  resumeFrom?: GbdtCheckpoint;
+}
+
 export interface GbdtModel {
   kind: 'gbdt';
   params: GbdtParams;
   features: FeatureSpec[];
   encodings: CategoricalEncoding[];
   baseScore: number;
-  trees: Tree[];
+  trees: GbdtTree[];
 }
 
 /** Category → rank by positive rate, so ordinal splits on the code separate high from low rates. */
@@ -48,83 +66,382 @@ function rankEncoding(feature: string, values: string[], label: Uint8Array): Cat
 }
 
 
-/** Upper edges of up to maxBins bins: distinct float32 values at quantiles; NaN goes to bin 0. */
+/**
+ * Upper edges of up to maxBins bins: every distinct float32 value when there are few, else
+ * values at quantiles of a strided sample (like xgboost's sketch, but deterministic). Edges are
+ * data values, so thresholds in the exported trees are exact. NaN goes to bin 0.
+ */
 function binEdges(col: Float32Array, maxBins: number): Float32Array {
-  const finite = col.filter((v) => !Number.isNaN(v)).sort();
-  const distinct: number[] = [];
-  for (let i = 0; i < finite.length; i++) if (i === 0 || finite[i] !== finite[i - 1]) distinct.push(finite[i]!);
-  if (distinct.length <= maxBins) return Float32Array.from(distinct);
+  const seen = new Set<number>();
+  for (let i = 0; i < col.length && seen.size <= maxBins; i++) {
+    const v = col[i]!;
+    if (!Number.isNaN(v)) seen.add(v);
+  }
+  if (seen.size <= maxBins) return Float32Array.from(seen).sort();
+  const stride = Math.max(1, Math.floor(col.length / 200_000));
+  const sample: number[] = [];
+  for (let i = 0; i < col.length; i += stride) if (!Number.isNaN(col[i]!)) sample.push(col[i]!);
+  const sorted = Float32Array.from(sample).sort();
   const edges: number[] = [];
   for (let b = 1; b <= maxBins; b++) {
-    const v = finite[Math.min(finite.length - 1, Math.floor((b * finite.length) / maxBins) - 1)]!;
-    if (edges.length === 0 || v > edges[edges.length - 1]!) edges.push(v);
+    const v = sorted[Math.min(sorted.length - 1, Math.floor((b * sorted.length) / maxBins) - 1)]!;
+    // + 0: a −0 edge would come back from a JSON checkpoint as 0 (it bins the same).
+    if (edges.length === 0 || v > edges[edges.length - 1]!) edges.push(v + 0);
   }
+  // The largest value must be an edge, so that every value lands in a bin below the last.
+  const max = sorted[sorted.length - 1]!;
+  let top = max;
+  for (let i = 0; i < col.length; i++) if (col[i]! > top) top = col[i]!;
+  if (top > edges[edges.length - 1]!) edges[edges.length - 1] = top;
   return Float32Array.from(edges);
 }
 
+/** Bin of each value: the first edge ≥ value; NaN → bin 0 (so missing values go left). */
 function binColumn(col: Float32Array, edges: Float32Array): Uint8Array {
   const out = new Uint8Array(col.length);
   for (let i = 0; i < col.length; i++) {
     const v = col[i]!;
-    if (Number.isNaN(v)) continue;
     let lo = 0;
-    let hi = edges.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (v <= edges[mid]!) hi = mid;
-      else lo = mid + 1;
+    if (!Number.isNaN(v)) {
+      let hi = edges.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (v <= edges[mid]!) hi = mid;
+        else lo = mid + 1;
+      }
     }
     out[i] = lo;
   }
   return out;
 }
 
-export interface TrainProgress {
-  round: number;
-  rounds: number;
+/** murmur3's 32-bit finaliser: a bijection that spreads every input bit over the output. */
+function mix32(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
 }
 
-export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, onRound?: (p: TrainProgress) => void): GbdtModel {
+/**
+ * Round `round`'s own generator, seeded from a hash of (seed, round): a run resumed at round r
+ * draws exactly what an uninterrupted one would, and no round's draws depend on another's.
+ */
+function roundRandom(seed: number, round: number): () => number {
+  return seededRandom(mix32((seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0));
+}
+
+function sameEncodings(a: CategoricalEncoding[], b: CategoricalEncoding[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((e, k) => {
+      const o = b[k]!;
+      return e.feature === o.feature && e.unknown === o.unknown && e.keys.length === o.keys.length && e.keys.every((key, i) => key === o.keys[i] && e.values[i] === o.values[i]);
+    })
+  );
+}
+
+/*
+ * Hot loops live in small top-level functions that take every array as an argument: V8 compiles
+ * them to tight monomorphic code, where the same loops inline in trainGbdt (whose variables its
+ * closures capture, so they live in a context object) measured up to 2–3× slower.
+ */
+
+/** Log-loss gradients and hessians at every row's margin. */
+function gradients(margin: Float64Array, y: Uint8Array, g: Float64Array, h: Float64Array): void {
+  for (let i = 0; i < margin.length; i++) {
+    const pr = 1 / (1 + Math.exp(-margin[i]!));
+    const hess = pr * (1 - pr);
+    g[i] = pr - y[i]!;
+    h[i] = hess > 1e-16 ? hess : 1e-16;
+  }
+}
+
+/** Every row in order, and their gradient sums into sums[0], sums[1]. */
+function allRows(rows: Uint32Array, n: number, g: Float64Array, h: Float64Array, sums: Float64Array): void {
+  let G = 0;
+  let H = 0;
+  for (let i = 0; i < n; i++) {
+    rows[i] = i;
+    G += g[i]!;
+    H += h[i]!;
+  }
+  sums[0] = G;
+  sums[1] = H;
+}
+
+/**
+ * This round's sample: rows[0, count) the rows drawn (ascending), out[0, n − count) the others,
+ * and the drawn rows' gradient sums into sums[0], sums[1]. Branch-free, like partition. Returns count.
+ */
+function sampleRows(rows: Uint32Array, out: Uint32Array, n: number, rand: () => number, rate: number, g: Float64Array, h: Float64Array, sums: Float64Array): number {
+  let count = 0;
+  let skipped = 0;
+  let G = 0;
+  let H = 0;
+  for (let i = 0; i < n; i++) {
+    const take = rand() < rate ? 1 : 0;
+    rows[count] = i;
+    out[skipped] = i;
+    count += take;
+    skipped += 1 - take;
+    G += take * g[i]!;
+    H += take * h[i]!;
+  }
+  sums[0] = G;
+  sums[1] = H;
+  return count;
+}
+
+/**
+ * Adds rows[start, end) to a histogram of all features in one pass over the rows: row-major bins
+ * (bins[i·F + j]), per feature `stride` doubles of interleaved (sum g, sum h) per bin.
+ */
+function accumulate(hist: Float64Array, rows: Uint32Array, start: number, end: number, bins: Uint8Array, F: number, stride: number, g: Float64Array, h: Float64Array): void {
+  const size = F * stride;
+  for (let k = start; k < end; k++) {
+    const i = rows[k]!;
+    const gi = g[i]!;
+    const hi = h[i]!;
+    let at = i * F;
+    for (let off = 0; off < size; off += stride) {
+      const b = off + (bins[at++]! << 1);
+      hist[b] = hist[b]! + gi;
+      hist[b + 1] = hist[b + 1]! + hi;
+    }
+  }
+}
+
+/** big −= small, bin by bin: the larger child's histogram from its parent's and its sibling's. */
+function subtract(big: Float64Array, small: Float64Array, size: number): void {
+  for (let x = 0; x < size; x++) big[x] = big[x]! - small[x]!;
+}
+
+/** Where the best split of a node was found: gain > 0 when there is one. */
+interface Split {
+  gain: number;
+  feature: number;
+  bin: number;
+  GL: number;
+  HL: number;
+}
+
+/**
+ * Best split over all features: rows with bin ≤ b go left. Gains are compared strictly in
+ * feature-then-bin order, so ties keep the first candidate (deterministic).
+ */
+function bestSplit(hist: Float64Array, stride: number, binCount: Int32Array, G: number, H: number, lambda: number, minChildWeight: number, best: Split): void {
+  best.gain = 1e-12;
+  best.feature = -1;
+  best.bin = -1;
+  best.GL = 0;
+  best.HL = 0;
+  const parent = (G * G) / (H + lambda);
+  for (let j = 0; j < binCount.length; j++) {
+    const k = binCount[j]!;
+    let GL = 0;
+    let HL = 0;
+    const off = j * stride;
+    for (let b = 0; b < k - 1; b++) {
+      GL += hist[off + 2 * b]!;
+      HL += hist[off + 2 * b + 1]!;
+      const HR = H - HL;
+      if (HL < minChildWeight || HR < minChildWeight) continue;
+      const GR = G - GL;
+      const gain = (GL * GL) / (HL + lambda) + (GR * GR) / (HR + lambda) - parent;
+      if (gain > best.gain) {
+        best.gain = gain;
+        best.feature = j;
+        best.bin = b;
+        best.GL = GL;
+        best.HL = HL;
+      }
+    }
+  }
+}
+
+/**
+ * Stable in-place partition of rows[start, end): bin ≤ splitBin first. Branch-free (which side a
+ * row goes is data-dependent and would mispredict); reads one column-major bin column, which
+ * stays in cache where the row-major matrix would not. Returns where the right side starts.
+ */
+function partition(rows: Uint32Array, scratch: Uint32Array, col: Uint8Array, splitBin: number, start: number, end: number): number {
+  let l = start;
+  let r = 0;
+  for (let k = start; k < end; k++) {
+    const i = rows[k]!;
+    const right = (splitBin - col[i]!) >>> 31;
+    rows[l] = i;
+    scratch[r] = i;
+    l += 1 - right;
+    r += right;
+  }
+  rows.set(scratch.subarray(0, r), l);
+  return l;
+}
+
+/** Adds a leaf's value to the margins of the rows in its range. */
+function addLeaf(margin: Float64Array, rows: Uint32Array, start: number, end: number, w: number): void {
+  for (let k = start; k < end; k++) {
+    const i = rows[k]!;
+    margin[i] = margin[i]! + w;
+  }
+}
+
+/**
+ * Adds a split's two leaf values to the margins of rows[start, end), by each row's bin: picked
+ * from a two-entry table, as a branch would mispredict.
+ */
+function addSplitLeaves(margin: Float64Array, rows: Uint32Array, col: Uint8Array, splitBin: number, start: number, end: number, values: Float64Array): void {
+  for (let k = start; k < end; k++) {
+    const i = rows[k]!;
+    margin[i] = margin[i]! + values[(splitBin - col[i]!) >>> 31]!;
+  }
+}
+
+/** A tree as flat typed arrays for routing rows by their bins: node id's children at 2·id, 2·id + 1. */
+interface BinnedTree {
+  feature: Int32Array;
+  bin: Int32Array;
+  child: Int32Array;
+  value: Float64Array;
+}
+
+function binnedTree(tree: GbdtTree, splitBin: ArrayLike<number>): BinnedTree {
+  const child = new Int32Array(2 * tree.feature.length);
+  for (let id = 0; id < tree.feature.length; id++) {
+    child[2 * id] = tree.left[id]!;
+    child[2 * id + 1] = tree.right[id]!;
+  }
+  return { feature: Int32Array.from(tree.feature), bin: Int32Array.from(splitBin), child, value: Float64Array.from(tree.value) };
+}
+
+/** Routes rows[0, count) through the tree on their bins (branch-free) and adds the leaf values to their margins. */
+function addTree(margin: Float64Array, rows: Uint32Array, count: number, cols: Uint8Array[], t: BinnedTree): void {
+  const { feature, bin, child, value } = t;
+  for (let k = 0; k < count; k++) {
+    const i = rows[k]!;
+    let id = 0;
+    let f = feature[0]!;
+    while (f >= 0) {
+      id = child[2 * id + ((bin[id]! - cols[f]![i]!) >>> 31)]!;
+      f = feature[id]!;
+    }
+    margin[i] = margin[i]! + value[id]!;
+  }
+}
+
+/**
+ * A checkpointed tree's split bins on this data. Thresholds are bin edges, so each maps back to
+ * exactly one bin; one that is not an edge here means the checkpoint came from other data.
+ */
+function splitBinsOf(tree: GbdtTree, edges: Float32Array[], treeIndex: number): number[] {
+  const fail = (why: string) => new Error(`checkpoint does not match this data: tree ${treeIndex} ${why} (other rows, or another maxBins?)`);
+  const nodes = tree.feature.length;
+  if (nodes === 0 || [tree.threshold, tree.left, tree.right, tree.value].some((a) => a.length !== nodes)) throw fail('is malformed');
+  return tree.feature.map((f, id) => {
+    if (f < 0) return -1;
+    const e = edges[f];
+    if (!e || !(tree.left[id]! > id && tree.left[id]! < nodes && tree.right[id]! > id && tree.right[id]! < nodes)) throw fail('is malformed');
+    const t = tree.threshold[id]!;
+    let lo = 0;
+    let hi = e.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (t <= e[mid]!) hi = mid;
+      else lo = mid + 1;
+    }
+    if (e[lo] !== t || lo >= e.length - 1) throw fail(`splits feature ${f} at ${t}, which is not one of its bin edges`);
+    return lo;
+  });
+}
+
+interface Node {
+  id: number;
+  start: number;
+  end: number;
+  depth: number;
+  hist: Float64Array;
+  G: number;
+  H: number;
+}
+
+/**
+ * Trains depth-wise with histograms. Each feature is binned once (uint8, row-major for histogram
+ * building, column-major for partitioning); each node's rows are a range of one Uint32Array that
+ * splits partition in place; the root's histogram is built in one pass over the rows, and for
+ * each later split only the smaller child's — the larger one is its parent's minus it. Leaf
+ * values reach the margins through the leaves' row ranges, or for the last level's splits by
+ * each row's bin in one pass; rows outside a subsample are routed through the tree on their bins.
+ *
+ * With `resumeFrom`, margins are rebuilt by routing every row through the checkpoint's trees on
+ * the bins (each threshold maps back to its bin), adding each tree's leaf value in tree order just
+ * as the rounds did; since every round draws its subsample from its own generator, the result is
+ * bit-identical to an uninterrupted run. A checkpoint whose encodings, base score or thresholds
+ * do not fit this data, or with more rounds than `params.rounds`, is refused.
+ */
+export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, options: GbdtTrainOptions = {}): GbdtModel {
   const p: GbdtParams = { ...DEFAULT_GBDT, ...params };
   if (p.maxBins > 255) throw new Error('maxBins must be at most 255');
   const features = table.features;
-  const encodings = features.filter((f) => f.kind === 'categorical').map((f) => rankEncoding(f.name, table.categorical[f.name]!, table.label));
-  const cols = featureMatrix(table, features, encodings);
-  const edges = cols.map((c) => binEdges(c, p.maxBins));
-  const bins = cols.map((c, j) => binColumn(c, edges[j]!));
+  const F = features.length;
   const n = table.rows;
   const y = table.label;
+  const encodings = features.filter((f) => f.kind === 'categorical').map((f) => rankEncoding(f.name, table.categorical[f.name]!, y));
   let pos = 0;
   for (let i = 0; i < n; i++) pos += y[i]!;
   const rate = Math.min(1 - 1e-6, Math.max(1e-6, pos / n));
   const baseScore = Math.fround(Math.log(rate / (1 - rate)));
+  const resume = options.resumeFrom;
+  if (resume) {
+    if (!sameEncodings(resume.encodings, encodings)) throw new Error('checkpoint does not match this data: its categorical encodings differ');
+    if (resume.round > p.rounds || resume.round !== resume.trees.length) throw new Error(`checkpoint at round ${resume.round} (${resume.trees.length} trees) does not fit a ${p.rounds}-round run`);
+    if (resume.baseScore !== baseScore) throw new Error(`checkpoint does not match this data: its base score ${resume.baseScore} is not this data's ${baseScore}`);
+  }
+
+  const featureCols = featureMatrix(table, features, encodings);
+  const edges = featureCols.map((c) => binEdges(c, p.maxBins));
+  const binCount = Int32Array.from(edges, (e) => e.length);
+  const cols = featureCols.map((c, j) => binColumn(c, edges[j]!));
+  const bins = new Uint8Array(n * F);
+  for (let j = 0; j < F; j++) {
+    const col = cols[j]!;
+    for (let i = 0, at = j; i < n; i++, at += F) bins[at] = col[i]!;
+  }
+  const stride = 2 * Math.max(1, ...binCount);
+  const histSize = F * stride;
+
   const margin = new Float64Array(n).fill(baseScore);
   const g = new Float64Array(n);
   const h = new Float64Array(n);
-  const rand = seededRandom(p.seed);
-  const trees: Tree[] = [];
-  const nBins = Math.max(1, ...edges.map((e) => e.length));
-  const histG = new Float64Array(nBins);
-  const histH = new Float64Array(nBins);
+  const rows = new Uint32Array(n);
+  const scratch = new Uint32Array(n);
+  const outside = new Uint32Array(n);
+  const trees: GbdtTree[] = [];
+  if (resume) {
+    for (let i = 0; i < n; i++) rows[i] = i;
+    resume.trees.forEach((t, k) => {
+      addTree(margin, rows, n, cols, binnedTree(t, splitBinsOf(t, edges, k)));
+      trees.push({ feature: [...t.feature], threshold: [...t.threshold], left: [...t.left], right: [...t.right], value: [...t.value] });
+    });
+  }
+  // Histograms are reused across nodes and rounds: allocating one per node churns the GC.
+  const pool: Float64Array[] = [];
+  const takeHist = () => pool.pop()?.fill(0) ?? new Float64Array(histSize);
+  const sums = new Float64Array(2);
+  const leafPair = new Float64Array(2);
+  const split: Split = { gain: 0, feature: -1, bin: -1, GL: 0, HL: 0 };
+  const checkpoint = (): GbdtCheckpoint => ({ round: trees.length, baseScore, encodings, trees: trees.map((t) => ({ ...t })) });
 
-  for (let round = 0; round < p.rounds; round++) {
-    for (let i = 0; i < n; i++) {
-      const pr = sigmoid(margin[i]!);
-      g[i] = pr - y[i]!;
-      h[i] = Math.max(pr * (1 - pr), 1e-16);
-    }
-    let rows: Uint32Array;
-    if (p.subsample < 1) {
-      const picked: number[] = [];
-      for (let i = 0; i < n; i++) if (rand() < p.subsample) picked.push(i);
-      rows = Uint32Array.from(picked);
-    } else {
-      rows = Uint32Array.from({ length: n }, (_, i) => i);
-    }
-    const tree: Tree = { feature: [], threshold: [], left: [], right: [], value: [] };
+  for (let round = trees.length; round < p.rounds; round++) {
+    gradients(margin, y, g, h);
+    let count = n;
+    if (p.subsample < 1) count = sampleRows(rows, outside, n, roundRandom(p.seed, round), p.subsample, g, h, sums);
+    else allRows(rows, n, g, h, sums);
+    const rootHist = takeHist();
+    accumulate(rootHist, rows, 0, count, bins, F, stride, g, h);
+
+    const tree: GbdtTree = { feature: [], threshold: [], left: [], right: [], value: [] };
     const splitBin: number[] = [];
-    // Depth-wise growth over a queue of (node id, rows, depth).
-    const queue: Array<{ id: number; rows: Uint32Array; depth: number }> = [];
     const newNode = () => {
       tree.feature.push(-1);
       tree.threshold.push(0);
@@ -134,69 +451,64 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, onRoun
       splitBin.push(-1);
       return tree.feature.length - 1;
     };
-    queue.push({ id: newNode(), rows, depth: 0 });
-    while (queue.length) {
-      const node = queue.shift()!;
-      let G = 0;
-      let H = 0;
-      for (const i of node.rows) {
-        G += g[i]!;
-        H += h[i]!;
-      }
-      let best = { gain: 1e-12, feature: -1, bin: -1 };
-      if (node.depth < p.maxDepth && node.rows.length >= 2) {
-        const parent = (G * G) / (H + p.lambda);
-        for (let j = 0; j < bins.length; j++) {
-          const col = bins[j]!;
-          const k = edges[j]!.length;
-          if (k < 2) continue;
-          histG.fill(0, 0, k);
-          histH.fill(0, 0, k);
-          for (const i of node.rows) {
-            const b = col[i]!;
-            histG[b] = histG[b]! + g[i]!;
-            histH[b] = histH[b]! + h[i]!;
-          }
-          let GL = 0;
-          let HL = 0;
-          for (let b = 0; b < k - 1; b++) {
-            GL += histG[b]!;
-            HL += histH[b]!;
-            const GR = G - GL;
-            const HR = H - HL;
-            if (HL < p.minChildWeight || HR < p.minChildWeight) continue;
-            const gain = (GL * GL) / (HL + p.lambda) + (GR * GR) / (HR + p.lambda) - parent;
-            if (gain > best.gain) best = { gain, feature: j, bin: b };
-          }
+    // + 0 turns the −0 of an empty node into 0, which survives a JSON checkpoint.
+    const leafValue = (G: number, H: number) => Math.fround((-G / (H + p.lambda)) * p.learningRate) + 0;
+    const leaves: Node[] = [];
+    const makeLeaf = (node: Node) => {
+      tree.value[node.id] = leafValue(node.G, node.H);
+      leaves.push(node);
+      pool.push(node.hist);
+    };
+    let level: Node[] = [{ id: newNode(), start: 0, end: count, depth: 0, hist: rootHist, G: sums[0]!, H: sums[1]! }];
+    while (level.length) {
+      const next: Node[] = [];
+      for (const node of level) {
+        if (node.depth >= p.maxDepth || node.end - node.start < 2) {
+          makeLeaf(node);
+          continue;
         }
+        bestSplit(node.hist, stride, binCount, node.G, node.H, p.lambda, p.minChildWeight, split);
+        if (split.feature < 0) {
+          makeLeaf(node);
+          continue;
+        }
+        const { feature: f, bin, GL, HL } = split;
+        const GR = node.G - GL;
+        const HR = node.H - HL;
+        const leftId = newNode();
+        const rightId = newNode();
+        tree.feature[node.id] = f;
+        tree.threshold[node.id] = edges[f]![bin]!;
+        tree.left[node.id] = leftId;
+        tree.right[node.id] = rightId;
+        splitBin[node.id] = bin;
+        if (node.depth + 1 >= p.maxDepth) {
+          // Both children are leaves: one pass adds their values to the margins, no partition.
+          tree.value[leftId] = leafValue(GL, HL);
+          tree.value[rightId] = leafValue(GR, HR);
+          leafPair[0] = tree.value[leftId]!;
+          leafPair[1] = tree.value[rightId]!;
+          addSplitLeaves(margin, rows, cols[f]!, bin, node.start, node.end, leafPair);
+          pool.push(node.hist);
+          continue;
+        }
+        const mid = partition(rows, scratch, cols[f]!, bin, node.start, node.end);
+        const left: Node = { id: leftId, start: node.start, end: mid, depth: node.depth + 1, hist: node.hist, G: GL, H: HL };
+        const right: Node = { id: rightId, start: mid, end: node.end, depth: node.depth + 1, hist: node.hist, G: GR, H: HR };
+        // Only the smaller child's histogram is built; the larger one's is its parent's minus it.
+        const small = mid - node.start <= node.end - mid ? left : right;
+        small.hist = takeHist();
+        accumulate(small.hist, rows, small.start, small.end, bins, F, stride, g, h);
+        subtract(node.hist, small.hist, histSize);
+        next.push(left, right);
       }
-      if (best.feature < 0) {
-        const w = Math.fround((-G / (H + p.lambda)) * p.learningRate);
-        tree.value[node.id] = w;
-        continue;
-      }
-      const col = bins[best.feature]!;
-      const leftRows: number[] = [];
-      const rightRows: number[] = [];
-      for (const i of node.rows) (col[i]! <= best.bin ? leftRows : rightRows).push(i);
-      tree.feature[node.id] = best.feature;
-      tree.threshold[node.id] = edges[best.feature]![best.bin]!;
-      splitBin[node.id] = best.bin;
-      const l = newNode();
-      const r = newNode();
-      tree.left[node.id] = l;
-      tree.right[node.id] = r;
-      queue.push({ id: l, rows: Uint32Array.from(leftRows), depth: node.depth + 1 });
-      queue.push({ id: r, rows: Uint32Array.from(rightRows), depth: node.depth + 1 });
+      level = next;
     }
     trees.push(tree);
-    // Update every row's margin (subsampled rows were not partitioned, so traverse).
-    for (let i = 0; i < n; i++) {
-      let id = 0;
-      while (tree.feature[id]! >= 0) id = bins[tree.feature[id]!]![i]! <= splitBin[id]! ? tree.left[id]! : tree.right[id]!;
-      margin[i] = margin[i]! + tree.value[id]!;
-    }
-    onRound?.({ round: round + 1, rounds: p.rounds });
+    for (const leaf of leaves) addLeaf(margin, rows, leaf.start, leaf.end, tree.value[leaf.id]!);
+    // Rows outside this round's sample were never partitioned: route them through the tree.
+    if (count < n) addTree(margin, outside, n - count, cols, binnedTree(tree, splitBin));
+    options.onRound?.({ round: round + 1, rounds: p.rounds, checkpoint });
   }
   return { kind: 'gbdt', params: p, features, encodings, baseScore, trees };
 }

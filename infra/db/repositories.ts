@@ -101,15 +101,19 @@ export async function listStepRuns(db: Db, pipelineRunId: string) {
   return db.selectFrom('step_runs').selectAll().where('pipeline_run_id', '=', pipelineRunId).orderBy('id').execute();
 }
 
-/** The newest succeeded step with this cache key, if any: the step cache. */
-export async function findCachedStep(db: Db, cacheKey: string) {
-  return db
+/**
+ * The step cache: the newest step with this cache key that succeeded (or was itself served from
+ * the cache) — in the given workflow's runs when `workflowId` is set.
+ */
+export async function findCachedStep(db: Db, cacheKey: string, workflowId?: string) {
+  let q = db
     .selectFrom('step_runs')
-    .selectAll()
-    .where('cache_key', '=', cacheKey)
-    .where('status', '=', 'succeeded')
-    .orderBy('finished_at', 'desc')
-    .executeTakeFirst();
+    .innerJoin('pipeline_runs', 'pipeline_runs.id', 'step_runs.pipeline_run_id')
+    .selectAll('step_runs')
+    .where('step_runs.cache_key', '=', cacheKey)
+    .where('step_runs.status', 'in', ['succeeded', 'cached']);
+  if (workflowId) q = q.where('pipeline_runs.workflow_id', '=', workflowId);
+  return q.orderBy('step_runs.finished_at', 'desc').executeTakeFirst();
 }
 
 // ---- artifacts and lineage ------------------------------------------------------------------
@@ -264,7 +268,7 @@ export async function getAlias(db: Db, modelId: string, alias: Alias) {
   return db
     .selectFrom('model_aliases')
     .innerJoin('model_versions', 'model_versions.id', 'model_aliases.model_version_id')
-    .select(['model_aliases.alias', 'model_aliases.updated_at', 'model_versions.id as model_version_id', 'model_versions.version'])
+    .select(['model_aliases.alias', 'model_aliases.updated_at', 'model_versions.id as model_version_id', 'model_versions.version', 'model_versions.onnx_artifact_id'])
     .where('model_aliases.model_id', '=', modelId)
     .where('model_aliases.alias', '=', alias)
     .executeTakeFirst();
@@ -350,4 +354,61 @@ export async function attachLabel(db: Db, requestId: string, label: unknown) {
     .where('request_id', '=', requestId)
     .executeTakeFirst();
   return Number(res.numUpdatedRows) > 0;
+}
+
+// ---- data schemas and spans -----------------------------------------------------------------
+
+export async function latestDataSchema(db: Db, modelId: string) {
+  return db.selectFrom('data_schemas').selectAll().where('model_id', '=', modelId).orderBy('version', 'desc').executeTakeFirst();
+}
+
+/** Stores a schema as the model's next version; the same schema (fingerprint) twice is one row. */
+export async function saveDataSchema(db: Db, s: { modelId: string; fingerprint: string; schema: unknown; sourceSnapshotSha256: string }) {
+  const run = async (trx: Db) => {
+    const existing = await trx.selectFrom('data_schemas').selectAll().where('model_id', '=', s.modelId).where('fingerprint', '=', s.fingerprint).executeTakeFirst();
+    if (existing) return existing;
+    await sql`select pg_advisory_xact_lock(hashtext('data_schemas'), ${Number(s.modelId) | 0})`.execute(trx);
+    const inserted = await trx
+      .insertInto('data_schemas')
+      .values((eb) => ({
+        model_id: s.modelId,
+        version: eb.selectFrom('data_schemas').select(sql<number>`coalesce(max(version), 0) + 1`.as('next')).where('model_id', '=', s.modelId),
+        fingerprint: s.fingerprint,
+        schema: json(s.schema),
+        source_snapshot_sha256: s.sourceSnapshotSha256,
+      }))
+      .onConflict((oc) => oc.columns(['model_id', 'fingerprint']).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    return inserted ?? trx.selectFrom('data_schemas').selectAll().where('model_id', '=', s.modelId).where('fingerprint', '=', s.fingerprint).executeTakeFirstOrThrow();
+  };
+  if (db.isTransaction) return run(db);
+  return (db as Kysely<Database>).transaction().execute(run);
+}
+
+export async function upsertDataSpan(db: Db, s: { modelId: string; snapshotSha256: string; schemaVersion: number; rows: number; statistics: unknown; report: unknown }) {
+  return db
+    .insertInto('data_spans')
+    .values({ model_id: s.modelId, snapshot_sha256: s.snapshotSha256, schema_version: s.schemaVersion, rows: s.rows, statistics: json(s.statistics), report: json(s.report) })
+    .onConflict((oc) =>
+      oc.columns(['model_id', 'snapshot_sha256']).doUpdateSet((eb) => ({
+        schema_version: eb.ref('excluded.schema_version'),
+        statistics: eb.ref('excluded.statistics'),
+        report: eb.ref('excluded.report'),
+      })),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/** The most recent span of this model other than `snapshotSha256`: what new data is compared with. */
+export async function previousDataSpan(db: Db, modelId: string, snapshotSha256: string) {
+  return db
+    .selectFrom('data_spans')
+    .selectAll()
+    .where('model_id', '=', modelId)
+    .where('snapshot_sha256', '!=', snapshotSha256)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .executeTakeFirst();
 }

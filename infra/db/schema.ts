@@ -123,7 +123,30 @@ export interface PredictionLogTable {
   labeled_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 }
 
+export interface DataSchemaTable {
+  id: Generated<string>;
+  model_id: string;
+  version: number;
+  fingerprint: string;
+  schema: Json;
+  source_snapshot_sha256: string;
+  created_at: Timestamp;
+}
+
+export interface DataSpanTable {
+  id: Generated<string>;
+  model_id: string;
+  snapshot_sha256: string;
+  schema_version: number;
+  rows: ColumnType<string, number | string, number | string>;
+  statistics: Json;
+  report: Json;
+  created_at: Timestamp;
+}
+
 export interface Database {
+  data_schemas: DataSchemaTable;
+  data_spans: DataSpanTable;
   pipeline_runs: PipelineRunTable;
   step_runs: StepRunTable;
   artifacts: ArtifactTable;

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { migrations } from '../../infra/db/migrations';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,7 +40,7 @@ test('embedded PGlite serves the Postgres protocol to pg and kysely', async () =
 
     const db = createDb(url, { max: 1 });
     try {
-      expect((await migrateToLatest(db)).applied).toEqual(['2026-11-22T00-00-00_initial']);
+      expect((await migrateToLatest(db)).applied).toEqual(Object.keys(migrations).sort());
       const model = await repo.upsertModel(db, 'pglite-model');
       const v = await repo.registerModelVersion(db, {
         modelId: model.id,

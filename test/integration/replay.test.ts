@@ -16,6 +16,7 @@ const env = () => ({ PATH: process.env.PATH, HOME: process.env.HOME, MLOPS_LOG_L
 test('every stored history replays against the current workflow code', async () => {
   const result = await runEntry('infra/replay-cli.ts', [fixtures], env(), 120_000);
   expect(result.stdout).toMatch(/^ok {3}platform-check-2026-11-22$/m);
+  expect(result.stdout).toMatch(/^ok {3}continuous-training-2026-11-22$/m);
   expect(result.code).toBe(0);
 });
 

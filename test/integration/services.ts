@@ -3,6 +3,7 @@ import { MINIO_SERVER, TEMPORAL_CLI, resolveBinary } from '../../infra/binaries'
 import { loadConfig } from '../../infra/config';
 import { ensureDatabase } from '../../infra/postgres';
 import { createLogger } from '../../infra/log';
+import { ensurePythonPackages } from '../../infra/python';
 import { startMinio, type MinioServer } from '../../infra/services';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -29,6 +30,7 @@ export async function startSharedServices(): Promise<SharedServices> {
   const config = loadConfig();
   const temporal = await resolveBinary(TEMPORAL_CLI, config, log);
   const minioBin = await resolveBinary(MINIO_SERVER, config, log);
+  ensurePythonPackages(log);
   const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlops-test-'));
   const minio = await startMinio({ binary: minioBin.path, dataDir: path.join(tmpDir, 'minio'), logDir: tmpDir });
   log.info(`MinIO at ${minio.endpoint} (data in ${tmpDir})`);

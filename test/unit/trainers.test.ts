@@ -1,37 +1,9 @@
 import * as ort from 'onnxruntime-node';
-import { seededRandom, type Table } from '../../activities/training/dataset';
+import type { Table } from '../../activities/training/dataset';
+import { synthetic } from '../helpers/synthetic';
 import { exportGbdtOnnx, predictGbdt, trainGbdt } from '../../activities/training/gbdt';
 import { exportLogregOnnx, predictLogreg, trainLogreg } from '../../activities/training/logreg';
 import { auc } from '../../activities/training/metrics';
-
-/** Nonlinear synthetic data: an interaction, a threshold and a categorical effect, plus noise. */
-function synthetic(rows: number, seed: number, opts: { unseen?: boolean; missing?: boolean } = {}): Table {
-  const r = seededRandom(seed);
-  const x1 = new Float32Array(rows);
-  const x2 = new Float32Array(rows);
-  const cat: string[] = [];
-  const label = new Uint8Array(rows);
-  for (let i = 0; i < rows; i++) {
-    x1[i] = r() * 10 - 5;
-    x2[i] = r() * 24;
-    const c = Math.floor(r() * 12);
-    cat.push(opts.unseen && i % 50 === 0 ? 'ZZZ' : `C${c}`);
-    const logit = (x1[i]! > 1 ? 1.5 : -0.5) + Math.sin(x2[i]! / 4) * 1.2 + (c % 3 === 0 ? 1 : -0.3) + 0.3 * x1[i]! * (x2[i]! > 12 ? 1 : -1);
-    label[i] = r() < 1 / (1 + Math.exp(-logit)) ? 1 : 0;
-    if (opts.missing && i % 37 === 0) x1[i] = NaN;
-  }
-  return {
-    rows,
-    features: [
-      { name: 'x1', kind: 'numeric' },
-      { name: 'hour', kind: 'numeric' },
-      { name: 'origin', kind: 'categorical' },
-    ],
-    numeric: { x1, hour: x2 },
-    categorical: { origin: cat },
-    label,
-  };
-}
 
 async function onnxScores(model: Buffer, t: Table): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(model);

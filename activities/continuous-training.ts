@@ -1,0 +1,182 @@
+import type { Kysely } from 'kysely';
+import type { ArtifactStore } from '../infra/artifacts';
+import type { Config } from '../infra/config';
+import type { Database } from '../infra/db/schema';
+import {
+  addLineageEdge,
+  getArtifactByUri,
+  latestDataSchema,
+  previousDataSpan,
+  recordArtifact,
+  registerModelVersion,
+  saveDataSchema,
+  setAlias,
+  upsertDataSpan,
+  upsertModel,
+} from '../infra/db/repositories';
+import type { FeatureDef, LabelDef, SplitDef, SliceDef, DatasetDef } from '../workflows/training-spec';
+import { literal, withDuckDb } from './data/duck';
+import { prepareData, type PreparedData } from './data/prepare';
+import { PARQUET, snapshotDataset, type SnapshotRef } from './data/snapshot';
+import { localArtifact, withTempDir } from './data/sources';
+import { computeStatistics, inferSchema, schemaFingerprint, validateSpan, type DataSchema, type SpanStatistics, type ValidationReport } from './data/validate';
+import { currentWorkflow, dataError, defineStep, type StepDeps } from './steps';
+import { evaluateModel, type Evaluation } from './training/evaluate';
+import { validateModel, type Gates, type ModelValidation } from './training/gates';
+import { signatureOf } from './training/scoring';
+import { trainModel, type ArtifactRef, type TrainOutput } from './training/train';
+
+/**
+ * The continuous-training steps, built from their dependencies (samples-typescript
+ * `activities-dependency-injection`). Each is an idempotent step activity: content-addressed
+ * artifacts, upserts on natural keys, and a model version keyed by run and model bytes.
+ */
+
+export interface TrainingDeps extends StepDeps {
+  db: Kysely<Database>;
+  artifacts: ArtifactStore;
+  config: Config;
+}
+
+export interface ValidateDataInput {
+  model: string;
+  snapshot: Pick<SnapshotRef, 'uri' | 'sha256'>;
+  features: FeatureDef[];
+  label: LabelDef;
+  split: SplitDef;
+}
+
+export interface ValidateDataOutput {
+  report: ValidationReport;
+  schemaVersion: number;
+  schemaCreated: boolean;
+}
+
+export interface RegisterInput {
+  model: string;
+  spec: unknown;
+  snapshot: Pick<SnapshotRef, 'uri' | 'sha256' | 'rows'>;
+  schemaVersion: number;
+  data: PreparedData;
+  trained: Pick<TrainOutput, 'model' | 'trainer' | 'rounds' | 'trainSeconds' | 'device'>;
+  evaluation: Pick<Evaluation, 'metrics' | 'slices' | 'parity' | 'baseline' | 'predictionHistogram' | 'report'>;
+  validation: ModelValidation;
+}
+
+export interface RegisterOutput {
+  modelVersionId: string;
+  version: number;
+  status: 'registered' | 'rejected';
+  alias?: 'candidate';
+}
+
+export function createTrainingActivities(deps: TrainingDeps) {
+  return {
+    snapshot: defineStep(deps, async (input: { model: string; dataset: DatasetDef }): Promise<SnapshotRef> => snapshotDataset(deps, input.dataset)),
+
+    validateData: defineStep(deps, async (input: ValidateDataInput): Promise<ValidateDataOutput> => {
+      const model = await upsertModel(deps.db, input.model);
+      const schemaRow = await latestDataSchema(deps.db, model.id);
+      const prevRow = await previousDataSpan(deps.db, model.id, input.snapshot.sha256);
+      const previous = prevRow?.statistics as SpanStatistics | undefined;
+      const file = await localArtifact(deps.artifacts, input.snapshot, '.parquet');
+      const stats = await withDuckDb((c) => computeStatistics(c, `read_parquet(${literal(file)})`, { previous, label: input.label }));
+      const schema = schemaRow?.schema as DataSchema | undefined;
+      const report = validateSpan({ stats, schema, previous, features: input.features, label: input.label, splitColumn: input.split.kind === 'time' ? input.split.column : undefined });
+      if (prevRow) report.comparedWith = prevRow.snapshot_sha256;
+      if (!report.ok) {
+        const errors = report.anomalies.filter((a) => a.severity === 'error');
+        // The report travels with the failure; nothing is recorded for data that failed.
+        throw dataError(`data validation failed: ${errors.map((a) => a.message).join('; ')}`, { report });
+      }
+      let version = schemaRow?.version;
+      let created = false;
+      if (!schemaRow) {
+        const inferred = inferSchema(stats);
+        const saved = await saveDataSchema(deps.db, { modelId: model.id, fingerprint: schemaFingerprint(inferred), schema: inferred, sourceSnapshotSha256: input.snapshot.sha256 });
+        version = saved.version;
+        created = true;
+      }
+      await upsertDataSpan(deps.db, { modelId: model.id, snapshotSha256: input.snapshot.sha256, schemaVersion: version!, rows: stats.rows, statistics: stats, report });
+      return { report, schemaVersion: version!, schemaCreated: created };
+    }),
+
+    prepare: defineStep(
+      deps,
+      async (input: { snapshot: Pick<SnapshotRef, 'uri' | 'sha256'>; features: FeatureDef[]; label: LabelDef; split: SplitDef; sampleRows?: number; seed: number }): Promise<PreparedData> => {
+        const file = await localArtifact(deps.artifacts, input.snapshot, '.parquet');
+        const prepared = await withTempDir('prepare', (dir) => prepareData(deps.artifacts, file, input, dir));
+        for (const ref of [prepared.train, prepared.test]) {
+          await recordArtifact(deps.db, { uri: ref.uri, sha256: ref.sha256, bytes: 0, media_type: PARQUET, producing_step_run_id: null });
+        }
+        return prepared;
+      },
+    ),
+
+    // Training heartbeats itself, with its checkpoint in the details.
+    train: defineStep(deps, async (input: Parameters<typeof trainModel>[1]): Promise<TrainOutput> => trainModel(deps, input), { keepAlive: false }),
+
+    evaluate: defineStep(deps, async (input: { model: ArtifactRef; trainerScores?: ArtifactRef; data: PreparedData; threshold: number; slices: SliceDef[] }): Promise<Evaluation> =>
+      evaluateModel(deps.artifacts, input),
+    ),
+
+    validateModel: defineStep(deps, async (input: { modelName: string; model: ArtifactRef; data: PreparedData; evaluation: Evaluation; gates: Gates }): Promise<ModelValidation> =>
+      validateModel(deps, input),
+    ),
+
+    register: defineStep(deps, async (input: RegisterInput, call): Promise<RegisterOutput> => {
+      const wf = currentWorkflow();
+      const model = await upsertModel(deps.db, input.model);
+      const onnx = await recordArtifact(deps.db, { uri: input.trained.model.uri, sha256: input.trained.model.sha256, bytes: input.trained.model.bytes, media_type: 'application/onnx', producing_step_run_id: null });
+      const signature = signatureOf(input.data.features);
+      const accepted = input.validation.accepted;
+      const mv = await registerModelVersion(deps.db, {
+        modelId: model.id,
+        // Same workflow, same model bytes → same version, whatever retries or resets happen.
+        idempotencyKey: `${wf.workflowId}/${input.trained.model.sha256}`,
+        status: accepted ? 'registered' : 'rejected',
+        metrics: {
+          ...input.evaluation.metrics,
+          slices: input.evaluation.slices,
+          parity: input.evaluation.parity,
+          baseline: input.evaluation.baseline,
+          predictionHistogram: input.evaluation.predictionHistogram,
+          champion: input.validation.champion,
+          checks: input.validation.checks,
+          infra: input.validation.infra,
+          lineage: {
+            snapshot: input.snapshot,
+            schemaVersion: input.schemaVersion,
+            codeVersion: deps.codeVersion,
+            trainer: input.trained.trainer,
+            rounds: input.trained.rounds,
+            trainSeconds: input.trained.trainSeconds,
+            device: input.trained.device,
+            baseline: input.data.baseline,
+            train: input.data.train,
+            test: input.data.test,
+            evaluationReport: input.evaluation.report,
+            spec: input.spec,
+            workflowId: wf.workflowId,
+          },
+        },
+        onnxArtifactId: onnx.id,
+        inputSignature: signature.inputs,
+        outputSignature: signature.outputs,
+        trainingRunId: call.ctx.pipelineRunId || null,
+        rejectionReasons: accepted ? null : input.validation.reasons,
+      });
+      const to = { kind: 'model_version', id: mv.id };
+      const snapshotArtifact = await getArtifactByUri(deps.db, input.snapshot.uri);
+      if (snapshotArtifact) await addLineageEdge(deps.db, { kind: 'artifact', id: snapshotArtifact.id }, to, 'trained-on');
+      await addLineageEdge(deps.db, { kind: 'artifact', id: onnx.id }, to, 'model-file');
+      await addLineageEdge(deps.db, { kind: 'data_schema', id: `${model.id}:v${input.schemaVersion}` }, to, 'validated-against');
+      await addLineageEdge(deps.db, { kind: 'code_version', id: deps.codeVersion }, to, 'built-by');
+      await addLineageEdge(deps.db, { kind: 'workflow', id: wf.workflowId }, to, 'produced-by');
+      if (accepted) await setAlias(deps.db, model.id, 'candidate', mv.id);
+      return { modelVersionId: mv.id, version: mv.version, status: mv.status, ...(accepted ? { alias: 'candidate' as const } : {}) };
+    }),
+  };
+}
+
+export type TrainingActivities = ReturnType<typeof createTrainingActivities>;

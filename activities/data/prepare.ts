@@ -1,0 +1,138 @@
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { ArtifactStore } from '../../infra/artifacts';
+import type { FeatureDef, LabelDef, SplitDef } from '../../workflows/training-spec';
+import type { FeatureSpec, Table } from '../training/dataset';
+import { dataError } from '../steps';
+import { ident, literal, withDuckDb } from './duck';
+import { PARQUET, duckMessage } from './snapshot';
+import { computeStatistics, type SpanStatistics } from './validate';
+
+/**
+ * Prepare: raw columns → model features and a 0/1 label, split into train and test parquet
+ * files (content-addressed artifacts), plus the training split's statistics: the baseline that
+ * monitoring compares served traffic with.
+ */
+
+export interface SplitRef {
+  uri: string;
+  sha256: string;
+  rows: number;
+  positives: number;
+}
+
+export interface PreparedData {
+  train: SplitRef;
+  test: SplitRef;
+  baseline: { uri: string; sha256: string };
+  features: FeatureSpec[];
+  split: string;
+}
+
+export interface PrepareInput {
+  snapshot: { uri: string; sha256: string };
+  features: FeatureDef[];
+  label: LabelDef;
+  split: SplitDef;
+  sampleRows?: number;
+  seed: number;
+}
+
+export const LABEL_COLUMN = 'label';
+
+function featureExpr(f: FeatureDef): string {
+  const col = ident(f.column ?? f.name);
+  if (f.transform) return `${f.transform}(${col})::FLOAT`;
+  if (f.kind === 'numeric') return `TRY_CAST(${col} AS FLOAT)`;
+  // A missing category is the empty string: unseen in training, so it gets the unknown code.
+  return `coalesce(CAST(${col} AS VARCHAR), '')`;
+}
+
+function labelExpr(l: LabelDef): string {
+  const col = `TRY_CAST(${ident(l.column)} AS DOUBLE)`;
+  return l.greaterThan === undefined ? `(${col} = 1)::UTINYINT` : `(${col} > ${l.greaterThan})::UTINYINT`;
+}
+
+export async function prepareData(artifacts: ArtifactStore, snapshotPath: string, input: PrepareInput, dir: string): Promise<PreparedData> {
+  if (input.features.some((f) => f.name === LABEL_COLUMN)) throw dataError(`features: "${LABEL_COLUMN}" is reserved for the label`);
+  const trainFile = path.join(dir, 'train.parquet');
+  const testFile = path.join(dir, 'test.parquet');
+  const features: FeatureSpec[] = input.features.map((f) => ({ name: f.name, kind: f.kind }));
+  const { train, test, baseline } = await withDuckDb(async (c) => {
+    const src = `read_parquet(${literal(snapshotPath)}, file_row_number = true)`;
+    const rowHash = `hash(file_row_number + ${input.seed} * 1000003)`;
+    const sampled = input.sampleRows
+      ? `(SELECT * FROM (SELECT * FROM ${src} WHERE ${ident(input.label.column)} IS NOT NULL ORDER BY ${rowHash} LIMIT ${input.sampleRows}) ORDER BY file_row_number)`
+      : `(SELECT * FROM ${src} WHERE ${ident(input.label.column)} IS NOT NULL)`;
+    let isTest: string;
+    if (input.split.kind === 'time') {
+      const col = ident(input.split.column);
+      isTest = `${col} >= (SELECT quantile_disc(${col}, ${1 - input.split.testFraction}) FROM ${sampled})`;
+    } else {
+      isTest = `(hash(file_row_number, ${input.split.seed}) % 1000000) < ${Math.round(input.split.testFraction * 1_000_000)}`;
+    }
+    const selectFeatures = input.features.map((f) => `${featureExpr(f)} AS ${ident(f.name)}`).join(', ');
+    try {
+      await c.run(`CREATE TEMP TABLE prepared AS SELECT ${selectFeatures}, ${labelExpr(input.label)} AS ${LABEL_COLUMN}, (${isTest}) AS is_test FROM ${sampled} ORDER BY file_row_number`);
+    } catch (err) {
+      throw dataError(`prepare: ${duckMessage(err)}`);
+    }
+    const cols = [...input.features.map((f) => ident(f.name)), LABEL_COLUMN].join(', ');
+    await c.run(`COPY (SELECT ${cols} FROM prepared WHERE NOT is_test) TO ${literal(trainFile)} (FORMAT parquet, COMPRESSION zstd)`);
+    await c.run(`COPY (SELECT ${cols} FROM prepared WHERE is_test) TO ${literal(testFile)} (FORMAT parquet, COMPRESSION zstd)`);
+    const counts = (await c.runAndReadAll(`SELECT is_test, count(*)::DOUBLE AS n, sum(${LABEL_COLUMN})::DOUBLE AS pos FROM prepared GROUP BY is_test`)).getRowObjectsJson();
+    const get = (t: boolean) => counts.find((r) => Boolean(r.is_test) === t);
+    const train = { rows: Number(get(false)?.n ?? 0), positives: Number(get(false)?.pos ?? 0) };
+    const test = { rows: Number(get(true)?.n ?? 0), positives: Number(get(true)?.pos ?? 0) };
+    if (train.rows === 0 || test.rows === 0) throw dataError(`prepare: the split leaves ${train.rows} training and ${test.rows} test rows; both need rows`);
+    if (train.positives === 0 || train.positives === train.rows) throw dataError('prepare: the training split holds a single class');
+    const baseline = await computeStatistics(c, `(SELECT ${input.features.map((f) => ident(f.name)).join(', ')} FROM read_parquet(${literal(trainFile)}))`);
+    return { train, test, baseline };
+  });
+  const putFile = async (file: string) => artifacts.putContent(createReadStream(file), { mediaType: PARQUET });
+  const [trainPut, testPut] = [await putFile(trainFile), await putFile(testFile)];
+  const baselinePut = await artifacts.putContent(JSON.stringify({ kind: 'training-baseline', features, statistics: baseline } satisfies Baseline), { mediaType: 'application/json' });
+  return {
+    train: { uri: trainPut.uri, sha256: trainPut.sha256, ...train },
+    test: { uri: testPut.uri, sha256: testPut.sha256, ...test },
+    baseline: { uri: baselinePut.uri, sha256: baselinePut.sha256 },
+    features,
+    split: input.split.kind === 'time' ? `time on ${input.split.column}, last ${input.split.testFraction} as test` : `random (seed ${input.split.seed}), ${input.split.testFraction} as test`,
+  };
+}
+
+/** The training baseline artifact (read by monitoring). */
+export interface Baseline {
+  kind: 'training-baseline';
+  features: FeatureSpec[];
+  statistics: SpanStatistics;
+}
+
+/** Reads a prepared split into the trainers' in-memory columnar table. */
+export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection): Promise<Table> {
+  const run = async (conn: DuckDBConnection): Promise<Table> => {
+    const cols = [...features.map((f) => ident(f.name)), LABEL_COLUMN].join(', ');
+    const reader = await conn.runAndReadAll(`SELECT ${cols} FROM read_parquet(${literal(file)})`);
+    const columns = reader.getColumns();
+    const rows = reader.currentRowCount;
+    const table: Table = { rows, features, numeric: {}, categorical: {}, label: new Uint8Array(rows) };
+    features.forEach((f, j) => {
+      const values = columns[j]!;
+      if (f.kind === 'numeric') {
+        const out = new Float32Array(rows);
+        for (let i = 0; i < rows; i++) {
+          const v = values[i];
+          out[i] = v === null || v === undefined ? NaN : Number(v);
+        }
+        table.numeric[f.name] = out;
+      } else {
+        table.categorical[f.name] = values.map((v) => (v === null || v === undefined ? '' : String(v)));
+      }
+    });
+    const label = columns[features.length]!;
+    for (let i = 0; i < rows; i++) table.label[i] = Number(label[i]) ? 1 : 0;
+    return table;
+  };
+  return c ? run(c) : withDuckDb(run);
+}

@@ -1,0 +1,117 @@
+import type { Kysely } from 'kysely';
+import type { ArtifactStore } from '../../infra/artifacts';
+import type { Database } from '../../infra/db/schema';
+import { getAlias, getModelByName } from '../../infra/db/repositories';
+import { withDuckDb } from '../data/duck';
+import { loadTable, type PreparedData } from '../data/prepare';
+import { localArtifact } from '../data/sources';
+import { auc } from './metrics';
+import { createSession, feedsFor, scoreTable, signatureProblems } from './scoring';
+import { readVerified, type Evaluation } from './evaluate';
+import type { ArtifactRef } from './train';
+
+/**
+ * The validate-model step (TFX Evaluator + InfraValidator): quality gates, the production
+ * champion scored on the same test split, and infra checks — the ONNX loads, its signature is
+ * the serving contract, and batch-1 latency is within budget.
+ */
+
+export interface Gates {
+  minAuc: number;
+  maxRegression: number;
+  minSliceAuc?: number;
+  minSliceRows: number;
+  latencyBudgetMs: number;
+  maxParityDiff: number;
+}
+
+export interface ModelValidation {
+  accepted: boolean;
+  reasons: string[];
+  checks: Array<{ gate: string; ok: boolean; value: number | string | null; limit: number | string | null }>;
+  champion?: { version: number; modelVersionId: string; auc: number };
+  infra: { loads: boolean; signatureProblems: string[]; latencyP50Ms: number; latencyP99Ms: number };
+}
+
+export interface ValidateModelInput {
+  modelName: string;
+  model: ArtifactRef;
+  data: Pick<PreparedData, 'test' | 'features'>;
+  evaluation: Pick<Evaluation, 'metrics' | 'slices' | 'parity'>;
+  gates: Gates;
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+export async function validateModel(deps: { db: Kysely<Database>; artifacts: ArtifactStore }, input: ValidateModelInput): Promise<ModelValidation> {
+  const { gates, evaluation } = input;
+  const features = input.data.features;
+  const checks: ModelValidation['checks'] = [];
+  const check = (gate: string, ok: boolean, value: number | string | null, limit: number | string | null) => checks.push({ gate, ok, value, limit });
+
+  const testPath = await localArtifact(deps.artifacts, input.data.test, '.parquet');
+  const test = await withDuckDb((c) => loadTable(testPath, features, c));
+
+  // Infra validation: the bytes that will be served, loaded the way the server loads them.
+  let loads = true;
+  let problems: string[] = [];
+  const latencies: number[] = [];
+  try {
+    const session = await createSession(await readVerified(deps.artifacts, input.model));
+    problems = signatureProblems(session, features);
+    if (!problems.length) {
+      for (let i = 0; i < 220; i++) {
+        const row = i % Math.max(1, test.rows);
+        const t = performance.now();
+        await session.run(feedsFor(test, features, row, row + 1));
+        if (i >= 20) latencies.push(performance.now() - t);
+      }
+    }
+    await session.release();
+  } catch (err) {
+    loads = false;
+    problems = [`the model does not load in onnxruntime: ${err instanceof Error ? err.message : String(err)}`];
+  }
+  latencies.sort((a, b) => a - b);
+  const infra = { loads, signatureProblems: problems, latencyP50Ms: latencies.length ? quantile(latencies, 0.5) : NaN, latencyP99Ms: latencies.length ? quantile(latencies, 0.99) : NaN };
+  check('onnx-loads', loads, loads ? 'yes' : 'no', 'yes');
+  check('serving-signature', problems.length === 0, problems.join('; ') || 'matches', 'matches');
+  if (latencies.length) check('latency-p50-ms', infra.latencyP50Ms <= gates.latencyBudgetMs, infra.latencyP50Ms, gates.latencyBudgetMs);
+
+  // Quality gates.
+  const candidateAuc = evaluation.metrics.auc;
+  check('min-auc', candidateAuc >= gates.minAuc, candidateAuc, gates.minAuc);
+  if (evaluation.parity) check('onnx-parity', evaluation.parity.maxAbsDiff <= gates.maxParityDiff, evaluation.parity.maxAbsDiff, gates.maxParityDiff);
+  if (gates.minSliceAuc !== undefined) {
+    for (const s of evaluation.slices) {
+      if (s.rows < gates.minSliceRows || s.auc === null) continue;
+      check(`slice-auc ${s.slice}`, s.auc >= gates.minSliceAuc, s.auc, gates.minSliceAuc);
+    }
+  }
+
+  // The champion: the production version, scored on the same test split.
+  let champion: ModelValidation['champion'];
+  const model = await getModelByName(deps.db, input.modelName);
+  const prod = model ? await getAlias(deps.db, model.id, 'production') : undefined;
+  if (prod) {
+    const artifact = prod.onnx_artifact_id
+      ? await deps.db.selectFrom('artifacts').selectAll().where('id', '=', prod.onnx_artifact_id).executeTakeFirst()
+      : undefined;
+    if (artifact) {
+      try {
+        const session = await createSession(await readVerified(deps.artifacts, artifact));
+        const championAuc = auc(await scoreTable(session, test, features), test.label);
+        await session.release();
+        champion = { version: prod.version, modelVersionId: prod.model_version_id, auc: championAuc };
+        check(`no-regression vs v${prod.version}`, candidateAuc >= championAuc - gates.maxRegression, candidateAuc - championAuc, -gates.maxRegression);
+      } catch (err) {
+        // A champion that no longer fits the data (e.g. changed features) is no yardstick.
+        check(`champion v${prod.version} comparable`, true, `not comparable: ${err instanceof Error ? err.message : String(err)}`, null);
+      }
+    }
+  }
+  const reasons = checks.filter((c) => !c.ok).map((c) => `${c.gate}: ${typeof c.value === 'number' ? c.value.toFixed(4) : c.value} (limit ${typeof c.limit === 'number' ? c.limit : c.limit})`);
+  return { accepted: reasons.length === 0, reasons, checks, champion, infra };
+}

@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { literal, withDuckDb } from '../../activities/data/duck';
+import { prepareData, type PreparedData } from '../../activities/data/prepare';
+import { flightsParquetPath } from '../../activities/data/snapshot';
+import { trainModel, type TrainInput, type TrainOutput } from '../../activities/training/train';
+import { LocalArtifactStore } from '../../infra/artifacts';
+import { PRESETS } from '../../workflows/training-spec';
+
+/** The train activity under MockActivityEnvironment: heartbeats, checkpoint resume, cancellation. */
+
+let dir: string;
+let store: LocalArtifactStore;
+let data: PreparedData;
+const deps = () => ({ artifacts: store, config: { commandTrainers: {} } });
+const input = (rounds: number): TrainInput => ({
+  model: 'unit',
+  data: { train: data.train, test: data.test, features: data.features },
+  trainer: 'gbdt',
+  hyperparameters: { rounds, maxDepth: 4, learningRate: 0.2 },
+  seed: 7,
+  checkpointEvery: 5,
+});
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'train-unit-'));
+  store = new LocalArtifactStore(path.join(dir, 'store'));
+  await store.ensureReady();
+  const src = path.join(dir, 'feb.parquet');
+  await withDuckDb((c) => c.run(`COPY (SELECT * FROM read_parquet(${literal(flightsParquetPath())}) WHERE month(date) = 2 LIMIT 40000) TO ${literal(src)} (FORMAT parquet)`));
+  const task = PRESETS['flights-delay'];
+  data = await prepareData(store, src, { snapshot: { uri: '', sha256: '' }, features: task.features, label: task.label, split: task.split, seed: 1 }, dir);
+});
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+type Beat = { round: number; rounds: number; checkpoint?: { uri: string; sha256: string; round: number } };
+
+test('heartbeats carry progress and checkpoints; a retry continues from the last one and yields the same model', async () => {
+  const beats: Beat[] = [];
+  const env = new MockActivityEnvironment();
+  env.on('heartbeat', (d: unknown) => beats.push(d as Beat));
+  const full = (await env.run(() => trainModel(deps(), input(30)))) as TrainOutput;
+  expect(full.resumedFromRound).toBe(0);
+  expect(beats.at(-1)?.round).toBe(30);
+  const withCheckpoint = beats.filter((b) => b.checkpoint);
+  expect(withCheckpoint.map((b) => b.checkpoint!.round)).toContain(25);
+
+  // A retry after a crash sees the last heartbeat: it starts at that checkpoint's round.
+  const last = withCheckpoint.find((b) => b.checkpoint!.round === 15)!;
+  const retryBeats: Beat[] = [];
+  const retry = new MockActivityEnvironment({ heartbeatDetails: last, attempt: 2 });
+  retry.on('heartbeat', (d: unknown) => retryBeats.push(d as Beat));
+  const resumed = (await retry.run(() => trainModel(deps(), input(30)))) as TrainOutput;
+  expect(resumed.resumedFromRound).toBe(15);
+  expect(retryBeats[0]!.round).toBe(15);
+  expect(retryBeats.filter((b) => b.round > 15)[0]!.round).toBe(16);
+  expect(resumed.model.sha256).toBe(full.model.sha256);
+});
+
+test('cancellation stops the training thread', async () => {
+  const env = new MockActivityEnvironment();
+  let cancelled = false;
+  env.on('heartbeat', (d: unknown) => {
+    if (!cancelled && (d as Beat).round >= 2) {
+      cancelled = true;
+      env.cancel();
+    }
+  });
+  await expect(env.run(() => trainModel(deps(), input(5000)))).rejects.toThrow(/cancel/i);
+  expect(cancelled).toBe(true);
+});

@@ -1,0 +1,35 @@
+import { resolveTask, trainingSpec } from '../../workflows/training-spec';
+import { trainQueues } from '../../workflows/continuous-training';
+
+const base = { model: 'flights-delay', dataset: { flights: { from: '2001-01', to: '2001-02' } }, preset: 'flights-delay' };
+
+test('defaults and the preset expand into a full task', () => {
+  const spec = trainingSpec.parse(base);
+  expect(spec.trainer).toBe('gbdt');
+  expect(spec.resources).toEqual({ gpu: 1, fallback: [], scheduleToStartSeconds: 600 });
+  const task = resolveTask(spec);
+  expect(task.features.map((f) => f.name)).toEqual(['hour', 'dayofweek', 'distance', 'origin', 'destination']);
+  expect(task.label).toEqual({ column: 'delay', greaterThan: 15 });
+  expect(task.split).toEqual({ kind: 'time', column: 'date', testFraction: 0.2 });
+});
+
+test('the train step goes to the GPU class, then the fallbacks, or to the CPU queue', () => {
+  expect(trainQueues(trainingSpec.parse({ ...base, resources: { gpu: 1, gpuClass: 'h100', fallback: ['a100', 'any'] } }))).toEqual(['mlops-gpu-h100', 'mlops-gpu-a100', 'mlops-gpu']);
+  expect(trainQueues(trainingSpec.parse({ ...base, resources: { gpu: 0 } }))).toEqual(['mlops-cpu']);
+});
+
+test.each([
+  [{ ...base, model: 'Flights' }, 'model'],
+  [{ ...base, trainer: 'command' }, 'command'],
+  [{ ...base, command: 'x' }, 'command'],
+  [{ ...base, hyperparameters: { rounds: 0 } }, 'hyperparameters.rounds'],
+  [{ ...base, trainer: 'logreg', hyperparameters: { rounds: 10 } }, 'hyperparameters'],
+  [{ ...base, resources: { gpu: 0, gpuClass: 'h100' } }, 'resources.gpuClass'],
+  [{ ...base, dataset: { uris: ['http://example.com/x.csv'] } }, 'dataset.uris.0'],
+  [{ ...base, evaluation: { slices: [{ feature: 'origin', top: 3, edges: [1] }] } }, 'evaluation.slices.0.top'],
+  [{ ...base, surprise: true }, ''],
+])('rejects %j at %s', (spec, field) => {
+  const r = trainingSpec.safeParse(spec);
+  expect(r.success).toBe(false);
+  expect(r.error!.issues.map((i) => i.path.join('.'))).toContain(field);
+});

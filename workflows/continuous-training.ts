@@ -1,0 +1,248 @@
+import { ApplicationFailure, defineQuery, defineSignal, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import type { TrainingActivities } from '../activities/continuous-training';
+import type { createStepActivities, StepCall, StepOutcome } from '../activities/steps';
+import type { TrainOutput } from '../activities/training/train';
+import { ABORT_SIGNAL, RESUME_SIGNAL, STATUS_QUERY, TASK_QUEUES, gpuClassQueue } from './definitions';
+import { parseInput } from './input';
+import { Pipeline, decisionWaiter, isScheduleToStartTimeout, type PipelineStatus, type StepHandle } from './pipeline';
+import { MAX_SPEC_BYTES, resolveTask, resumeOverrides, trainingSpec, type ResumeOverrides, type TrainingSpec, type TrainingSpecInput } from './training-spec';
+
+/**
+ * continuousTraining: snapshot → validate data → prepare → train (GPU queue) → evaluate →
+ * validate model → register. Resumable three ways: a step that fails for good pauses the run
+ * until `resume` (with optional overrides) or `abort`; `resumeFrom` reuses an earlier run's
+ * unchanged steps; training continues from its last heartbeat checkpoint after a crash.
+ */
+
+export const STEPS = ['snapshot', 'validate-data', 'prepare', 'train', 'evaluate', 'validate-model', 'register'] as const;
+
+export const trainingStatusQuery = defineQuery<PipelineStatus>(STATUS_QUERY);
+/** `resume` re-runs the failed step (and anything whose inputs the overrides change). */
+export const resumeSignal = defineSignal<[ResumeOverrides?]>(RESUME_SIGNAL);
+export const abortSignal = defineSignal<[{ reason?: string }?]>(ABORT_SIGNAL);
+
+type Steps = TrainingActivities & ReturnType<typeof createStepActivities>;
+
+const RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' } as const;
+
+const control = proxyActivities<Steps>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '2 minutes',
+  retry: { ...RETRY, maximumAttempts: 10 },
+});
+
+const cpu = proxyActivities<Steps>({
+  taskQueue: TASK_QUEUES.cpu,
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
+  retry: { ...RETRY, maximumAttempts: 3, nonRetryableErrorTypes: ['DataError'] },
+});
+
+export interface TrainingResult {
+  model: string;
+  version: number;
+  modelVersionId: string;
+  status: 'registered' | 'rejected';
+  alias?: 'candidate';
+  reasons: string[];
+  metrics: { auc: number; logLoss: number; accuracy: number; precision: number; recall: number; expectedCalibrationError: number };
+  baselineAuc: number;
+  parityMaxAbsDiff?: number;
+  champion?: { version: number; auc: number };
+  modelUri: string;
+  modelSha256: string;
+  snapshotSha256: string;
+  schemaVersion: number;
+  dataWarnings: string[];
+  resumedFromRound: number;
+}
+
+/** Queues the train step may go to, in order: the spec's GPU class, then its fallbacks. */
+export function trainQueues(spec: TrainingSpec): string[] {
+  const r = spec.resources;
+  if (r.gpu === 0) return [TASK_QUEUES.cpu];
+  const queues = [r.gpuClass ? gpuClassQueue(r.gpuClass) : TASK_QUEUES.gpu, ...r.fallback.map((f) => (f === 'any' ? TASK_QUEUES.gpu : gpuClassQueue(f)))];
+  return [...new Set(queues)];
+}
+
+function applyOverrides(spec: TrainingSpec, o: ResumeOverrides): TrainingSpec {
+  const merged = {
+    ...spec,
+    ...(o.dataset ? { dataset: o.dataset } : {}),
+    ...(o.hyperparameters ? { hyperparameters: { ...spec.hyperparameters, ...o.hyperparameters } } : {}),
+    ...(o.sampleRows ? { sampleRows: o.sampleRows } : {}),
+    ...(o.gates ? { gates: { ...spec.gates, ...o.gates } } : {}),
+    ...(o.resources ? { resources: { ...spec.resources, ...o.resources } } : {}),
+  };
+  return parseInput(trainingSpec, merged, 'resume overrides for continuousTraining');
+}
+
+export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<TrainingResult> {
+  const bytes = JSON.stringify(rawSpec ?? null).length;
+  if (bytes > MAX_SPEC_BYTES) {
+    throw ApplicationFailure.nonRetryable(`invalid continuousTraining input: the spec is ${bytes} bytes, over the ${MAX_SPEC_BYTES}-byte limit; pass data by URI (dataset.uris), not inline`, 'InvalidInput');
+  }
+  let spec = parseInput(trainingSpec, rawSpec, 'continuousTraining');
+  const p = new Pipeline('continuousTraining', [...STEPS], { resumeFrom: spec.resumeFrom, lookupCache: control.lookupStepCache });
+  const pending: { decision?: 'resume' | 'abort'; overrides?: ResumeOverrides } = {};
+  const notes: string[] = [];
+  let abortRequested: string | undefined;
+
+  setHandler(trainingStatusQuery, () => ({ ...p.status, notes } as PipelineStatus));
+  setHandler(resumeSignal, (raw) => {
+    if (p.status.state !== 'awaiting-resume') {
+      notes.push(`resume ignored: the run is ${p.status.state}, not awaiting-resume`);
+      return;
+    }
+    const parsed = resumeOverrides.safeParse(raw ?? {});
+    if (!parsed.success) {
+      notes.push(`resume ignored: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ')}`);
+      return;
+    }
+    try {
+      applyOverrides(spec, parsed.data);
+    } catch (err) {
+      notes.push(`resume ignored: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    pending.overrides = parsed.data;
+    pending.decision = 'resume';
+  });
+  setHandler(abortSignal, (raw) => {
+    abortRequested = raw?.reason ?? 'abort signal';
+    if (p.status.state === 'awaiting-resume') pending.decision = 'abort';
+    else notes.push(`abort requested (${abortRequested}): the run stops before its next step`);
+  });
+
+  const { pipelineRunId } = await control.beginPipelineRun({ pipeline: 'continuousTraining', modelName: spec.model, spec });
+  p.pipelineRunId = pipelineRunId;
+  const waitDecision = decisionWaiter(pending);
+
+  const guard = () => {
+    if (abortRequested) {
+      p.status.state = 'aborted';
+      throw ApplicationFailure.nonRetryable(`aborted: ${abortRequested}`, 'Aborted');
+    }
+  };
+
+  const trainWithFallback = async (call: StepCall<unknown>, h: StepHandle): Promise<StepOutcome<TrainOutput>> => {
+    const queues = trainQueues(spec);
+    for (let i = 0; i < queues.length; i++) {
+      const queue = queues[i]!;
+      const last = i === queues.length - 1;
+      h.queue(queue);
+      const options: ActivityOptions = {
+        taskQueue: queue,
+        startToCloseTimeout: `${spec.training.timeoutMinutes} minutes`,
+        heartbeatTimeout: `${spec.training.heartbeatSeconds} seconds`,
+        retry: { ...RETRY, maximumAttempts: spec.training.maxAttempts, nonRetryableErrorTypes: ['DataError'] },
+        ...(last ? {} : { scheduleToStartTimeout: `${spec.resources.scheduleToStartSeconds} seconds` }),
+      };
+      try {
+        return await proxyActivities<Steps>(options).train(call as Parameters<Steps['train']>[0]);
+      } catch (err) {
+        if (last || !isScheduleToStartTimeout(err)) throw err;
+        h.note(`no worker took train on ${queue} within ${spec.resources.scheduleToStartSeconds}s; failing over to ${queues[i + 1]}`);
+      }
+    }
+    throw ApplicationFailure.nonRetryable('no training queue', 'InvalidInput');
+  };
+
+  const body = async (): Promise<TrainingResult> => {
+    const task = resolveTask(spec);
+    guard();
+    const snapshot = await p.run('snapshot', { model: spec.model, dataset: spec.dataset }, (c) => cpu.snapshot(c));
+    guard();
+    const validated = await p.run(
+      'validate-data',
+      { model: spec.model, snapshot: { uri: snapshot.uri, sha256: snapshot.sha256 }, features: task.features, label: task.label, split: task.split },
+      (c) => cpu.validateData(c),
+    );
+    guard();
+    const data = await p.run(
+      'prepare',
+      { snapshot: { uri: snapshot.uri, sha256: snapshot.sha256 }, features: task.features, label: task.label, split: task.split, sampleRows: spec.sampleRows, seed: spec.seed },
+      (c) => cpu.prepare(c),
+    );
+    guard();
+    const trained = await p.run(
+      'train',
+      {
+        model: spec.model,
+        data: { train: data.train, test: data.test, features: data.features },
+        trainer: spec.trainer,
+        command: spec.command,
+        hyperparameters: spec.hyperparameters,
+        seed: spec.seed,
+        checkpointEvery: spec.training.checkpointEvery,
+      },
+      trainWithFallback,
+    );
+    guard();
+    const evaluation = await p.run(
+      'evaluate',
+      { model: trained.model, trainerScores: trained.trainerScores, data, threshold: spec.evaluation.threshold, slices: task.slices },
+      (c) => cpu.evaluate(c),
+    );
+    guard();
+    const verdict = await p.run('validate-model', { modelName: spec.model, model: trained.model, data, evaluation, gates: spec.gates }, (c) => cpu.validateModel(c), { cacheable: false });
+    guard();
+    const registered = await p.run(
+      'register',
+      {
+        model: spec.model,
+        spec,
+        snapshot: { uri: snapshot.uri, sha256: snapshot.sha256, rows: snapshot.rows },
+        schemaVersion: validated.schemaVersion,
+        data,
+        trained: { model: trained.model, trainer: trained.trainer, rounds: trained.rounds, trainSeconds: trained.trainSeconds, device: trained.device },
+        evaluation,
+        validation: verdict,
+      },
+      (c) => control.register(c),
+    );
+    const m = evaluation.metrics;
+    return {
+      model: spec.model,
+      version: registered.version,
+      modelVersionId: registered.modelVersionId,
+      status: registered.status,
+      alias: registered.alias,
+      reasons: verdict.reasons,
+      metrics: { auc: m.auc, logLoss: m.logLoss, accuracy: m.accuracy, precision: m.precision, recall: m.recall, expectedCalibrationError: m.expectedCalibrationError },
+      baselineAuc: evaluation.baseline.auc,
+      parityMaxAbsDiff: evaluation.parity?.maxAbsDiff,
+      champion: verdict.champion ? { version: verdict.champion.version, auc: verdict.champion.auc } : undefined,
+      modelUri: trained.model.uri,
+      modelSha256: trained.model.sha256,
+      snapshotSha256: snapshot.sha256,
+      schemaVersion: validated.schemaVersion,
+      dataWarnings: validated.report.anomalies.map((a) => a.message),
+      resumedFromRound: trained.resumedFromRound,
+    };
+  };
+
+  try {
+    const result = await p.runResumable(body, {
+      pause: spec.onFailure === 'pause',
+      timeoutMs: spec.resumeTimeoutHours * 3_600_000,
+      nextDecision: async (timeoutMs) => {
+        const d = await waitDecision(timeoutMs);
+        if (d === 'resume' && pending.overrides) {
+          spec = applyOverrides(spec, pending.overrides);
+          notes.push(`resumed with overrides: ${Object.keys(pending.overrides).join(', ') || 'none'}`);
+          pending.overrides = undefined;
+        }
+        return d;
+      },
+    });
+    p.status.state = result.status === 'registered' ? 'succeeded' : 'rejected';
+    p.status.result = result;
+    await control.endPipelineRun({ pipelineRunId, status: p.status.state, result });
+    return result;
+  } catch (err) {
+    if (p.status.state === 'running' || p.status.state === 'awaiting-resume') p.status.state = 'failed';
+    await control.endPipelineRun({ pipelineRunId, status: p.status.state, result: { error: err instanceof Error ? err.message : String(err), failure: p.status.failure } });
+    throw err;
+  }
+}

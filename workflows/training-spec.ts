@@ -1,0 +1,260 @@
+import { z } from 'zod';
+import { GPU_CLASS_PATTERN } from './definitions';
+
+/**
+ * The continuous-training spec: what a user passes as plain JSON from the Temporal CLI or a
+ * schedule. Parsed with zod inside the workflow (so a bad spec fails at once, naming the field)
+ * and again by the activities that act on it. Workflow-safe: zod only.
+ */
+
+export const MODEL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** A column identifier: it is quoted into SQL, so it may hold nothing that could close a quote. */
+export const COLUMN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
+
+/** The months the bundled flights data covers (vega-datasets `flights-3m.parquet`). */
+export const FLIGHTS_MONTHS = { from: '2001-01', to: '2001-06' } as const;
+
+/** Largest spec accepted inline: data travels by URI, never inside the workflow input. */
+export const MAX_SPEC_BYTES = 64 * 1024;
+
+const modelName = z.string().regex(MODEL_NAME, 'must be 1–63 lowercase letters, digits and dashes, starting with a letter or digit (e.g. flights-delay)');
+const column = z.string().regex(COLUMN, 'must be a column name: letters, digits and _, starting with a letter or _');
+
+export const datasetUri = z
+  .string()
+  .max(2048)
+  .refine((u) => /^(s3:\/\/[a-z0-9][a-z0-9.-]{1,62}\/.+|file:\/\/\/.+)$/.test(u), 'must be an s3://bucket/key or file:///absolute/path URI')
+  .refine((u) => !u.split(/[/\\]/).some((seg) => seg === '..' || /%2e%2e/i.test(seg)), 'must not contain ".." segments');
+
+const datasetSpec = z.union([
+  z
+    .object({
+      uris: z.array(datasetUri).min(1, 'needs at least one URI').max(64),
+      format: z.enum(['parquet', 'csv']).optional().describe('default: from the file extension'),
+    })
+    .strict(),
+  z
+    .object({
+      flights: z
+        .object({ from: z.string().regex(MONTH, 'must be YYYY-MM'), to: z.string().regex(MONTH, 'must be YYYY-MM') })
+        .strict()
+        .refine((m) => m.from <= m.to, { message: 'from must not be after to', path: ['to'] })
+        .refine((m) => m.from >= FLIGHTS_MONTHS.from && m.to <= FLIGHTS_MONTHS.to, {
+          message: `the bundled flights data covers ${FLIGHTS_MONTHS.from} to ${FLIGHTS_MONTHS.to}`,
+          path: ['from'],
+        }),
+    })
+    .strict(),
+]);
+
+export const featureSpec = z
+  .object({
+    name: column,
+    kind: z.enum(['numeric', 'categorical']),
+    /** Source column; defaults to `name`. */
+    column: column.optional(),
+    /** Derived from a timestamp column. */
+    transform: z.enum(['hour', 'dayofweek', 'month']).optional(),
+  })
+  .strict()
+  .refine((f) => !f.transform || f.kind === 'numeric', { message: 'a transformed feature is numeric', path: ['kind'] });
+
+export const labelSpec = z
+  .object({
+    column,
+    /** Positive when `column > threshold` (e.g. delay > 15); without it the column must hold 0/1. */
+    greaterThan: z.number().finite().optional(),
+  })
+  .strict();
+
+const splitSpec = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('time'), column, testFraction: z.number().gt(0).lt(1).default(0.2) }).strict(),
+  z.object({ kind: z.literal('random'), seed: z.number().int().min(0).max(2 ** 31 - 1).default(42), testFraction: z.number().gt(0).lt(1).default(0.2) }).strict(),
+]);
+
+export const gbdtHyperparameters = z
+  .object({
+    rounds: z.number().int().min(1).max(5000),
+    maxDepth: z.number().int().min(1).max(16),
+    learningRate: z.number().gt(0).max(1),
+    maxBins: z.number().int().min(2).max(255),
+    lambda: z.number().min(0).max(1e6),
+    minChildWeight: z.number().min(0).max(1e9),
+    subsample: z.number().gt(0).max(1),
+    seed: z.number().int().min(0).max(2 ** 31 - 1),
+  })
+  .partial()
+  .strict();
+
+export const logregHyperparameters = z
+  .object({
+    l2: z.number().min(0).max(1e6),
+    maxIterations: z.number().int().min(1).max(1000),
+    smoothing: z.number().min(0).max(1e9),
+  })
+  .partial()
+  .strict();
+
+/** A command trainer's hyperparameters are its own business: any small JSON object. */
+const commandHyperparameters = z.record(z.string().max(64), z.union([z.number(), z.string().max(1024), z.boolean(), z.null()]));
+
+const sliceSpec = z
+  .object({
+    feature: column,
+    /** Top-k most frequent categories, or numeric buckets by upper edges. */
+    top: z.number().int().min(1).max(100).optional(),
+    edges: z.array(z.number().finite()).min(1).max(50).optional(),
+  })
+  .strict()
+  .refine((s) => (s.top === undefined) !== (s.edges === undefined), { message: 'give exactly one of top or edges', path: ['top'] });
+
+export const trainingSpec = z
+  .object({
+    model: modelName,
+    dataset: datasetSpec,
+    /** Named task: features, label and split for a known dataset. */
+    preset: z.enum(['flights-delay']).optional(),
+    features: z.array(featureSpec).min(1).max(200).optional(),
+    label: labelSpec.optional(),
+    split: splitSpec.optional(),
+    trainer: z.enum(['gbdt', 'logreg', 'command']).default('gbdt'),
+    /** For `trainer: command`: the name of a trainer registered on the workers (MLOPS_COMMAND_TRAINERS). */
+    command: modelName.optional(),
+    hyperparameters: z.record(z.string(), z.unknown()).default({}),
+    resources: z
+      .object({
+        gpu: z.number().int().min(0).max(8).default(1),
+        gpuClass: z.string().regex(GPU_CLASS_PATTERN, 'must be lowercase letters, digits and dashes, e.g. h100').optional(),
+        /** Pools tried in turn when no worker picks the step up in time: GPU classes, or `any` (mlops-gpu). */
+        fallback: z.array(z.union([z.literal('any'), z.string().regex(GPU_CLASS_PATTERN)])).max(8).default([]),
+        scheduleToStartSeconds: z.number().int().min(1).max(86_400).default(600),
+      })
+      .strict()
+      .default({ gpu: 1, fallback: [], scheduleToStartSeconds: 600 }),
+    gates: z
+      .object({
+        minAuc: z.number().min(0).max(1).default(0.55),
+        /** How far below the production champion's AUC (same test split) a candidate may be. */
+        maxRegression: z.number().min(0).max(1).default(0.005),
+        minSliceAuc: z.number().min(0).max(1).optional(),
+        /** Slices with fewer test rows are reported but not gated. */
+        minSliceRows: z.number().int().min(1).default(500),
+        /** Batch-1 latency budget (p50 in onnxruntime on the validating worker). */
+        latencyBudgetMs: z.number().gt(0).max(10_000).default(20),
+        /** Largest |ONNX − trainer| score difference accepted. */
+        maxParityDiff: z.number().min(0).max(1).default(1e-4),
+      })
+      .strict()
+      .default({ minAuc: 0.55, maxRegression: 0.005, minSliceRows: 500, latencyBudgetMs: 20, maxParityDiff: 1e-4 }),
+    evaluation: z
+      .object({
+        threshold: z.number().gt(0).lt(1).default(0.5),
+        slices: z.array(sliceSpec).max(10).optional(),
+      })
+      .strict()
+      .default({ threshold: 0.5 }),
+    /** Train on a deterministic sample of this many rows (demos, tests). */
+    sampleRows: z.number().int().min(100).max(100_000_000).optional(),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    /** Reuse the outputs of this earlier run's steps whose inputs are unchanged. */
+    resumeFrom: z.string().min(1).max(1000).optional(),
+    /** When a step fails for good: pause for a `resume` signal (default) or fail the run. */
+    onFailure: z.enum(['pause', 'fail']).default('pause'),
+    /** How long a paused run waits for `resume` or `abort` before failing. */
+    resumeTimeoutHours: z.number().gt(0).max(24 * 90).default(24 * 7),
+    training: z
+      .object({
+        heartbeatSeconds: z.number().int().min(2).max(3600).default(60),
+        timeoutMinutes: z.number().int().min(1).max(7 * 24 * 60).default(6 * 60),
+        checkpointEvery: z.number().int().min(1).max(10_000).default(10),
+        maxAttempts: z.number().int().min(1).max(20).default(5),
+      })
+      .strict()
+      .default({ heartbeatSeconds: 60, timeoutMinutes: 360, checkpointEvery: 10, maxAttempts: 5 }),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (!s.preset && !(s.features && s.label)) {
+      ctx.addIssue({ code: 'custom', path: ['features'], message: 'give features and label, or a preset (flights-delay)' });
+    }
+    if (s.trainer === 'command' && !s.command) ctx.addIssue({ code: 'custom', path: ['command'], message: 'trainer "command" needs the name of a registered command trainer' });
+    if (s.trainer !== 'command' && s.command) ctx.addIssue({ code: 'custom', path: ['command'], message: `only used with trainer "command" (trainer is "${s.trainer}")` });
+    const hp = s.trainer === 'gbdt' ? gbdtHyperparameters : s.trainer === 'logreg' ? logregHyperparameters : commandHyperparameters;
+    const parsed = hp.safeParse(s.hyperparameters);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: ['hyperparameters', ...issue.path.map(String)], message: `${issue.message} (trainer ${s.trainer})` });
+    }
+    const names = (s.features ?? []).map((f) => f.name);
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) ctx.addIssue({ code: 'custom', path: ['features'], message: `feature ${dup} is listed twice` });
+    if (s.resources.gpu === 0 && (s.resources.gpuClass || s.resources.fallback.length)) {
+      ctx.addIssue({ code: 'custom', path: ['resources', 'gpuClass'], message: 'gpuClass and fallback need gpu ≥ 1' });
+    }
+  });
+
+export type TrainingSpecInput = z.input<typeof trainingSpec>;
+export type TrainingSpec = z.output<typeof trainingSpec>;
+export type FeatureDef = z.output<typeof featureSpec>;
+export type LabelDef = z.output<typeof labelSpec>;
+export type SplitDef = z.output<typeof splitSpec>;
+export type SliceDef = z.output<typeof sliceSpec>;
+export type DatasetDef = z.output<typeof datasetSpec>;
+
+/** The columns, features, label and split a run works with, once a preset is expanded. */
+export interface Task {
+  features: FeatureDef[];
+  label: LabelDef;
+  split: SplitDef;
+  slices: SliceDef[];
+}
+
+export const PRESETS: Record<'flights-delay', Task> = {
+  'flights-delay': {
+    features: [
+      { name: 'hour', kind: 'numeric', column: 'date', transform: 'hour' },
+      { name: 'dayofweek', kind: 'numeric', column: 'date', transform: 'dayofweek' },
+      { name: 'distance', kind: 'numeric' },
+      { name: 'origin', kind: 'categorical' },
+      { name: 'destination', kind: 'categorical' },
+    ],
+    label: { column: 'delay', greaterThan: 15 },
+    split: { kind: 'time', column: 'date', testFraction: 0.2 },
+    slices: [
+      { feature: 'origin', top: 10 },
+      { feature: 'hour', edges: [5, 11, 17] },
+    ],
+  },
+};
+
+export function resolveTask(spec: TrainingSpec): Task {
+  const preset = spec.preset ? PRESETS[spec.preset] : undefined;
+  const features = spec.features ?? preset!.features;
+  return {
+    features,
+    label: spec.label ?? preset!.label,
+    split: spec.split ?? preset?.split ?? { kind: 'random', seed: spec.seed, testFraction: 0.2 },
+    slices: spec.evaluation.slices ?? preset?.slices ?? features.filter((f) => f.kind === 'categorical').slice(0, 3).map((f) => ({ feature: f.name, top: 5 })),
+  };
+}
+
+/** Raw columns a task reads: they must exist in the data. */
+export function requiredColumns(task: Task): string[] {
+  const cols = new Set<string>();
+  for (const f of task.features) cols.add(f.column ?? f.name);
+  cols.add(task.label.column);
+  if (task.split.kind === 'time') cols.add(task.split.column);
+  return [...cols];
+}
+
+/** Fields a `resume` signal may override: the fix for what failed. */
+export const resumeOverrides = z
+  .object({
+    dataset: datasetSpec.optional(),
+    hyperparameters: z.record(z.string(), z.unknown()).optional(),
+    sampleRows: z.number().int().min(100).max(100_000_000).optional(),
+    gates: z.record(z.string(), z.unknown()).optional(),
+    resources: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+export type ResumeOverrides = z.output<typeof resumeOverrides>;
