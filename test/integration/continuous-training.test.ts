@@ -9,6 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import * as ort from 'onnxruntime-node';
 import type { Client as PgClient } from 'pg';
 import { readAll } from '../../infra/artifacts';
+import { getAlias, getModelByName, getModelVersion, setAlias } from '../../infra/db/repositories';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/definitions';
 import type { TrainingResult } from '../../workflows/continuous-training';
@@ -333,4 +334,35 @@ test('`temporal workflow reset` replays every step and leaves no duplicate versi
     expect(again.version).toBe(1);
     expect(after.edges).toBe(before.edges);
   });
+});
+
+test('a candidate that fails a gate is registered as rejected, with its reasons and no alias; the production champion is scored on the same split', async () => {
+  expect(firstRun).toBeDefined();
+  const { model } = firstRun!;
+  const m = await getModelByName(runtime.db, model);
+  const v1 = await getModelVersion(runtime.db, m!.id, 1);
+  await setAlias(runtime.db, m!.id, 'production', v1!.id);
+  const candidateBefore = await getAlias(runtime.db, m!.id, 'candidate');
+  const workflowId = `ct-reject-${randomUUID()}`;
+  const [result, st] = await withTestWorkers(env, runtime, async () => {
+    const r = (await (await start({ model, ...SAMPLED, gates: { minAuc: 0.99 } }, workflowId)).result()) as TrainingResult;
+    return [r, await status(workflowId)] as const;
+  });
+  expect(result.status).toBe('rejected');
+  expect(st.state).toBe('rejected');
+  expect(result.alias).toBeUndefined();
+  expect(result.reasons.some((r) => r.startsWith('min-auc:'))).toBe(true);
+  // The champion (production v1) was scored on this run's test split.
+  expect(result.champion?.version).toBe(1);
+  const validation = st.steps.find((s) => s.name === 'validate-model')!.outputs as { checks: Array<{ gate: string }> };
+  expect(validation.checks.map((c) => c.gate)).toContain('no-regression vs v1');
+  const versions = await versionsOf(model);
+  const rejected = versions.find((v) => v.version === result.version)!;
+  expect(rejected.status).toBe('rejected');
+  expect(rejected.rejection_reasons).toEqual(result.reasons);
+  expect((await getAlias(runtime.db, m!.id, 'candidate'))?.version).toBe(candidateBefore?.version);
+  // February against the January span of this model: the drift is measured and reported.
+  const validated = st.steps.find((s) => s.name === 'validate-data')!.outputs as { report: { drift: Array<{ column: string; psi: number }>; comparedWith?: string } };
+  expect(validated.report.comparedWith).toBe(firstRun!.result.snapshotSha256);
+  expect(validated.report.drift.map((d) => d.column)).toEqual(expect.arrayContaining(['delay', 'distance', 'origin', 'destination']));
 });
