@@ -2,6 +2,7 @@ import { ApplicationFailure, activityInfo, heartbeat, log } from '@temporalio/ac
 import type { Kysely } from 'kysely';
 import type { Database } from '../infra/db/schema';
 import { finishPipelineRun, findCachedStep, getPipelineRun, upsertPipelineRun, upsertStepRun } from '../infra/db/repositories';
+import { stableJson } from '../workflows/stable-json';
 import { sha256Hex } from './hash';
 
 /**
@@ -37,17 +38,6 @@ export interface StepDeps {
   db: Kysely<Database>;
   codeVersion: string;
   worker: { identity: string };
-}
-
-export function stableJson(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${stableJson(o[k])}`)
-    .join(',')}}`;
 }
 
 /** The step cache key: step name, code version and inputs — what determines the output. */

@@ -1,6 +1,7 @@
 import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure, condition, workflowInfo } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import type { StepCacheLookup, StepCall, StepOutcome } from '../activities/steps';
+import { stableJson } from './stable-json';
 
 /**
  * The step engine shared by our pipelines. A pipeline is a list of named steps, each one
@@ -80,17 +81,6 @@ export interface StepOptions {
 
 type CacheFn = (lookup: StepCacheLookup) => Promise<{ hit: false } | { hit: true; output: unknown; fromWorkflowId: string }>;
 
-const stableStringify = (v: unknown): string => {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${stableStringify(o[k])}`)
-    .join(',')}}`;
-};
-
 /** The innermost Temporal failure's message, type and details, whatever wraps it. */
 export function describeStepFailure(step: string, err: unknown): PipelineFailure {
   if (err instanceof ActivityFailure) {
@@ -147,7 +137,7 @@ export class Pipeline {
    */
   async run<I, O>(name: string, inputs: I, call: (c: StepCall<I>, h: StepHandle) => Promise<StepOutcome<O>>, options: StepOptions = {}): Promise<O> {
     const s = this.step(name);
-    const key = stableStringify(inputs);
+    const key = stableJson(inputs);
     if ((s.state === 'succeeded' || s.state === 'cached') && this.inputKeys.get(name) === key) return s.outputs as O;
     const ctx = { pipelineRunId: this.status.pipelineRunId ?? '', step: name };
     this.status.currentStep = name;

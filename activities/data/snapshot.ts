@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import path from 'node:path';
 import { heartbeat } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
@@ -90,7 +90,7 @@ export async function snapshotDataset(deps: { config: Config; artifacts: Artifac
       return { rows: Number(counted.getRowObjectsJson()[0]!.n), columns };
     });
     const h = await hashFile(out);
-    const put = await deps.artifacts.putContent(await import('node:fs').then((fs) => fs.createReadStream(out)), { mediaType: PARQUET });
+    const put = await deps.artifacts.putContent(createReadStream(out), { mediaType: PARQUET });
     if (put.sha256 !== h.sha256) throw new Error(`snapshot changed while uploading (${h.sha256} → ${put.sha256})`);
     await recordArtifact(deps.db, { uri: put.uri, sha256: put.sha256, bytes: put.bytes, media_type: PARQUET, producing_step_run_id: null });
     return {

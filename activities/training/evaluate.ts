@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import { heartbeat } from '@temporalio/activity';
-import { readAll, type ArtifactStore } from '../../infra/artifacts';
+import type { ArtifactStore } from '../../infra/artifacts';
 import type { SliceDef } from '../../workflows/training-spec';
 import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
@@ -135,4 +135,3 @@ export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInp
   return { ...full, report: { uri: put.uri, sha256: put.sha256 } };
 }
 
-export { readAll };

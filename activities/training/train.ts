@@ -115,19 +115,29 @@ async function runBuiltinTrainer(deps: Deps, input: TrainInput, trainPath: strin
   const features = input.data.features as FeatureSpec[];
   const [train, test] = await withDuckDb(async (c) => [await loadTable(trainPath, features, c), await loadTable(testPath, features, c)] as const);
   const params = input.trainer === 'gbdt' ? { seed: input.seed, ...input.hyperparameters } : { ...input.hyperparameters };
+  const job: TrainJob = { trainer: input.trainer as 'gbdt' | 'logreg', train, test, params, checkpointEvery: input.checkpointEvery, metadata };
 
-  let resumeFrom: GbdtCheckpoint | undefined;
   const prior = lastHeartbeat();
   if (input.trainer === 'gbdt' && prior?.checkpoint) {
-    resumeFrom = JSON.parse((await readAll(await deps.artifacts.get(deps.artifacts.keyFromUri(prior.checkpoint.uri)))).toString('utf8')) as GbdtCheckpoint;
+    const resumeFrom = JSON.parse((await readAll(await deps.artifacts.get(deps.artifacts.keyFromUri(prior.checkpoint.uri)))).toString('utf8')) as GbdtCheckpoint;
     log.info(`train: continuing from the checkpoint at round ${resumeFrom.round} (attempt ${activityInfo().attempt})`);
+    try {
+      return await runThread(deps, { ...job, resumeFrom }, prior.checkpoint);
+    } catch (err) {
+      // A checkpoint the trainer refuses (other data, other parameters) would fail every retry.
+      if (Context.current().cancellationSignal.aborted || !/checkpoint/i.test(err instanceof Error ? err.message : String(err))) throw err;
+      log.warn(`train: the checkpoint was refused (${err instanceof Error ? err.message : String(err)}); training from round 0`);
+    }
   }
-  const resumedFromRound = resumeFrom?.round ?? 0;
-  let checkpoint = resumeFrom ? prior?.checkpoint : undefined;
+  return runThread(deps, job, undefined);
+}
+
+/** Runs one training job in a worker thread, heartbeating its rounds and uploading its checkpoints. */
+async function runThread(deps: Deps, job: TrainJob, startCheckpoint: TrainHeartbeat['checkpoint']): Promise<TrainerResult> {
+  const resumedFromRound = job.resumeFrom?.round ?? 0;
+  let checkpoint = startCheckpoint;
   let rounds = 0;
   heartbeat({ round: resumedFromRound, rounds: 0, checkpoint } satisfies TrainHeartbeat);
-
-  const job: TrainJob = { trainer: input.trainer as 'gbdt' | 'logreg', train, test, params, checkpointEvery: input.checkpointEvery, resumeFrom, metadata };
   const worker = new Worker(path.join(__dirname, 'thread-entry.js'), { workerData: job });
   const cancelled = Context.current().cancellationSignal;
   const onCancel = () => void worker.terminate();
@@ -158,11 +168,6 @@ async function runBuiltinTrainer(deps: Deps, input: TrainInput, trainPath: strin
     });
     await pending;
     return { onnx: done.onnx, testScores: done.testScores, rounds: rounds || (done.summary.trees as number) || 0, resumedFromRound, summary: done.summary };
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    // A trainer that rejects its inputs fails the same way on every retry.
-    if (/must be|not match|invalid/i.test(message)) throw dataError(`train: ${message}`);
-    throw err;
   } finally {
     cancelled.removeEventListener('abort', onCancel);
     await worker.terminate();

@@ -58,6 +58,13 @@ test('heartbeats carry progress and checkpoints; a retry continues from the last
   expect(retryBeats[0]!.round).toBe(15);
   expect(retryBeats.filter((b) => b.round > 15)[0]!.round).toBe(16);
   expect(resumed.model.sha256).toBe(full.model.sha256);
+
+  // A checkpoint that does not fit the run (here: of a longer run) is dropped, not retried forever.
+  const tooFar = withCheckpoint.find((b) => b.checkpoint!.round === 25)!;
+  const other = new MockActivityEnvironment({ heartbeatDetails: tooFar, attempt: 3 });
+  const fresh = (await other.run(() => trainModel(deps(), input(20)))) as TrainOutput;
+  expect(fresh.resumedFromRound).toBe(0);
+  expect(fresh.rounds).toBe(20);
 });
 
 test('cancellation stops the training thread', async () => {
