@@ -1,5 +1,10 @@
 FROM node:20-bookworm-slim
 WORKDIR /app
+# The example external trainer (examples/trainers) runs on the workers with Debian's Python stack.
+ARG WITH_PYTHON_TRAINERS=true
+RUN if [ "$WITH_PYTHON_TRAINERS" = "true" ]; then \
+      apt-get update && apt-get install -y --no-install-recommends python3-sklearn python3-onnx python3-pandas && rm -rf /var/lib/apt/lists/*; \
+    fi
 # `skip` keeps CPU images offline-buildable; the GPU worker's build sets cuda12.
 ARG ONNXRUNTIME_NODE_INSTALL=skip
 ENV ONNXRUNTIME_NODE_INSTALL=${ONNXRUNTIME_NODE_INSTALL}

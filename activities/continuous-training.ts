@@ -5,6 +5,7 @@ import type { Database } from '../infra/db/schema';
 import {
   addLineageEdge,
   getArtifactByUri,
+  getModelByName,
   latestDataSchema,
   previousDataSpan,
   recordArtifact,
@@ -75,9 +76,9 @@ export function createTrainingActivities(deps: TrainingDeps) {
     snapshot: defineStep(deps, async (input: { model: string; dataset: DatasetDef }): Promise<SnapshotRef> => snapshotDataset(deps, input.dataset)),
 
     validateData: defineStep(deps, async (input: ValidateDataInput): Promise<ValidateDataOutput> => {
-      const model = await upsertModel(deps.db, input.model);
-      const schemaRow = await latestDataSchema(deps.db, model.id);
-      const prevRow = await previousDataSpan(deps.db, model.id, input.snapshot.sha256);
+      const known = await getModelByName(deps.db, input.model);
+      const schemaRow = known ? await latestDataSchema(deps.db, known.id) : undefined;
+      const prevRow = known ? await previousDataSpan(deps.db, known.id, input.snapshot.sha256) : undefined;
       const previous = prevRow?.statistics as SpanStatistics | undefined;
       const file = await localArtifact(deps.artifacts, input.snapshot, '.parquet');
       const stats = await withDuckDb((c) => computeStatistics(c, `read_parquet(${literal(file)})`, { previous, label: input.label }));
@@ -89,6 +90,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
         // The report travels with the failure; nothing is recorded for data that failed.
         throw dataError(`data validation failed: ${errors.map((a) => a.message).join('; ')}`, { report });
       }
+      const model = known ?? (await upsertModel(deps.db, input.model));
       let version = schemaRow?.version;
       let created = false;
       if (!schemaRow) {

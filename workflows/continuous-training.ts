@@ -1,4 +1,4 @@
-import { ApplicationFailure, defineQuery, defineSignal, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, isCancellation, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
 import type { TrainingActivities } from '../activities/continuous-training';
 import type { createStepActivities, StepCall, StepOutcome } from '../activities/steps';
 import type { TrainOutput } from '../activities/training/train';
@@ -241,8 +241,12 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
     await control.endPipelineRun({ pipelineRunId, status: p.status.state, result });
     return result;
   } catch (err) {
-    if (p.status.state === 'running' || p.status.state === 'awaiting-resume') p.status.state = 'failed';
-    await control.endPipelineRun({ pipelineRunId, status: p.status.state, result: { error: err instanceof Error ? err.message : String(err), failure: p.status.failure } });
+    if (isCancellation(err)) p.status.state = 'aborted';
+    else if (p.status.state === 'running' || p.status.state === 'awaiting-resume') p.status.state = 'failed';
+    // Record the end even when the run was cancelled: the bookkeeping must not be cancelled with it.
+    await CancellationScope.nonCancellable(() =>
+      control.endPipelineRun({ pipelineRunId, status: p.status.state, result: { error: err instanceof Error ? err.message : String(err), failure: p.status.failure } }),
+    );
     throw err;
   }
 }

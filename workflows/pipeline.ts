@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure, condition, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import type { StepCacheLookup, StepCall, StepOutcome } from '../activities/steps';
 import { stableJson } from './stable-json';
@@ -171,7 +171,7 @@ export class Pipeline {
       this.inputKeys.set(name, key);
       return outcome.output;
     } catch (err) {
-      if (err instanceof CancelledFailure) throw err;
+      if (isCancellation(err)) throw err;
       const failure = describeStepFailure(name, err);
       const details = failure.details as { attempt?: number } | undefined;
       s.attempts += typeof details?.attempt === 'number' ? details.attempt : 1;

@@ -18,7 +18,7 @@ import type { TrainingSpecInput } from '../../workflows/training-spec';
 import { withDuckDb, literal } from '../../activities/data/duck';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import { createTemporalEnv, independentPg, independentS3, openTestRuntime } from '../helpers/real';
-import { callCounter, withTestWorkers, workflowBundle } from '../helpers/workers';
+import { callCounter, withTestWorkers, workflowBundle, type ActivityWrapper } from '../helpers/workers';
 
 const EventType = temporal.api.enums.v1.EventType;
 
@@ -365,4 +365,34 @@ test('a candidate that fails a gate is registered as rejected, with its reasons 
   const validated = st.steps.find((s) => s.name === 'validate-data')!.outputs as { report: { drift: Array<{ column: string; psi: number }>; comparedWith?: string } };
   expect(validated.report.comparedWith).toBe(firstRun!.result.snapshotSha256);
   expect(validated.report.drift.map((d) => d.column)).toEqual(expect.arrayContaining(['delay', 'distance', 'origin', 'destination']));
+});
+
+test('cancelling the workflow during training cancels the training activity and records the run as aborted', async () => {
+  const model = uniqueModel('cancel');
+  const workflowId = `ct-cancel-${randomUUID()}`;
+  const cancelled: string[] = [];
+  const wrap: ActivityWrapper = (name, fn) => async (...args) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      if (name === 'train' && Context.current().cancellationSignal.aborted) cancelled.push(name);
+      throw err;
+    }
+  };
+  await withTestWorkers(
+    env,
+    runtime,
+    async () => {
+      const handle = await start({ model, ...SAMPLED, hyperparameters: { rounds: 5000, maxDepth: 6 }, training: { heartbeatSeconds: 2 } }, workflowId);
+      await waitFor('training', async () => ((await status(workflowId)).steps.find((s) => s.name === 'train')?.state === 'running' ? true : undefined));
+      await new Promise((r) => setTimeout(r, 1500));
+      await handle.cancel();
+      await expect(handle.result()).rejects.toThrow();
+      await waitFor('activity cancelled', async () => (cancelled.length ? true : undefined), 30_000);
+    },
+    { wrap },
+  );
+  const run = await pg.query(`select status from pipeline_runs where workflow_id = $1`, [workflowId]);
+  expect(run.rows).toEqual([{ status: 'aborted' }]);
+  expect(await versionsOf(model)).toHaveLength(0);
 });
