@@ -196,6 +196,9 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_NVIDIA_SMI', default: 'nvidia-smi', meaning: 'the nvidia-smi executable the GPU worker runs' },
   { name: 'MLOPS_CODE_VERSION', default: 'git HEAD, else package version', meaning: 'code version recorded in lineage and step-cache keys' },
   { name: 'MLOPS_DATA_ROOTS', default: '<repo> and the OS temp folder', meaning: 'comma-separated folders that `file://` dataset URIs may point into' },
+  { name: 'MLOPS_SERVE_PORT / MLOPS_SERVE_HOST', default: '8000 / 127.0.0.1', meaning: 'where `npm run serve` (the model server) listens' },
+  { name: 'MLOPS_ADMIN_TOKEN', default: 'unset (admin and feedback APIs disabled)', meaning: 'bearer token (≥ 16 characters) for the model server’s admin and feedback endpoints' },
+  { name: 'MLOPS_SERVE_MAX_BODY_BYTES', default: '1048576', meaning: 'largest inference request body the model server reads' },
   { name: 'MLOPS_PYTHON', default: '/usr/bin/python3 if present, else python3', meaning: 'Python for the example trainer and the reference checks (needs Debian python3-sklearn, python3-onnx, python3-xgboost)' },
   { name: 'MLOPS_COMMAND_TRAINERS', default: '`sklearn-logreg` (examples/trainers)', meaning: 'external trainers: a JSON object `{"name": ["cmd", "arg"]}` or the path of a JSON file holding one' },
 ];

@@ -1,0 +1,130 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import * as ort from 'onnxruntime-node';
+import type { Kysely } from 'kysely';
+import { readAll, type ArtifactStore } from '../artifacts';
+import type { Database } from '../db/schema';
+import { getModelByName, getModelVersion } from '../db/repositories';
+import { BadRequest, type InputSignature } from './oip';
+
+/**
+ * The versions a model server holds: loaded from the registry and the artifact store, the ONNX
+ * bytes checked against the registry's sha256 before onnxruntime sees them. Traffic state is one
+ * immutable object per model, replaced whole, so a request sees either the old or the new state.
+ */
+
+export interface LoadedVersion {
+  model: string;
+  modelId: string;
+  modelVersionId: string;
+  version: number;
+  sha256: string;
+  session: ort.InferenceSession;
+  inputs: InputSignature[];
+  inflight: number;
+  loadedAt: string;
+}
+
+export interface Traffic {
+  stable?: number;
+  canary?: number;
+  /** Percent of unversioned requests that go to the canary. */
+  canaryWeight: number;
+  shadow?: number;
+}
+
+export interface ModelState {
+  name: string;
+  versions: Map<number, LoadedVersion>;
+  traffic: Traffic;
+}
+
+export class NotFound extends BadRequest {
+  constructor(message: string) {
+    super(message, 404);
+  }
+}
+
+export class ModelStore {
+  readonly models = new Map<string, ModelState>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly artifacts: ArtifactStore,
+  ) {}
+
+  async load(name: string, version: number): Promise<LoadedVersion> {
+    const state = this.models.get(name);
+    const existing = state?.versions.get(version);
+    if (existing) return existing;
+    const model = await getModelByName(this.db, name);
+    if (!model) throw new NotFound(`model ${name} is not in the registry`);
+    const mv = await getModelVersion(this.db, model.id, version);
+    if (!mv) throw new NotFound(`model ${name} has no version ${version}`);
+    if (mv.status !== 'registered') throw new BadRequest(`model ${name} version ${version} was rejected; it cannot be served`, 409);
+    if (!mv.onnx_artifact_id) throw new BadRequest(`model ${name} version ${version} has no ONNX file`, 409);
+    const artifact = await this.db.selectFrom('artifacts').selectAll().where('id', '=', mv.onnx_artifact_id).executeTakeFirstOrThrow();
+    const bytes = await readAll(await this.artifacts.get(this.artifacts.keyFromUri(artifact.uri)));
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (sha !== artifact.sha256) throw new Error(`model ${name} v${version}: ${artifact.uri} has sha256 ${sha}, the registry says ${artifact.sha256}; refusing to load it`);
+    const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
+    const inputs = (mv.input_signature as Array<{ name: string; datatype: string }>).map((s) => ({ name: s.name, datatype: s.datatype as 'FP32' | 'BYTES', shape: [-1, 1] }));
+    const loaded: LoadedVersion = { model: name, modelId: model.id, modelVersionId: mv.id, version, sha256: sha, session, inputs, inflight: 0, loadedAt: new Date().toISOString() };
+    const current = this.models.get(name) ?? { name, versions: new Map(), traffic: { canaryWeight: 0 } };
+    // Copy-on-write: requests holding the old state keep a consistent view.
+    this.models.set(name, { ...current, versions: new Map([...current.versions, [version, loaded]]) });
+    return loaded;
+  }
+
+  /** Sets the traffic split, loading any version it names first: the switch itself is atomic. */
+  async setTraffic(name: string, traffic: Traffic): Promise<ModelState> {
+    for (const v of [traffic.stable, traffic.canary, traffic.shadow]) if (v !== undefined) await this.load(name, v);
+    if (traffic.stable === undefined) throw new BadRequest('traffic: a stable version is required');
+    if (traffic.canaryWeight < 0 || traffic.canaryWeight > 100) throw new BadRequest('traffic: canaryWeight must be between 0 and 100');
+    const state = this.models.get(name)!;
+    const next = { ...state, traffic: { ...traffic } };
+    this.models.set(name, next);
+    return next;
+  }
+
+  /** Unloads a version no traffic points at; its session is released once in-flight requests end. */
+  async unload(name: string, version: number): Promise<void> {
+    const state = this.models.get(name);
+    const v = state?.versions.get(version);
+    if (!state || !v) throw new NotFound(`model ${name} version ${version} is not loaded`);
+    const t = state.traffic;
+    if ([t.stable, t.canary, t.shadow].includes(version)) throw new BadRequest(`model ${name} version ${version} still receives traffic; change the traffic first`, 409);
+    const versions = new Map(state.versions);
+    versions.delete(version);
+    this.models.set(name, { ...state, versions });
+    while (v.inflight > 0) await new Promise((r) => setTimeout(r, 10));
+    await v.session.release();
+  }
+
+  /** The version a request goes to: an explicit one, else canary by weight, else stable. */
+  route(name: string, version?: number): { target: LoadedVersion; role: 'stable' | 'canary' | 'pinned'; shadow?: LoadedVersion } {
+    const state = this.models.get(name);
+    if (!state) throw new NotFound(`model ${name} is not served here`);
+    if (version !== undefined) {
+      const target = state.versions.get(version);
+      if (!target) throw new NotFound(`model ${name} version ${version} is not loaded`);
+      return { target, role: 'pinned' };
+    }
+    const t = state.traffic;
+    if (t.stable === undefined) throw new NotFound(`model ${name} has no stable version`);
+    const canary = t.canary !== undefined && t.canaryWeight > 0 && Math.random() * 100 < t.canaryWeight;
+    const target = state.versions.get(canary ? t.canary! : t.stable)!;
+    return { target, role: canary ? 'canary' : 'stable', shadow: t.shadow !== undefined ? state.versions.get(t.shadow) : undefined };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.models.values()) for (const v of s.versions.values()) await v.session.release().catch(() => undefined);
+    this.models.clear();
+  }
+}
+
+export function tokenMatches(given: string | undefined, expected: string): boolean {
+  if (!given) return false;
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}

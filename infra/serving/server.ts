@@ -1,0 +1,272 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import type { ArtifactStore } from '../artifacts';
+import type { Database } from '../db/schema';
+import { attachLabel } from '../db/repositories';
+import type { Logger } from '../log';
+import { ServerMetrics } from './metrics';
+import { ModelStore, NotFound, tokenMatches, type LoadedVersion } from './models';
+import { BadRequest, parseInfer, type ParsedInfer } from './oip';
+import { PredictionLog } from './prediction-log';
+
+/**
+ * The model server: onnxruntime-node behind the Open Inference Protocol REST API, with traffic
+ * split (stable/canary by weight), shadow scoring, hot swap, a batched prediction log, label
+ * feedback, Prometheus metrics, and a token-guarded admin API for the deployment activities.
+ */
+
+export interface ModelServerOptions {
+  db: Kysely<Database>;
+  artifacts: ArtifactStore;
+  log: Logger;
+  port?: number;
+  host?: string;
+  /** Admin and feedback API token; without one those endpoints answer 403. */
+  adminToken?: string;
+  maxBodyBytes?: number;
+  maxBatch?: number;
+  predictionLog?: { intervalMs?: number; batchSize?: number };
+}
+
+export interface RunningModelServer {
+  url: string;
+  port: number;
+  store: ModelStore;
+  metrics: ServerMetrics;
+  predictions: PredictionLog;
+  close(): Promise<void>;
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+const trafficBody = z
+  .object({
+    stable: z.number().int().min(1),
+    canary: z.number().int().min(1).optional(),
+    canaryWeight: z.number().min(0).max(100).default(0),
+    shadow: z.number().int().min(1).optional(),
+  })
+  .strict();
+const versionBody = z.object({ version: z.number().int().min(1) }).strict();
+const feedbackBody = z.union([
+  z.object({ request_id: z.string().min(1).max(300), label: z.union([z.number(), z.boolean(), z.string().max(256)]) }).strict(),
+  z.object({ labels: z.array(z.object({ request_id: z.string().min(1).max(300), label: z.union([z.number(), z.boolean(), z.string().max(256)]) }).strict()).min(1).max(10_000) }).strict(),
+]);
+
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; version=0.0.4' : 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) throw new BadRequest(`request body of ${declared} bytes is over the limit of ${limit}`, 413);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new BadRequest(`request body is over the limit of ${limit} bytes`, 413);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) throw new BadRequest('request body is empty; expected JSON');
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new BadRequest('request body is not valid JSON');
+  }
+}
+
+function parseBody<S extends z.ZodType>(schema: S, body: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(body);
+  if (!r.success) throw new BadRequest(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+function metadataOf(name: string, versions: LoadedVersion[]) {
+  const v = versions[0]!;
+  return {
+    name,
+    versions: versions.map((x) => String(x.version)),
+    platform: 'onnxruntime_onnx',
+    inputs: v.inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: [-1, 1] })),
+    outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
+  };
+}
+
+export async function startModelServer(opts: ModelServerOptions): Promise<RunningModelServer> {
+  const store = new ModelStore(opts.db, opts.artifacts);
+  const metrics = new ServerMetrics();
+  const predictions = new PredictionLog(opts.db, { ...opts.predictionLog, onError: (err) => opts.log.warn(`prediction log: ${err instanceof Error ? err.message : String(err)}`) });
+  const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
+  const maxBatch = opts.maxBatch ?? 10_000;
+
+  const score = async (v: LoadedVersion, parsed: ParsedInfer, role: string, requestId: string): Promise<Float32Array> => {
+    v.inflight++;
+    const started = performance.now();
+    let ok = false;
+    try {
+      const out = await v.session.run(parsed.feeds);
+      ok = true;
+      const probs = out.probability!.data as Float32Array;
+      const ms = performance.now() - started;
+      const ts = new Date();
+      predictions.append(
+        Array.from({ length: parsed.rows }, (_, i) => ({
+          requestId: parsed.rows === 1 ? requestId : `${requestId}#${i}`,
+          modelId: v.modelId,
+          modelVersionId: v.modelVersionId,
+          ts,
+          inputs: Object.fromEntries(Object.entries(parsed.columns).map(([k, col]) => [k, col[i]])),
+          outputs: { probability: probs[i], role },
+          latencyMs: ms / parsed.rows,
+        })),
+      );
+      return probs;
+    } finally {
+      v.inflight--;
+      metrics.observe(v.model, v.version, role, performance.now() - started, parsed.rows, ok);
+    }
+  };
+
+  const admin = (req: http.IncomingMessage) => {
+    if (!opts.adminToken) throw new BadRequest('the admin API is disabled: set MLOPS_ADMIN_TOKEN on the model server', 403);
+    const auth = req.headers.authorization;
+    if (!tokenMatches(auth?.startsWith('Bearer ') ? auth.slice(7) : undefined, opts.adminToken)) throw new BadRequest('missing or wrong bearer token', 401);
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const parts = url.pathname.split('/').filter(Boolean);
+    const method = req.method ?? 'GET';
+    if (method === 'GET' && url.pathname === '/v2/health/live') return send(res, 200, { live: true });
+    if (method === 'GET' && url.pathname === '/v2/health/ready') return send(res, 200, { ready: true });
+    if (method === 'GET' && url.pathname === '/v2') return send(res, 200, { name: 'temporal-mlops', version: '0.1.0', extensions: [] });
+    if (method === 'GET' && url.pathname === '/metrics') return send(res, 200, metrics.render({ mlops_prediction_log_pending: predictions.pending, mlops_prediction_log_dropped_total: predictions.dropped }));
+
+    if (parts[0] === 'v2' && parts[1] === 'models' && parts[2]) {
+      const name = decodeURIComponent(parts[2]);
+      if (!NAME.test(name)) throw new NotFound(`model ${JSON.stringify(name)} is not served here`);
+      let rest = parts.slice(3);
+      let version: number | undefined;
+      if (rest[0] === 'versions') {
+        if (!rest[1] || !/^[1-9][0-9]{0,8}$/.test(rest[1])) throw new NotFound(`version ${JSON.stringify(rest[1] ?? '')} is not a version number`);
+        version = Number(rest[1]);
+        rest = rest.slice(2);
+      }
+      const state = store.models.get(name);
+      if (method === 'GET' && rest.length === 0) {
+        if (!state) throw new NotFound(`model ${name} is not served here`);
+        const versions = version !== undefined ? [state.versions.get(version)].filter((v): v is LoadedVersion => !!v) : [...state.versions.values()];
+        if (!versions.length) throw new NotFound(`model ${name} version ${version} is not loaded`);
+        return send(res, 200, metadataOf(name, versions));
+      }
+      if (method === 'GET' && rest[0] === 'ready' && rest.length === 1) {
+        const ready = version !== undefined ? !!state?.versions.get(version) : state?.traffic.stable !== undefined;
+        return send(res, ready ? 200 : 404, { name, ready });
+      }
+      if (method === 'POST' && rest[0] === 'infer' && rest.length === 1) {
+        const route = store.route(name, version);
+        const body = await readBody(req, maxBody);
+        const parsed = parseInfer(body, route.target.inputs, maxBatch);
+        const requestId = (typeof req.headers['x-request-id'] === 'string' && /^[\w.:-]{1,200}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : undefined) ?? parsed.id ?? randomUUID();
+        const probs = await score(route.target, parsed, route.role, requestId);
+        send(
+          res,
+          200,
+          { model_name: name, model_version: String(route.target.version), id: parsed.id ?? requestId, outputs: [{ name: 'probability', datatype: 'FP32', shape: [parsed.rows, 1], data: Array.from(probs) }] },
+          { 'x-request-id': requestId, 'x-model-version': String(route.target.version) },
+        );
+        // Shadow: the same request scored by another version, logged, never returned.
+        if (route.shadow && route.shadow !== route.target) {
+          const shadow = route.shadow;
+          void score(shadow, parsed, 'shadow', `${requestId}:shadow`).catch((err) => opts.log.warn(`shadow v${shadow.version}: ${err instanceof Error ? err.message : String(err)}`));
+        }
+        return;
+      }
+      if (method === 'POST' && rest[0] === 'feedback' && rest.length === 1) {
+        admin(req);
+        const body = parseBody(feedbackBody, await readBody(req, maxBody), 'feedback');
+        const labels = 'labels' in body ? body.labels : [body];
+        await predictions.flush();
+        let attached = 0;
+        for (const l of labels) if (await attachLabel(opts.db, l.request_id, l.label)) attached++;
+        return send(res, 200, { attached, unknown: labels.length - attached });
+      }
+      throw new NotFound(`no route for ${method} ${url.pathname}`);
+    }
+
+    if (parts[0] === 'admin') {
+      admin(req);
+      if (method === 'GET' && parts[1] === 'models' && parts.length === 2) {
+        return send(
+          res,
+          200,
+          [...store.models.values()].map((s) => ({ name: s.name, traffic: s.traffic, versions: [...s.versions.values()].map((v) => ({ version: v.version, sha256: v.sha256, loadedAt: v.loadedAt, inflight: v.inflight })) })),
+        );
+      }
+      if (method === 'POST' && parts[1] === 'models' && parts[2] && parts.length === 4) {
+        const name = decodeURIComponent(parts[2]);
+        if (!NAME.test(name)) throw new BadRequest(`model name ${JSON.stringify(name)} is not valid`);
+        const body = await readBody(req, maxBody);
+        if (parts[3] === 'load') {
+          const v = await store.load(name, parseBody(versionBody, body, 'load request').version);
+          return send(res, 200, { name, version: v.version, sha256: v.sha256 });
+        }
+        if (parts[3] === 'traffic') {
+          const state = await store.setTraffic(name, parseBody(trafficBody, body, 'traffic'));
+          opts.log.info(`model ${name}: traffic ${JSON.stringify(state.traffic)}`);
+          return send(res, 200, { name, traffic: state.traffic });
+        }
+        if (parts[3] === 'unload') {
+          const { version } = parseBody(versionBody, body, 'unload request');
+          await store.unload(name, version);
+          return send(res, 200, { name, unloaded: version });
+        }
+      }
+      throw new NotFound(`no route for ${method} ${url.pathname}`);
+    }
+    throw new NotFound(`no route for ${method} ${url.pathname}`);
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (err instanceof BadRequest) {
+        metrics.badRequests++;
+        // A refused body may still be arriving: answer, then close instead of reading it.
+        const headers: Record<string, string> = err.status === 413 ? { connection: 'close' } : {};
+        if (!res.headersSent) send(res, err.status, { error: err.message }, headers);
+        if (err.status === 413) req.destroy();
+        return;
+      }
+      opts.log.error(`model server: ${req.method} ${req.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      if (!res.headersSent) send(res, 500, { error: err instanceof Error ? err.message : String(err) });
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
+  opts.log.info(`model server listening on ${url}`);
+  return {
+    url,
+    port,
+    store,
+    metrics,
+    predictions,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await predictions.close();
+      await store.close();
+    },
+  };
+}
