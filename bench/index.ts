@@ -1,9 +1,11 @@
 import { runMain, UserFacingError } from '../infra/errors';
 import { benchContinuousTraining } from './ct';
+import { benchServe } from './serve';
 
 /** `npm run bench -- <name>`: each benchmark prints its table and writes bench/results/<name>.json. */
 const BENCHES: Record<string, () => Promise<void>> = {
   ct: benchContinuousTraining,
+  serve: benchServe,
 };
 
 runMain(async () => {
