@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,16 @@ import { canConnect } from '../../infra/processes';
 import { testServices } from '../helpers/real';
 
 const exec = promisify(execFile);
+
+async function waitForScheduledRun(temporal: string, address: string): Promise<string> {
+  for (let i = 0; i < 60; i++) {
+    const { stdout } = await exec(temporal, ['workflow', 'list', '--address', address, '--query', "WorkflowType='continuousTraining' AND WorkflowId STARTS_WITH 'nightly-flights-delay'", '-o', 'json']);
+    const runs = stdout.trim() ? (JSON.parse(stdout) as Array<{ execution: { workflowId: string } }>) : [];
+    if (runs.length) return runs[0]!.execution.workflowId;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error('the schedule started no continuousTraining run');
+}
 
 function alive(pid: number): boolean {
   try {
@@ -87,6 +98,32 @@ test('npm run dev serves platformCheck from the Temporal CLI, shows it in the We
       'mlops-cpu': expect.stringMatching(/^mlops-cpu@/),
       'mlops-gpu': expect.stringMatching(/^mlops-gpu@/),
     });
+
+    // The README's continuous-training commands, as written: start, query status, result.
+    const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const ctInput = /--type continuousTraining --workflow-id train-flights-jan \\\n\s+--input '([^']+)'/.exec(readme)?.[1];
+    expect(ctInput).toBeDefined();
+    await exec(temporal, ['workflow', 'start', '--address', grpc, '--task-queue', 'mlops-control', '--type', 'continuousTraining', '--workflow-id', 'train-flights-jan', '--input', ctInput!]);
+    const { stdout: ctJson } = await exec(temporal, ['workflow', 'result', '--address', grpc, '--workflow-id', 'train-flights-jan', '-o', 'json'], { timeout: 170_000 });
+    const ct = JSON.parse(ctJson);
+    expect(ct.status).toBe('COMPLETED');
+    expect(ct.closeEvent.workflowExecutionCompletedEventAttributes.result[0]).toMatchObject({ model: 'flights-delay', status: 'registered', version: 1 });
+    const { stdout: statusJson } = await exec(temporal, ['workflow', 'query', '--address', grpc, '--workflow-id', 'train-flights-jan', '--name', 'status', '-o', 'json']);
+    const st = JSON.parse(statusJson).queryResult[0];
+    expect(st.state).toBe('succeeded');
+    expect(st.steps.map((x: { name: string; state: string }) => `${x.name}:${x.state}`)).toEqual(
+      ['snapshot', 'validate-data', 'prepare', 'train', 'evaluate', 'validate-model', 'register'].map((n) => `${n}:succeeded`),
+    );
+    // The README's schedule starts a run when triggered.
+    const schedule = /(temporal schedule create [^\n]+\\\n[^\n]+\\\n\s+--input '[^']+')/.exec(readme)?.[1];
+    expect(schedule).toBeDefined();
+    const scheduleArgs = [...schedule!.replace(/\\\n\s*/g, ' ').matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!).slice(1);
+    await exec(temporal, [...scheduleArgs, '--address', grpc]);
+    await exec(temporal, ['schedule', 'trigger', '--address', grpc, '--schedule-id', 'nightly-flights-delay']);
+    const scheduled = await waitForScheduledRun(temporal, grpc);
+    expect(scheduled).toMatch(/^nightly-flights-delay-/);
+    await exec(temporal, ['schedule', 'delete', '--address', grpc, '--schedule-id', 'nightly-flights-delay']);
+    await exec(temporal, ['workflow', 'terminate', '--address', grpc, '--workflow-id', scheduled, '--reason', 'test done']);
 
     // The Web UI that dev printed knows the run.
     const res = await fetch(`${ui}/api/v1/namespaces/default/workflows/${workflowId}`);
