@@ -23,7 +23,19 @@ const workers = Object.entries(services).filter(([name]) => name.startsWith('wor
 const hostPorts = (s: Service) => (s.ports ?? []).map((p) => Number(p.split(':')[1]));
 
 test('the production-shaped services are all there', () => {
-  expect(Object.keys(services).sort()).toEqual(['minio', 'postgresql', 'temporal', 'temporal-ui', 'worker-control', 'worker-cpu', 'worker-gpu']);
+  expect(Object.keys(services).sort()).toEqual(['minio', 'model-server', 'postgresql', 'temporal', 'temporal-ui', 'worker-control', 'worker-cpu', 'worker-gpu']);
+});
+
+test('the model server runs its entry point with the stores and a published port', () => {
+  const svc = services['model-server']!;
+  const pkg = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  expect(pkg.scripts[svc.command![2]!]).toBe('tsx workers/model-server.ts');
+  const env = svc.environment!;
+  const documented = new Set(CONFIG_DOCS.flatMap((d) => d.name.split(' / ').map((n) => n.trim())));
+  for (const key of Object.keys(env)) expect(documented).toContain(key);
+  expect(loadConfig(env).artifactRoot.kind).toBe('s3');
+  expect(hostPorts(svc)).toContain(Number(env.MLOPS_SERVE_PORT));
+  expect(env.MLOPS_ADMIN_TOKEN!.length).toBeGreaterThanOrEqual(16);
 });
 
 test('each worker runs the entry point for its queue', () => {
