@@ -3,6 +3,7 @@ import type { ArtifactStore } from '../infra/artifacts';
 import type { Config } from '../infra/config';
 import type { Database } from '../infra/db/schema';
 import { createTrainingActivities } from './continuous-training';
+import { createDeploymentActivities } from './deployment';
 import { createPlatformActivities, type WorkerIdentity } from './platform';
 import { createStepActivities } from './steps';
 
@@ -20,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPlatformActivities(deps),
     ...createStepActivities(deps),
     ...createTrainingActivities(deps),
+    ...createDeploymentActivities(deps),
   };
 }
 

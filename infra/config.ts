@@ -104,6 +104,8 @@ const envSchema = z.object({
   MLOPS_DATA_ROOTS: optionalString,
   MLOPS_COMMAND_TRAINERS: optionalString,
   MLOPS_PYTHON: optionalString,
+  MLOPS_MODEL_SERVER_URL: optionalString.refine((v) => v === undefined || /^https?:\/\/[^/]+\/?$/.test(v), { message: 'must look like http://host:port' }),
+  MLOPS_ADMIN_TOKEN: optionalString,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -136,6 +138,8 @@ export interface Config {
   dataRoots: string[];
   /** Registered external trainers: name → argv (workflow inputs name one, never give a command). */
   commandTrainers: Record<string, string[]>;
+  /** The model server the deployment activities drive through its admin API. */
+  modelServer: { url: string; adminToken?: string };
 }
 
 const commandTrainersSchema = z.record(
@@ -198,6 +202,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_DATA_ROOTS', default: '<repo> and the OS temp folder', meaning: 'comma-separated folders that `file://` dataset URIs may point into' },
   { name: 'MLOPS_SERVE_PORT / MLOPS_SERVE_HOST', default: '8000 / 127.0.0.1', meaning: 'where `npm run serve` (the model server) listens' },
   { name: 'MLOPS_ADMIN_TOKEN', default: 'unset (admin and feedback APIs disabled)', meaning: 'bearer token (≥ 16 characters) for the model server’s admin and feedback endpoints' },
+  { name: 'MLOPS_MODEL_SERVER_URL', default: 'http://127.0.0.1:8000', meaning: 'the model server the promotion workflow’s deployment activities drive (admin API, with MLOPS_ADMIN_TOKEN)' },
   { name: 'MLOPS_SERVE_MAX_BODY_BYTES', default: '1048576', meaning: 'largest inference request body the model server reads' },
   { name: 'MLOPS_PYTHON', default: '/usr/bin/python3 if present, else python3', meaning: 'Python for the example trainer and the reference checks (needs Debian python3-sklearn, python3-onnx, python3-xgboost)' },
   { name: 'MLOPS_COMMAND_TRAINERS', default: '`sklearn-logreg` (examples/trainers)', meaning: 'external trainers: a JSON object `{"name": ["cmd", "arg"]}` or the path of a JSON file holding one' },
@@ -254,5 +259,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     codeVersion: e.MLOPS_CODE_VERSION,
     dataRoots: (e.MLOPS_DATA_ROOTS ? e.MLOPS_DATA_ROOTS.split(',').map((d) => d.trim()).filter(Boolean) : [PROJECT_ROOT, os.tmpdir()]).map((d) => path.resolve(d)),
     commandTrainers: parseCommandTrainers(e.MLOPS_COMMAND_TRAINERS, env),
+    modelServer: { url: (e.MLOPS_MODEL_SERVER_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, ''), adminToken: e.MLOPS_ADMIN_TOKEN },
   };
 }

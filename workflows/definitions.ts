@@ -28,3 +28,8 @@ export const STATUS_QUERY = 'status';
 export const RESUME_SIGNAL = 'resume';
 export const ABORT_SIGNAL = 'abort';
 export const CONTINUOUS_TRAINING = 'continuousTraining';
+
+/** The promotion workflow's signals. */
+export const APPROVE_SIGNAL = 'approve';
+export const REJECT_SIGNAL = 'reject';
+export const ROLLBACK_SIGNAL = 'rollback';

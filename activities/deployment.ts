@@ -1,0 +1,184 @@
+import { sql, type Kysely } from 'kysely';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import type { ArtifactStore } from '../infra/artifacts';
+import type { Config } from '../infra/config';
+import type { Database } from '../infra/db/schema';
+import { getAlias, getModelByName, getModelVersion, setAlias, upsertDeployment } from '../infra/db/repositories';
+import { psi } from './data/drift';
+import { withDuckDb } from './data/duck';
+import { loadTable } from './data/prepare';
+import { localArtifact } from './data/sources';
+import type { FeatureSpec } from './training/dataset';
+import { readVerified } from './training/evaluate';
+import { createSession, scoreTable } from './training/scoring';
+
+/**
+ * Deployment activities for the promotion workflow: they drive the model server through its
+ * admin API and read what it logged. Each is idempotent: loading a loaded version, setting the
+ * same traffic or moving an alias to where it already is changes nothing.
+ */
+
+export interface DeploymentDeps {
+  db: Kysely<Database>;
+  artifacts: ArtifactStore;
+  config: Pick<Config, 'modelServer'>;
+}
+
+export interface Traffic {
+  stable: number;
+  canary?: number;
+  canaryWeight?: number;
+  shadow?: number;
+}
+
+export interface CanaryFigures {
+  stableRows: number;
+  canaryRows: number;
+  stableP99Ms: number | null;
+  canaryP99Ms: number | null;
+  /** PSI of the canary's prediction distribution against the stable one's (10 bins). */
+  predictionPsi: number | null;
+  canaryErrors: number;
+}
+
+async function admin(deps: DeploymentDeps, path: string, body: unknown): Promise<unknown> {
+  const { url, adminToken } = deps.config.modelServer;
+  if (!adminToken) throw ApplicationFailure.nonRetryable('MLOPS_ADMIN_TOKEN is not set on this worker: it cannot drive the model server', 'ConfigError');
+  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (res.status >= 400 && res.status < 500) throw ApplicationFailure.nonRetryable(`model server ${path}: ${res.status} ${text}`, 'ModelServerRefused');
+  if (!res.ok) throw new Error(`model server ${path}: ${res.status} ${text}`);
+  return JSON.parse(text) as unknown;
+}
+
+async function versionRow(db: Kysely<Database>, model: string, version: number) {
+  const m = await getModelByName(db, model);
+  const mv = m ? await getModelVersion(db, m.id, version) : undefined;
+  if (!m || !mv) throw ApplicationFailure.nonRetryable(`model ${model} has no version ${version}`, 'NotFound');
+  return { model: m, mv };
+}
+
+const quantile = (xs: number[], q: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]! : null);
+
+export function createDeploymentActivities(deps: DeploymentDeps) {
+  return {
+    async currentProduction(input: { model: string }): Promise<number | null> {
+      const m = await getModelByName(deps.db, input.model);
+      if (!m) throw ApplicationFailure.nonRetryable(`model ${input.model} is not in the registry`, 'NotFound');
+      return (await getAlias(deps.db, m.id, 'production'))?.version ?? null;
+    },
+
+    async deploy(input: { model: string; version: number; slot: string }): Promise<void> {
+      const { mv } = await versionRow(deps.db, input.model, input.version);
+      if (mv.status !== 'registered') throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version} was rejected; it cannot be deployed`, 'Rejected');
+      await admin(deps, `/admin/models/${input.model}/load`, { version: input.version });
+      await upsertDeployment(deps.db, { modelVersionId: mv.id, slot: input.slot, endpoint: deps.config.modelServer.url, status: 'loaded', weight: 0 });
+    },
+
+    async setTraffic(input: { model: string; traffic: Traffic }): Promise<void> {
+      const t = input.traffic;
+      await admin(deps, `/admin/models/${input.model}/traffic`, { stable: t.stable, canary: t.canary, canaryWeight: t.canaryWeight ?? 0, shadow: t.shadow });
+      const w = t.canary !== undefined ? (t.canaryWeight ?? 0) : 0;
+      const { mv } = await versionRow(deps.db, input.model, t.stable);
+      await upsertDeployment(deps.db, { modelVersionId: mv.id, slot: 'serving', endpoint: deps.config.modelServer.url, status: 'stable', weight: 100 - w });
+      if (t.canary !== undefined && t.canary !== t.stable) {
+        const c = await versionRow(deps.db, input.model, t.canary);
+        await upsertDeployment(deps.db, { modelVersionId: c.mv.id, slot: 'serving', endpoint: deps.config.modelServer.url, status: 'canary', weight: w });
+      }
+    },
+
+    /** The evaluation sample through the HTTP API must reproduce the offline scores. */
+    async contractTest(input: { model: string; version: number; rows: number }): Promise<{ rows: number; maxAbsDiff: number }> {
+      const { mv } = await versionRow(deps.db, input.model, input.version);
+      const lineage = (mv.metrics as { lineage?: { test?: { uri: string; sha256: string } } }).lineage;
+      if (!lineage?.test) throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version} has no evaluation sample in its lineage`, 'NoSample');
+      const features: FeatureSpec[] = (mv.input_signature as Array<{ name: string; datatype: string }>).map((s) => ({ name: s.name, kind: s.datatype === 'BYTES' ? 'categorical' : 'numeric' }));
+      const file = await localArtifact(deps.artifacts, lineage.test, '.parquet');
+      const full = await withDuckDb((c) => loadTable(file, features, c));
+      const n = Math.min(input.rows, full.rows);
+      const sample = { ...full, rows: n, numeric: Object.fromEntries(Object.entries(full.numeric).map(([k, v]) => [k, v.slice(0, n)])), categorical: Object.fromEntries(Object.entries(full.categorical).map(([k, v]) => [k, v.slice(0, n)])), label: full.label.slice(0, n) };
+      const artifact = await deps.db.selectFrom('artifacts').selectAll().where('id', '=', mv.onnx_artifact_id!).executeTakeFirstOrThrow();
+      const session = await createSession(await readVerified(deps.artifacts, artifact));
+      const offline = await scoreTable(session, sample, features);
+      await session.release();
+      const body = { inputs: features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [n, 1], data: f.kind === 'numeric' ? Array.from(sample.numeric[f.name]!, (v) => (Number.isNaN(v) ? null : v)) : sample.categorical[f.name] })) };
+      const res = await fetch(`${deps.config.modelServer.url}/v2/models/${input.model}/versions/${input.version}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': `contract-${input.model}-v${input.version}` }, body: JSON.stringify(body) });
+      if (!res.ok) throw ApplicationFailure.nonRetryable(`contract test: the server answered ${res.status} ${await res.text()}`, 'ContractFailed');
+      const served = ((await res.json()) as { outputs: Array<{ data: number[] }> }).outputs[0]!.data;
+      let maxAbsDiff = 0;
+      for (let i = 0; i < n; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(served[i]! - offline[i]!));
+      return { rows: n, maxAbsDiff };
+    },
+
+    /** Bounded load on one pinned version: p99 latency and error rate as the client sees them. */
+    async loadTest(input: { model: string; version: number; seconds: number; concurrency: number }): Promise<{ requests: number; errorRate: number; p99Ms: number; p50Ms: number }> {
+      const { mv } = await versionRow(deps.db, input.model, input.version);
+      const sig = mv.input_signature as Array<{ name: string; datatype: string }>;
+      const body = JSON.stringify({ inputs: sig.map((s) => ({ name: s.name, datatype: s.datatype, shape: [1, 1], data: [s.datatype === 'BYTES' ? 'X' : 1] })) });
+      const url = `${deps.config.modelServer.url}/v2/models/${input.model}/versions/${input.version}/infer`;
+      const latencies: number[] = [];
+      let errors = 0;
+      const until = performance.now() + input.seconds * 1000;
+      await Promise.all(
+        Array.from({ length: input.concurrency }, async () => {
+          while (performance.now() < until) {
+            const t = performance.now();
+            try {
+              const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': `load-${Math.random().toString(36).slice(2)}` }, body });
+              await res.arrayBuffer();
+              if (!res.ok) errors++;
+            } catch {
+              errors++;
+            }
+            latencies.push(performance.now() - t);
+          }
+        }),
+      );
+      heartbeat();
+      return { requests: latencies.length, errorRate: latencies.length ? errors / latencies.length : 1, p99Ms: quantile(latencies, 0.99) ?? Infinity, p50Ms: quantile(latencies, 0.5) ?? Infinity };
+    },
+
+    /** What the server logged for stable and canary since `since`: rows, p99 latency, prediction shift. */
+    async canaryFigures(input: { model: string; stable: number; canary: number; since: string }): Promise<CanaryFigures> {
+      const s = await versionRow(deps.db, input.model, input.stable);
+      const c = await versionRow(deps.db, input.model, input.canary);
+      const rows = await deps.db
+        .selectFrom('prediction_log')
+        .select(['model_version_id', 'latency_ms', sql<number>`(outputs->>'probability')::float8`.as('p')])
+        .where('model_id', '=', s.model.id)
+        .where('ts', '>=', new Date(input.since))
+        .where('model_version_id', 'in', [s.mv.id, c.mv.id])
+        .where(sql<boolean>`outputs->>'role' <> 'shadow'`)
+        .execute();
+      const of = (id: string) => rows.filter((r) => r.model_version_id === id);
+      const hist = (xs: Array<{ p: number }>) => {
+        const h = new Array<number>(10).fill(0);
+        for (const x of xs) h[Math.min(9, Math.max(0, Math.floor(x.p * 10)))]!++;
+        return h;
+      };
+      const stable = of(s.mv.id);
+      const canary = of(c.mv.id);
+      const metrics = await fetch(`${deps.config.modelServer.url}/metrics`).then((r) => r.text());
+      const m = new RegExp(`mlops_inference_errors_total\\{model="${input.model}",version="${input.canary}",role="canary"\\} (\\d+)`).exec(metrics);
+      return {
+        stableRows: stable.length,
+        canaryRows: canary.length,
+        stableP99Ms: quantile(stable.map((r) => r.latency_ms), 0.99),
+        canaryP99Ms: quantile(canary.map((r) => r.latency_ms), 0.99),
+        predictionPsi: stable.length && canary.length ? psi(hist(stable), hist(canary)) : null,
+        canaryErrors: m ? Number(m[1]) : 0,
+      };
+    },
+
+    /** Moves `production` (one row per model and alias: exactly one production version). */
+    async setProduction(input: { model: string; version: number }): Promise<void> {
+      const { model, mv } = await versionRow(deps.db, input.model, input.version);
+      await deps.db.transaction().execute(async (trx) => {
+        await setAlias(trx, model.id, 'production', mv.id);
+        await upsertDeployment(trx, { modelVersionId: mv.id, slot: 'serving', endpoint: deps.config.modelServer.url, status: 'production', weight: 100 });
+      });
+    },
+  };
+}
+
+export type DeploymentActivities = ReturnType<typeof createDeploymentActivities>;

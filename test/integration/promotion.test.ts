@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Client as PgClient } from 'pg';
+import { literal, withDuckDb } from '../../activities/data/duck';
+import { loadTable, prepareData, type PreparedData } from '../../activities/data/prepare';
+import { flightsParquetPath } from '../../activities/data/snapshot';
+import type { Table } from '../../activities/training/dataset';
+import { exportGbdtOnnx, trainGbdt } from '../../activities/training/gbdt';
+import { signatureOf } from '../../activities/training/scoring';
+import { recordArtifact, registerModelVersion, upsertModel } from '../../infra/db/repositories';
+import { createLogger } from '../../infra/log';
+import { startModelServer, type RunningModelServer } from '../../infra/serving/server';
+import type { WorkerRuntime } from '../../workers/runtime';
+import { TASK_QUEUES } from '../../workflows/definitions';
+import type { PromotionInput, PromotionStatus } from '../../workflows/promotion';
+import { PRESETS } from '../../workflows/training-spec';
+import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
+import { withTestWorkers, workflowBundle } from '../helpers/workers';
+
+/** promotion against the real model server, registry and Temporal: canary, rollback, approval. */
+
+const TOKEN = 'promotion-test-token-0123';
+let env: TestWorkflowEnvironment;
+let runtime: WorkerRuntime;
+let pg: PgClient;
+let server: RunningModelServer;
+let data: PreparedData;
+let train: Table;
+let dir: string;
+
+async function register(model: string, labels: 'real' | 'inverted', rounds: number): Promise<number> {
+  const t = labels === 'real' ? train : { ...train, label: train.label.map((y) => 1 - y) };
+  const bytes = exportGbdtOnnx(trainGbdt(t, { rounds, maxDepth: 4 }));
+  const put = await runtime.artifacts.putContent(bytes, { mediaType: 'application/onnx' });
+  const artifact = await recordArtifact(runtime.db, { uri: put.uri, sha256: put.sha256, bytes: put.bytes, media_type: 'application/onnx', producing_step_run_id: null });
+  const m = await upsertModel(runtime.db, model);
+  const sig = signatureOf(data.features);
+  const mv = await registerModelVersion(runtime.db, { modelId: m.id, idempotencyKey: `test/${put.sha256}`, status: 'registered', metrics: { lineage: { test: data.test } }, onnxArtifactId: artifact.id, inputSignature: sig.inputs, outputSignature: sig.outputs });
+  return mv.version;
+}
+
+beforeAll(async () => {
+  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(`promo-${randomUUID().slice(0, 8)}`)]);
+  pg = await independentPg();
+  await workflowBundle();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'promo-'));
+  const src = path.join(dir, 'mar.parquet');
+  await withDuckDb((c) => c.run(`COPY (SELECT * FROM read_parquet(${literal(flightsParquetPath())}) WHERE month(date) = 3 LIMIT 20000) TO ${literal(src)} (FORMAT parquet)`));
+  const task = PRESETS['flights-delay'];
+  data = await prepareData(runtime.artifacts, src, { snapshot: { uri: '', sha256: '' }, features: task.features, label: task.label, split: task.split, seed: 3 }, dir);
+  train = await loadTable(path.join(dir, 'train.parquet'), data.features);
+  server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('test-serve'), adminToken: TOKEN, predictionLog: { intervalMs: 50 } });
+  runtime.config.modelServer = { url: server.url, adminToken: TOKEN };
+});
+
+afterAll(async () => {
+  await server?.close();
+  await pg?.end();
+  await runtime?.close();
+  await env?.teardown();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Steady unversioned traffic while a promotion runs, as users would send. */
+function traffic(model: string) {
+  let stop = false;
+  const row = { inputs: data.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? 10 : 'ORD'] })) };
+  const failures: number[] = [];
+  const loop = (async () => {
+    while (!stop) {
+      const res = await fetch(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: JSON.stringify(row) });
+      if (res.status !== 200 && res.status !== 404) failures.push(res.status);
+      await res.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return { failures, stop: async () => ((stop = true), await loop) };
+}
+
+async function promote(input: PromotionInput, during?: (id: string) => Promise<void>): Promise<PromotionStatus> {
+  const workflowId = `promotion-${input.model}-${randomUUID().slice(0, 6)}`;
+  return withTestWorkers(
+    env,
+    runtime,
+    async () => {
+      const handle = await env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId, args: [input] });
+      if (during) await during(workflowId);
+      return (await handle.result()) as PromotionStatus;
+    },
+    { queues: [TASK_QUEUES.control] },
+  );
+}
+
+async function production(model: string): Promise<number | undefined> {
+  const r = await pg.query(`select mv.version from model_aliases a join models m on m.id = a.model_id join model_versions mv on mv.id = a.model_version_id where m.name = $1 and a.alias = 'production'`, [model]);
+  return r.rows[0]?.version as number | undefined;
+}
+
+const fast = { bakeSeconds: 1.5, canarySteps: [30, 60, 100], loadTest: { seconds: 1, concurrency: 4 }, gates: { maxP99Ms: 500, minCanaryRows: 5 } } satisfies Partial<PromotionInput>;
+
+test('first version goes straight to production; a good candidate is promoted through canary; a shifted one is rolled back', async () => {
+  const model = `promo-${randomUUID().slice(0, 8)}`;
+  const v1 = await register(model, 'real', 20);
+  const v2 = await register(model, 'real', 30);
+  const v3 = await register(model, 'inverted', 20);
+
+  const first = await promote({ model, version: v1, strategy: 'canary', ...fast });
+  expect(first.outcome).toBe('promoted');
+  expect(first.previous).toBeNull();
+  expect((first.figures.contract as { maxAbsDiff: number }).maxAbsDiff).toBeLessThanOrEqual(1e-5);
+  expect(await production(model)).toBe(v1);
+
+  const load = traffic(model);
+  const second = await promote({ model, version: v2, strategy: 'canary', ...fast }).catch(async (err) => {
+    await load.stop();
+    throw err;
+  });
+  expect(second.outcome).toBe('promoted');
+  expect(Object.keys(second.figures)).toEqual(expect.arrayContaining(['contract', 'load', 'canary 30%', 'canary 60%']));
+  expect(await production(model)).toBe(v2);
+  expect(server.store.models.get(model)!.traffic.stable).toBe(v2);
+  expect(server.store.models.get(model)!.traffic.canary).toBeUndefined();
+
+  const third = await promote({ model, version: v3, strategy: 'canary', ...fast }).finally(() => load.stop());
+  expect(third.outcome).toBe('rolled-back');
+  expect(third.reason).toMatch(/canary 30% gate failed/);
+  expect((third.figures['canary 30%'] as { predictionPsi: number }).predictionPsi).toBeGreaterThan(0.2);
+  // Production never moved, and the server is back on it.
+  expect(await production(model)).toBe(v2);
+  expect(server.store.models.get(model)!.traffic.stable).toBe(v2);
+  expect(server.store.models.get(model)!.traffic.canary).toBeUndefined();
+  expect(load.failures).toEqual([]);
+  const rows = await pg.query(`select count(*)::int n from model_aliases a join models m on m.id = a.model_id where m.name = $1 and a.alias = 'production'`, [model]);
+  expect(rows.rows[0].n).toBe(1);
+});
+
+test('approval: a timeout rejects, `approve` promotes, `rollback` during the watch returns to the previous version', async () => {
+  const model = `approve-${randomUUID().slice(0, 8)}`;
+  const v1 = await register(model, 'real', 10);
+  const v2 = await register(model, 'real', 15);
+  await promote({ model, version: v1, strategy: 'direct', ...fast });
+
+  const timedOut = await promote({ model, version: v2, strategy: 'direct', ...fast, approval: { timeoutSeconds: 2 } });
+  expect(timedOut.outcome).toBe('rejected');
+  expect(timedOut.reason).toMatch(/no approval within 2s/);
+  expect(await production(model)).toBe(v1);
+
+  const approved = await promote({ model, version: v2, strategy: 'direct', ...fast, approval: { timeoutSeconds: 60 }, watchSeconds: 60 }, async (id) => {
+    const h = env.client.workflow.getHandle(id);
+    for (;;) {
+      const s = (await h.query('status')) as PromotionStatus;
+      if (s.stage === 'awaiting-approval') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await h.signal('approve', { by: 'test' });
+    for (;;) {
+      const s = (await h.query('status')) as PromotionStatus;
+      if (s.stage === 'watching') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await production(model)).toBe(v2);
+    const t0 = Date.now();
+    await h.signal('rollback', { reason: 'pager' });
+    for (;;) {
+      if ((await production(model)) === v1) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+  expect(approved.outcome).toBe('rolled-back');
+  expect(approved.reason).toMatch(/rollback asked: pager/);
+  expect(await production(model)).toBe(v1);
+  expect(server.store.models.get(model)!.traffic.stable).toBe(v1);
+});

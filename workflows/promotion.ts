@@ -1,0 +1,168 @@
+import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
+import { z } from 'zod';
+import type { CanaryFigures, DeploymentActivities, Traffic } from '../activities/deployment';
+import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, TASK_QUEUES } from './definitions';
+import { parseInput } from './input';
+import { MODEL_NAME } from './training-spec';
+
+/**
+ * promotion: deploy a registered version next to production, prove it (contract test, load
+ * gate), optionally wait for a human, then move traffic — at once, in canary steps with gates, or
+ * after a shadow bake — and move the `production` alias. Every step that changes serving has a
+ * compensation; a failed gate, a rejection or a `rollback` signal runs them in reverse.
+ */
+
+export const promotionInput = z
+  .object({
+    model: z.string().regex(MODEL_NAME, 'must be a model name'),
+    version: z.number().int().min(1),
+    strategy: z.enum(['direct', 'canary', 'shadow']).default('canary'),
+    canarySteps: z.array(z.number().gt(0).max(100)).min(1).max(10).default([5, 25, 50, 100]),
+    bakeSeconds: z.number().min(0).max(7 * 24 * 3600).default(60),
+    contractRows: z.number().int().min(1).max(10_000).default(200),
+    loadTest: z.object({ seconds: z.number().min(0.5).max(600).default(5), concurrency: z.number().int().min(1).max(256).default(8) }).strict().default({ seconds: 5, concurrency: 8 }),
+    gates: z
+      .object({
+        maxContractDiff: z.number().min(0).default(1e-5),
+        maxErrorRate: z.number().min(0).max(1).default(0.01),
+        maxP99Ms: z.number().gt(0).default(100),
+        maxPredictionPsi: z.number().min(0).default(0.2),
+        /** Rows the canary must have served before its gate is judged. */
+        minCanaryRows: z.number().int().min(0).default(20),
+      })
+      .strict()
+      .default({ maxContractDiff: 1e-5, maxErrorRate: 0.01, maxP99Ms: 100, maxPredictionPsi: 0.2, minCanaryRows: 20 }),
+    approval: z.object({ timeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600) }).strict().optional(),
+    /** After promotion, how long a `rollback` signal can still return to the previous version. */
+    watchSeconds: z.number().min(0).max(30 * 24 * 3600).default(0),
+  })
+  .strict()
+  .refine((i) => i.canarySteps.every((w, k) => k === 0 || w > i.canarySteps[k - 1]!), { message: 'canary steps must increase', path: ['canarySteps'] });
+
+export type PromotionInput = z.input<typeof promotionInput>;
+
+export interface PromotionStatus {
+  model: string;
+  candidate: number;
+  previous: number | null;
+  stage: string;
+  traffic?: Traffic;
+  figures: Record<string, unknown>;
+  outcome?: 'promoted' | 'rolled-back' | 'rejected';
+  reason?: string;
+}
+
+export const promotionStatusQuery = defineQuery<PromotionStatus>(STATUS_QUERY);
+export const approveSignal = defineSignal<[{ by?: string }?]>(APPROVE_SIGNAL);
+export const rejectSignal = defineSignal<[{ by?: string; reason?: string }?]>(REJECT_SIGNAL);
+export const rollbackSignal = defineSignal<[{ reason?: string }?]>(ROLLBACK_SIGNAL);
+
+const acts = proxyActivities<DeploymentActivities>({ taskQueue: TASK_QUEUES.control, startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['NotFound', 'Rejected', 'ModelServerRefused', 'ConfigError', 'NoSample', 'ContractFailed'] } });
+const loadActs = proxyActivities<DeploymentActivities>({ taskQueue: TASK_QUEUES.control, startToCloseTimeout: '15 minutes', heartbeatTimeout: '15 minutes', retry: { maximumAttempts: 2 } });
+
+class GateFailed extends Error {}
+
+export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
+  const input = parseInput(promotionInput, raw, 'promotion');
+  const status: PromotionStatus = { model: input.model, candidate: input.version, previous: null, stage: 'starting', figures: {} };
+  let decision: 'approve' | 'reject' | undefined;
+  let rollbackAsked: string | undefined;
+  setHandler(promotionStatusQuery, () => status);
+  setHandler(approveSignal, () => void (decision ??= 'approve'));
+  setHandler(rejectSignal, (r) => {
+    decision ??= 'reject';
+    status.reason ??= r?.reason ? `rejected: ${r.reason}` : 'rejected by signal';
+  });
+  setHandler(rollbackSignal, (r) => void (rollbackAsked ??= r?.reason ?? 'rollback signal'));
+
+  const compensations: Array<() => Promise<void>> = [];
+  const setTraffic = async (traffic: Traffic, undo?: Traffic) => {
+    await acts.setTraffic({ model: input.model, traffic });
+    status.traffic = traffic;
+    if (undo) compensations.unshift(async () => {
+      await acts.setTraffic({ model: input.model, traffic: undo });
+      status.traffic = undo;
+    });
+  };
+  const gate = (name: string, ok: boolean, figures: unknown) => {
+    status.figures[name] = figures;
+    if (!ok) throw new GateFailed(`${name} gate failed: ${JSON.stringify(figures)}`);
+    if (rollbackAsked) throw new GateFailed(`rollback asked: ${rollbackAsked}`);
+  };
+
+  try {
+    status.previous = await acts.currentProduction({ model: input.model });
+    if (status.previous === input.version) throw ApplicationFailure.nonRetryable(`${input.model} v${input.version} is already in production`, 'InvalidInput');
+    status.stage = 'staging';
+    await acts.deploy({ model: input.model, version: input.version, slot: 'staging' });
+    status.stage = 'contract-test';
+    const contract = await acts.contractTest({ model: input.model, version: input.version, rows: input.contractRows });
+    gate('contract', contract.maxAbsDiff <= input.gates.maxContractDiff, contract);
+    status.stage = 'load-test';
+    const load = await loadActs.loadTest({ model: input.model, version: input.version, ...input.loadTest });
+    gate('load', load.errorRate <= input.gates.maxErrorRate && load.p99Ms <= input.gates.maxP99Ms, load);
+
+    if (input.approval) {
+      status.stage = 'awaiting-approval';
+      const answered = await condition(() => decision !== undefined, input.approval.timeoutSeconds * 1000);
+      if (!answered) status.reason = `no approval within ${input.approval.timeoutSeconds}s`;
+      if (decision !== 'approve') {
+        status.outcome = 'rejected';
+        status.stage = 'done';
+        status.reason ??= 'rejected';
+        return status;
+      }
+    }
+
+    const prev = status.previous;
+    if (prev !== null && input.strategy === 'canary') {
+      for (const w of input.canarySteps.filter((x) => x < 100)) {
+        status.stage = `canary ${w}%`;
+        const since = new Date().toISOString();
+        await setTraffic({ stable: prev, canary: input.version, canaryWeight: w }, { stable: prev });
+        await sleep(input.bakeSeconds * 1000);
+        const f: CanaryFigures = await acts.canaryFigures({ model: input.model, stable: prev, canary: input.version, since });
+        const judged = f.canaryRows >= input.gates.minCanaryRows;
+        gate(
+          `canary ${w}%`,
+          !judged ||
+            (f.canaryErrors === 0 &&
+              (f.canaryP99Ms ?? 0) <= input.gates.maxP99Ms &&
+              (f.predictionPsi ?? 0) <= input.gates.maxPredictionPsi),
+          f,
+        );
+      }
+    } else if (prev !== null && input.strategy === 'shadow') {
+      status.stage = 'shadow';
+      const since = new Date().toISOString();
+      await setTraffic({ stable: prev, shadow: input.version }, { stable: prev });
+      await sleep(input.bakeSeconds * 1000);
+      const f = await acts.canaryFigures({ model: input.model, stable: prev, canary: input.version, since });
+      gate('shadow', (f.predictionPsi ?? 0) <= input.gates.maxPredictionPsi, f);
+    }
+
+    status.stage = 'promoting';
+    await setTraffic({ stable: input.version }, prev !== null ? { stable: prev } : undefined);
+    await acts.setProduction({ model: input.model, version: input.version });
+    if (prev !== null) compensations.unshift(() => acts.setProduction({ model: input.model, version: prev }));
+    if (input.watchSeconds > 0) {
+      status.stage = 'watching';
+      await condition(() => rollbackAsked !== undefined, input.watchSeconds * 1000);
+      if (rollbackAsked) throw new GateFailed(`rollback asked: ${rollbackAsked}`);
+    }
+    status.outcome = 'promoted';
+    status.stage = 'done';
+    return status;
+  } catch (err) {
+    if (!(err instanceof GateFailed)) throw err;
+    status.reason = err.message;
+    status.stage = 'rolling-back';
+    // Compensations must run even if the workflow is being cancelled.
+    await CancellationScope.nonCancellable(async () => {
+      for (const undo of compensations) await undo();
+    });
+    status.outcome = 'rolled-back';
+    status.stage = 'done';
+    return status;
+  }
+}
