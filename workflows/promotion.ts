@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { CanaryFigures, DeploymentActivities, Traffic } from '../activities/deployment';
 import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, TASK_QUEUES } from './definitions';
@@ -62,8 +62,19 @@ const loadActs = proxyActivities<DeploymentActivities>({ taskQueue: TASK_QUEUES.
 
 class GateFailed extends Error {}
 
+/** One workflow id per model: Temporal runs at most one workflow per id, so promotions of a model never interleave. */
+export function promotionWorkflowId(model: string): string {
+  return `promotion-${model}`;
+}
+
 export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
   const input = parseInput(promotionInput, raw, 'promotion');
+  if (workflowInfo().workflowId !== promotionWorkflowId(input.model)) {
+    throw ApplicationFailure.nonRetryable(
+      `a promotion of ${input.model} must run with workflow id ${promotionWorkflowId(input.model)} (one at a time per model); got ${workflowInfo().workflowId}`,
+      'InvalidInput',
+    );
+  }
   const status: PromotionStatus = { model: input.model, candidate: input.version, previous: null, stage: 'starting', figures: {} };
   let decision: 'approve' | 'reject' | undefined;
   let rollbackAsked: string | undefined;

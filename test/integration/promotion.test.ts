@@ -15,7 +15,7 @@ import { createLogger } from '../../infra/log';
 import { startModelServer, type RunningModelServer } from '../../infra/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/definitions';
-import type { PromotionInput, PromotionStatus } from '../../workflows/promotion';
+import { promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../workflows/promotion';
 import { PRESETS } from '../../workflows/training-spec';
 import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
@@ -81,7 +81,7 @@ function traffic(model: string) {
 }
 
 async function promote(input: PromotionInput, during?: (id: string) => Promise<void>): Promise<PromotionStatus> {
-  const workflowId = `promotion-${input.model}-${randomUUID().slice(0, 6)}`;
+  const workflowId = promotionWorkflowId(input.model);
   return withTestWorkers(
     env,
     runtime,
@@ -174,4 +174,47 @@ test('approval: a timeout rejects, `approve` promotes, `rollback` during the wat
   expect(approved.reason).toMatch(/rollback asked: pager/);
   expect(await production(model)).toBe(v1);
   expect(server.store.models.get(model)!.traffic.stable).toBe(v1);
+});
+
+test('two promotions of one model never interleave: the second is refused while the first runs', async () => {
+  const model = `serial-${randomUUID().slice(0, 8)}`;
+  const v1 = await register(model, 'real', 10);
+  await promote({ model, version: v1, strategy: 'direct', ...fast });
+  const v2 = await register(model, 'real', 12);
+  await withTestWorkers(
+    env,
+    runtime,
+    async () => {
+      const first = await env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: promotionWorkflowId(model), args: [{ model, version: v2, strategy: 'direct', ...fast, approval: { timeoutSeconds: 60 } }] });
+      await expect(env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: promotionWorkflowId(model), args: [{ model, version: v2, strategy: 'direct' }] })).rejects.toThrow(/already started/i);
+      const elsewhere = await env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: `not-the-promotion-id-${model}`, args: [{ model, version: v2 }] });
+      await expect(elsewhere.result()).rejects.toThrow();
+      await first.signal('reject', { reason: 'test' });
+      expect(((await first.result()) as PromotionStatus).outcome).toBe('rejected');
+    },
+    { queues: [TASK_QUEUES.control] },
+  );
+  expect(await production(model)).toBe(v1);
+});
+
+test('train → promote → serve: the registry, the server and the deployments table agree', async () => {
+  const model = `e2e-${randomUUID().slice(0, 8)}`;
+  const spec = { model, dataset: { flights: { from: '2001-02', to: '2001-02' } }, preset: 'flights-delay', sampleRows: 20_000, hyperparameters: { rounds: 10, maxDepth: 4 } };
+  const trained = await withTestWorkers(env, runtime, async () =>
+    (await env.client.workflow.execute('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId: `ct-${model}`, args: [spec] })) as { version: number; status: string },
+  );
+  expect(trained.status).toBe('registered');
+  const promoted = await promote({ model, version: trained.version, strategy: 'canary', ...fast });
+  expect(promoted.outcome).toBe('promoted');
+  expect(await production(model)).toBe(trained.version);
+  const row = { inputs: data.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? 12 : 'ATL'] })) };
+  const res = await fetch(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: JSON.stringify(row) });
+  expect(res.status).toBe(200);
+  expect(((await res.json()) as { model_version: string }).model_version).toBe(String(trained.version));
+  const deployments = await pg.query(
+    `select d.status, d.weight, mv.version from deployments d join model_versions mv on mv.id = d.model_version_id join models m on m.id = mv.model_id where m.name = $1 and d.slot = 'serving'`,
+    [model],
+  );
+  expect(deployments.rows).toEqual([{ status: 'production', weight: 100, version: trained.version }]);
+  expect(server.store.models.get(model)!.traffic.stable).toBe(trained.version);
 });
