@@ -17,7 +17,9 @@ import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/definitions';
 import { promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../workflows/promotion';
 import { PRESETS } from '../../workflows/training-spec';
-import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
+import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../helpers/real';
+import { PROJECT_ROOT } from '../../infra/paths';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 
 /** promotion against the real model server, registry and Temporal: canary, rollback, approval. */
@@ -30,6 +32,7 @@ let server: RunningModelServer;
 let data: PreparedData;
 let train: Table;
 let dir: string;
+const bucket = `promo-${randomUUID().slice(0, 8)}`;
 
 async function register(model: string, labels: 'real' | 'inverted', rounds: number): Promise<number> {
   const t = labels === 'real' ? train : { ...train, label: train.label.map((y) => 1 - y) };
@@ -43,7 +46,7 @@ async function register(model: string, labels: 'real' | 'inverted', rounds: numb
 }
 
 beforeAll(async () => {
-  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(`promo-${randomUUID().slice(0, 8)}`)]);
+  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(bucket)]);
   pg = await independentPg();
   await workflowBundle();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'promo-'));
@@ -217,4 +220,54 @@ test('train → promote → serve: the registry, the server and the deployments 
   );
   expect(deployments.rows).toEqual([{ status: 'production', weight: 100, version: trained.version }]);
   expect(server.store.models.get(model)!.traffic.stable).toBe(trained.version);
+});
+
+test('kill -9 of the worker during a canary step: the promotion continues after restart and ends with one production version', async () => {
+  const model = `crashpromo-${randomUUID().slice(0, 8)}`;
+  const v1 = await register(model, 'real', 10);
+  const v2 = await register(model, 'real', 14);
+  await promote({ model, version: v1, strategy: 'direct', ...fast });
+  const children: ChildProcess[] = [];
+  const startWorker = () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers/dev.ts'), '--queues', 'control'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...testEnv(bucket), TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: env.namespace ?? 'default', MLOPS_LOG_LEVEL: 'WARN', MLOPS_MODEL_SERVER_URL: server.url, MLOPS_ADMIN_TOKEN: TOKEN },
+      stdio: ['ignore', 'ignore', 'ignore'],
+      detached: true,
+    });
+    children.push(child);
+    return child;
+  };
+  const load = traffic(model);
+  try {
+    const first = startWorker();
+    const handle = await env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: promotionWorkflowId(model), args: [{ model, version: v2, strategy: 'canary', ...fast, bakeSeconds: 4, canarySteps: [30, 60, 100] }] });
+    for (let i = 0; ; i++) {
+      const s = (await handle.query('status').catch(() => undefined)) as PromotionStatus | undefined;
+      if (s?.stage === 'canary 30%') break;
+      if (i > 600) throw new Error(`the promotion did not reach its canary step: ${JSON.stringify(s)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    process.kill(-first.pid!, 'SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    // While no worker runs, the server keeps serving the canary split.
+    expect(server.store.models.get(model)!.traffic).toMatchObject({ stable: v1, canary: v2 });
+    startWorker();
+    const result = (await handle.result()) as PromotionStatus;
+    expect(result.outcome).toBe('promoted');
+  } finally {
+    await load.stop();
+    for (const c of children) {
+      try {
+        if (c.exitCode === null && c.signalCode === null) process.kill(-c.pid!, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
+  expect(await production(model)).toBe(v2);
+  const rows = await pg.query(`select count(*)::int n from model_aliases a join models m on m.id = a.model_id where m.name = $1 and a.alias = 'production'`, [model]);
+  expect(rows.rows[0].n).toBe(1);
+  expect(server.store.models.get(model)!.traffic.stable).toBe(v2);
+  expect(load.failures).toEqual([]);
 });
