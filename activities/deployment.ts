@@ -79,12 +79,22 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       const t = input.traffic;
       await admin(deps, `/admin/models/${input.model}/traffic`, { stable: t.stable, canary: t.canary, canaryWeight: t.canaryWeight ?? 0, shadow: t.shadow });
       const w = t.canary !== undefined ? (t.canaryWeight ?? 0) : 0;
-      const { mv } = await versionRow(deps.db, input.model, t.stable);
-      await upsertDeployment(deps.db, { modelVersionId: mv.id, slot: 'serving', endpoint: deps.config.modelServer.url, status: 'stable', weight: 100 - w });
-      if (t.canary !== undefined && t.canary !== t.stable) {
-        const c = await versionRow(deps.db, input.model, t.canary);
-        await upsertDeployment(deps.db, { modelVersionId: c.mv.id, slot: 'serving', endpoint: deps.config.modelServer.url, status: 'canary', weight: w });
-      }
+      const stable = await versionRow(deps.db, input.model, t.stable);
+      const canary = t.canary !== undefined && t.canary !== t.stable ? await versionRow(deps.db, input.model, t.canary) : undefined;
+      const production = await getAlias(deps.db, stable.model.id, 'production');
+      const endpoint = deps.config.modelServer.url;
+      // The deployments table mirrors the server: versions without traffic keep their row at weight 0.
+      await deps.db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('deployments')
+          .set({ weight: 0, status: sql<string>`case when status in ('stable', 'canary', 'production') then 'standby' else status end`, updated_at: sql<Date>`now()` as never })
+          .where('slot', '=', 'serving')
+          .where('model_version_id', 'not in', [stable.mv.id, ...(canary ? [canary.mv.id] : [])])
+          .where('model_version_id', 'in', trx.selectFrom('model_versions').select('id').where('model_id', '=', stable.model.id))
+          .execute();
+        await upsertDeployment(trx, { modelVersionId: stable.mv.id, slot: 'serving', endpoint, status: production?.model_version_id === stable.mv.id ? 'production' : 'stable', weight: 100 - w });
+        if (canary) await upsertDeployment(trx, { modelVersionId: canary.mv.id, slot: 'serving', endpoint, status: 'canary', weight: w });
+      });
     },
 
     /** The evaluation sample through the HTTP API must reproduce the offline scores. */
@@ -175,6 +185,14 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       const { model, mv } = await versionRow(deps.db, input.model, input.version);
       await deps.db.transaction().execute(async (trx) => {
         await setAlias(trx, model.id, 'production', mv.id);
+        // The version it replaces stays loaded for an instant rollback, without traffic.
+        await trx
+          .updateTable('deployments')
+          .set({ status: 'standby', weight: 0, updated_at: sql<Date>`now()` as never })
+          .where('slot', '=', 'serving')
+          .where('model_version_id', '!=', mv.id)
+          .where('model_version_id', 'in', trx.selectFrom('model_versions').select('id').where('model_id', '=', model.id))
+          .execute();
         await upsertDeployment(trx, { modelVersionId: mv.id, slot: 'serving', endpoint: deps.config.modelServer.url, status: 'production', weight: 100 });
       });
     },

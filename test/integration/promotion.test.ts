@@ -138,6 +138,15 @@ test('first version goes straight to production; a good candidate is promoted th
   expect(load.failures).toEqual([]);
   const rows = await pg.query(`select count(*)::int n from model_aliases a join models m on m.id = a.model_id where m.name = $1 and a.alias = 'production'`, [model]);
   expect(rows.rows[0].n).toBe(1);
+  const deployments = await pg.query(
+    `select mv.version, d.status, d.weight from deployments d join model_versions mv on mv.id = d.model_version_id join models m on m.id = mv.model_id where m.name = $1 and d.slot = 'serving' order by mv.version`,
+    [model],
+  );
+  expect(deployments.rows).toEqual([
+    { version: v1, status: 'standby', weight: 0 },
+    { version: v2, status: 'production', weight: 100 },
+    { version: v3, status: 'standby', weight: 0 },
+  ]);
 });
 
 test('approval: a timeout rejects, `approve` promotes, `rollback` during the watch returns to the previous version', async () => {
