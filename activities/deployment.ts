@@ -68,6 +68,22 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       return (await getAlias(deps.db, m.id, 'production'))?.version ?? null;
     },
 
+    /** The version production replaced most recently (still loaded, at weight 0): what a rollback returns to. */
+    async previousProduction(input: { model: string }): Promise<number | null> {
+      const row = await deps.db
+        .selectFrom('deployments')
+        .innerJoin('model_versions', 'model_versions.id', 'deployments.model_version_id')
+        .innerJoin('models', 'models.id', 'model_versions.model_id')
+        .select('model_versions.version')
+        .where('models.name', '=', input.model)
+        .where('deployments.slot', '=', 'serving')
+        .where('deployments.status', '=', 'standby')
+        .where('model_versions.status', '=', 'registered')
+        .orderBy('deployments.updated_at', 'desc')
+        .executeTakeFirst();
+      return row?.version ?? null;
+    },
+
     async deploy(input: { model: string; version: number; slot: string }): Promise<void> {
       const { mv } = await versionRow(deps.db, input.model, input.version);
       if (mv.status !== 'registered') throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version} was rejected; it cannot be deployed`, 'Rejected');

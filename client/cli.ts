@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { UserFacingError, runMain } from '../infra/errors';
-import { TASK_QUEUES } from '../workflows/definitions';
+import { TASK_QUEUES, promotionWorkflowId } from '../workflows/definitions';
 import type { PlatformCheckResult } from '../workflows/platform-check';
+import type { PromotionStatus } from '../workflows/promotion';
 import { connectClient } from './connection';
 
 const USAGE = `usage: mlops <command> [options]
@@ -11,7 +12,45 @@ const USAGE = `usage: mlops <command> [options]
 commands:
   platform-check [--gpu-class <class>] [--skip-gpu] [--json]
       run platformCheck on every queue and print which worker served each
+  rollback --model <name> [--reason <text>] [--json]
+      return <name> to its previous production version: signals the running promotion if there
+      is one, else runs an immediate rollback (workflow promotion-<name>)
 `;
+
+async function rollback(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { model: { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  if (!values.model || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(values.model)) throw new UserFacingError('rollback: --model <name> is required (lowercase letters, digits and dashes)');
+  const model = values.model;
+  const workflowId = promotionWorkflowId(model);
+  const { client, connection } = await connectClient();
+  try {
+    const running = await client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .then((d) => d.status.name === 'RUNNING')
+      .catch(() => false);
+    let handle;
+    if (running) {
+      handle = client.workflow.getHandle(workflowId);
+      await handle.signal('rollback', { reason: values.reason ?? 'mlops rollback' });
+      if (!values.json) process.stderr.write(`signalled rollback to the running promotion ${workflowId}; waiting…\n`);
+    } else {
+      handle = await client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId, args: [{ model, rollback: true, reason: values.reason }] });
+      if (!values.json) process.stderr.write(`started ${workflowId} (rollback); waiting…\n`);
+    }
+    let result: PromotionStatus;
+    try {
+      result = (await handle.result()) as PromotionStatus;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) throw new UserFacingError(err.cause?.message ?? err.message);
+      throw err;
+    }
+    if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    else process.stdout.write(`${model}: ${result.outcome}; production is v${result.outcome === 'rolled-back' ? (result.traffic?.stable ?? result.previous) : result.candidate} (${result.reason ?? ''})\n`);
+  } finally {
+    await connection.close();
+  }
+}
 
 async function platformCheck(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -51,6 +90,8 @@ runMain(async () => {
   switch (command) {
     case 'platform-check':
       return platformCheck(rest);
+    case 'rollback':
+      return rollback(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -33,3 +33,8 @@ export const CONTINUOUS_TRAINING = 'continuousTraining';
 export const APPROVE_SIGNAL = 'approve';
 export const REJECT_SIGNAL = 'reject';
 export const ROLLBACK_SIGNAL = 'rollback';
+
+/** One workflow id per model: Temporal runs at most one workflow per id, so promotions of a model never interleave. */
+export function promotionWorkflowId(model: string): string {
+  return `promotion-${model}`;
+}

@@ -1,7 +1,9 @@
 import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { CanaryFigures, DeploymentActivities, Traffic } from '../activities/deployment';
-import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, TASK_QUEUES } from './definitions';
+import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, TASK_QUEUES, promotionWorkflowId } from './definitions';
+
+export { promotionWorkflowId };
 import { parseInput } from './input';
 import { MODEL_NAME } from './training-spec';
 
@@ -15,7 +17,11 @@ import { MODEL_NAME } from './training-spec';
 export const promotionInput = z
   .object({
     model: z.string().regex(MODEL_NAME, 'must be a model name'),
-    version: z.number().int().min(1),
+    /** The version to promote; left out with `rollback: true`. */
+    version: z.number().int().min(1).optional(),
+    /** Return at once, without gates, to the version production replaced most recently. */
+    rollback: z.boolean().default(false),
+    reason: z.string().max(500).optional(),
     strategy: z.enum(['direct', 'canary', 'shadow']).default('canary'),
     canarySteps: z.array(z.number().gt(0).max(100)).min(1).max(10).default([5, 25, 50, 100]),
     bakeSeconds: z.number().min(0).max(7 * 24 * 3600).default(60),
@@ -37,7 +43,8 @@ export const promotionInput = z
     watchSeconds: z.number().min(0).max(30 * 24 * 3600).default(0),
   })
   .strict()
-  .refine((i) => i.canarySteps.every((w, k) => k === 0 || w > i.canarySteps[k - 1]!), { message: 'canary steps must increase', path: ['canarySteps'] });
+  .refine((i) => i.canarySteps.every((w, k) => k === 0 || w > i.canarySteps[k - 1]!), { message: 'canary steps must increase', path: ['canarySteps'] })
+  .refine((i) => (i.version === undefined) === i.rollback, { message: 'give a version to promote, or rollback: true (not both)', path: ['version'] });
 
 export type PromotionInput = z.input<typeof promotionInput>;
 
@@ -62,9 +69,21 @@ const loadActs = proxyActivities<DeploymentActivities>({ taskQueue: TASK_QUEUES.
 
 class GateFailed extends Error {}
 
-/** One workflow id per model: Temporal runs at most one workflow per id, so promotions of a model never interleave. */
-export function promotionWorkflowId(model: string): string {
-  return `promotion-${model}`;
+/** Immediate rollback: traffic and the production alias back to the version production replaced. */
+async function rollbackNow(model: string, reason?: string): Promise<PromotionStatus> {
+  const status: PromotionStatus = { model, candidate: 0, previous: null, stage: 'rolling-back', figures: {}, reason: reason ?? 'rollback' };
+  setHandler(promotionStatusQuery, () => status);
+  status.previous = await acts.currentProduction({ model });
+  const target = await acts.previousProduction({ model });
+  if (target === null) throw ApplicationFailure.nonRetryable(`${model}: no earlier production version is loaded to roll back to`, 'NothingToRollBack');
+  status.candidate = target;
+  // Traffic first: users get the old version at once; the alias follows.
+  await acts.setTraffic({ model, traffic: { stable: target } });
+  status.traffic = { stable: target };
+  await acts.setProduction({ model, version: target });
+  status.outcome = 'rolled-back';
+  status.stage = 'done';
+  return status;
 }
 
 export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
@@ -75,7 +94,9 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
       'InvalidInput',
     );
   }
-  const status: PromotionStatus = { model: input.model, candidate: input.version, previous: null, stage: 'starting', figures: {} };
+  if (input.rollback) return rollbackNow(input.model, input.reason);
+  const version = input.version!;
+  const status: PromotionStatus = { model: input.model, candidate: version, previous: null, stage: 'starting', figures: {} };
   let decision: 'approve' | 'reject' | undefined;
   let rollbackAsked: string | undefined;
   setHandler(promotionStatusQuery, () => status);
@@ -103,14 +124,14 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
 
   try {
     status.previous = await acts.currentProduction({ model: input.model });
-    if (status.previous === input.version) throw ApplicationFailure.nonRetryable(`${input.model} v${input.version} is already in production`, 'InvalidInput');
+    if (status.previous === version) throw ApplicationFailure.nonRetryable(`${input.model} v${version} is already in production`, 'InvalidInput');
     status.stage = 'staging';
-    await acts.deploy({ model: input.model, version: input.version, slot: 'staging' });
+    await acts.deploy({ model: input.model, version: version, slot: 'staging' });
     status.stage = 'contract-test';
-    const contract = await acts.contractTest({ model: input.model, version: input.version, rows: input.contractRows });
+    const contract = await acts.contractTest({ model: input.model, version: version, rows: input.contractRows });
     gate('contract', contract.maxAbsDiff <= input.gates.maxContractDiff, contract);
     status.stage = 'load-test';
-    const load = await loadActs.loadTest({ model: input.model, version: input.version, ...input.loadTest });
+    const load = await loadActs.loadTest({ model: input.model, version: version, ...input.loadTest });
     gate('load', load.errorRate <= input.gates.maxErrorRate && load.p99Ms <= input.gates.maxP99Ms, load);
 
     if (input.approval) {
@@ -130,9 +151,9 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
       for (const w of input.canarySteps.filter((x) => x < 100)) {
         status.stage = `canary ${w}%`;
         const since = new Date().toISOString();
-        await setTraffic({ stable: prev, canary: input.version, canaryWeight: w }, { stable: prev });
+        await setTraffic({ stable: prev, canary: version, canaryWeight: w }, { stable: prev });
         await sleep(input.bakeSeconds * 1000);
-        const f: CanaryFigures = await acts.canaryFigures({ model: input.model, stable: prev, canary: input.version, since });
+        const f: CanaryFigures = await acts.canaryFigures({ model: input.model, stable: prev, canary: version, since });
         const judged = f.canaryRows >= input.gates.minCanaryRows;
         gate(
           `canary ${w}%`,
@@ -146,15 +167,15 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
     } else if (prev !== null && input.strategy === 'shadow') {
       status.stage = 'shadow';
       const since = new Date().toISOString();
-      await setTraffic({ stable: prev, shadow: input.version }, { stable: prev });
+      await setTraffic({ stable: prev, shadow: version }, { stable: prev });
       await sleep(input.bakeSeconds * 1000);
-      const f = await acts.canaryFigures({ model: input.model, stable: prev, canary: input.version, since });
+      const f = await acts.canaryFigures({ model: input.model, stable: prev, canary: version, since });
       gate('shadow', (f.predictionPsi ?? 0) <= input.gates.maxPredictionPsi, f);
     }
 
     status.stage = 'promoting';
-    await setTraffic({ stable: input.version }, prev !== null ? { stable: prev } : undefined);
-    await acts.setProduction({ model: input.model, version: input.version });
+    await setTraffic({ stable: version }, prev !== null ? { stable: prev } : undefined);
+    await acts.setProduction({ model: input.model, version: version });
     if (prev !== null) compensations.unshift(() => acts.setProduction({ model: input.model, version: prev }));
     if (input.watchSeconds > 0) {
       status.stage = 'watching';

@@ -21,6 +21,7 @@ import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../h
 import { PROJECT_ROOT } from '../../infra/paths';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
+import { runEntry } from '../helpers/run-entry';
 
 /** promotion against the real model server, registry and Temporal: canary, rollback, approval. */
 
@@ -279,4 +280,31 @@ test('kill -9 of the worker during a canary step: the promotion continues after 
   expect(rows.rows[0].n).toBe(1);
   expect(server.store.models.get(model)!.traffic.stable).toBe(v2);
   expect(load.failures).toEqual([]);
+});
+
+test('`mlops rollback` returns a model to its previous production version at once', async () => {
+  const model = `cliroll-${randomUUID().slice(0, 8)}`;
+  const v1 = await register(model, 'real', 10);
+  const v2 = await register(model, 'real', 13);
+  await promote({ model, version: v1, strategy: 'direct', ...fast });
+  await promote({ model, version: v2, strategy: 'direct', ...fast });
+  expect(await production(model)).toBe(v2);
+  const out = await withTestWorkers(
+    env,
+    runtime,
+    () => runEntry('client/cli.ts', ['rollback', '--model', model, '--reason', 'bad deploy'], { ...process.env, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: env.namespace ?? 'default', MLOPS_LOG_LEVEL: 'WARN' }, 120_000),
+    { queues: [TASK_QUEUES.control] },
+  );
+  expect(out.code).toBe(0);
+  expect(out.stdout).toContain(`${model}: rolled-back; production is v${v1}`);
+  expect(await production(model)).toBe(v1);
+  expect(server.store.models.get(model)!.traffic.stable).toBe(v1);
+  const deployments = await pg.query(
+    `select mv.version, d.status from deployments d join model_versions mv on mv.id = d.model_version_id join models m on m.id = mv.model_id where m.name = $1 and d.slot = 'serving' order by mv.version`,
+    [model],
+  );
+  expect(deployments.rows).toEqual([
+    { version: v1, status: 'production' },
+    { version: v2, status: 'standby' },
+  ]);
 });
