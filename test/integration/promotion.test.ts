@@ -210,26 +210,34 @@ test('two promotions of one model never interleave: the second is refused while 
   expect(await production(model)).toBe(v1);
 });
 
-test('train → promote → serve: the registry, the server and the deployments table agree', async () => {
+test('train → promote (canary) → serve: the registry, the server and the deployments table agree', async () => {
   const model = `e2e-${randomUUID().slice(0, 8)}`;
   const spec = { model, dataset: { flights: { from: '2001-02', to: '2001-02' } }, preset: 'flights-delay', sampleRows: 20_000, hyperparameters: { rounds: 10, maxDepth: 4 } };
-  const trained = await withTestWorkers(env, runtime, async () =>
-    (await env.client.workflow.execute('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId: `ct-${model}`, args: [spec] })) as { version: number; status: string },
-  );
-  expect(trained.status).toBe('registered');
-  const promoted = await promote({ model, version: trained.version, strategy: 'canary', ...fast });
+  const train = (hyperparameters: Record<string, number>, id: string) =>
+    withTestWorkers(env, runtime, async () => (await env.client.workflow.execute('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId: id, args: [{ ...spec, hyperparameters }] })) as { version: number; status: string });
+  const first = await train({ rounds: 10, maxDepth: 4 }, `ct-${model}-1`);
+  expect((await promote({ model, version: first.version, strategy: 'canary', ...fast })).outcome).toBe('promoted');
+  const second = await train({ rounds: 12, maxDepth: 4 }, `ct-${model}-2`);
+  expect(second.status).toBe('registered');
+  const load = traffic(model);
+  const promoted = await promote({ model, version: second.version, strategy: 'canary', ...fast }).finally(() => load.stop());
   expect(promoted.outcome).toBe('promoted');
-  expect(await production(model)).toBe(trained.version);
+  expect(Object.keys(promoted.figures)).toEqual(expect.arrayContaining(['contract', 'load', 'canary 30%', 'canary 60%']));
+  expect(load.failures).toEqual([]);
+  expect(await production(model)).toBe(second.version);
   const row = { inputs: data.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? 12 : 'ATL'] })) };
   const res = await fetch(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: JSON.stringify(row) });
   expect(res.status).toBe(200);
-  expect(((await res.json()) as { model_version: string }).model_version).toBe(String(trained.version));
+  expect(((await res.json()) as { model_version: string }).model_version).toBe(String(second.version));
   const deployments = await pg.query(
-    `select d.status, d.weight, mv.version from deployments d join model_versions mv on mv.id = d.model_version_id join models m on m.id = mv.model_id where m.name = $1 and d.slot = 'serving'`,
+    `select d.status, d.weight, mv.version from deployments d join model_versions mv on mv.id = d.model_version_id join models m on m.id = mv.model_id where m.name = $1 and d.slot = 'serving' order by mv.version`,
     [model],
   );
-  expect(deployments.rows).toEqual([{ status: 'production', weight: 100, version: trained.version }]);
-  expect(server.store.models.get(model)!.traffic.stable).toBe(trained.version);
+  expect(deployments.rows).toEqual([
+    { status: 'standby', weight: 0, version: first.version },
+    { status: 'production', weight: 100, version: second.version },
+  ]);
+  expect(server.store.models.get(model)!.traffic.stable).toBe(second.version);
 });
 
 test('kill -9 of the worker during a canary step: the promotion continues after restart and ends with one production version', async () => {
