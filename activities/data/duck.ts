@@ -48,11 +48,3 @@ export function kindOfDuckType(type: string): ColumnKind {
   if (t === 'BOOLEAN') return 'boolean';
   return 'other';
 }
-
-/** Plain JS value from a DuckDB cell (BIGINT → number, DECIMAL/TIMESTAMP → number or string). */
-export function plain(v: unknown): unknown {
-  if (typeof v === 'bigint') return Number(v);
-  if (v && typeof v === 'object' && 'toDouble' in v && typeof (v as { toDouble: unknown }).toDouble === 'function') return (v as { toDouble(): number }).toDouble();
-  if (v && typeof v === 'object' && 'toString' in v && !Array.isArray(v) && v.constructor !== Object) return String(v);
-  return v;
-}
