@@ -52,10 +52,22 @@ export class ModelStore {
     private readonly artifacts: ArtifactStore,
   ) {}
 
-  async load(name: string, version: number): Promise<LoadedVersion> {
-    const state = this.models.get(name);
-    const existing = state?.versions.get(version);
-    if (existing) return existing;
+  private readonly loading = new Map<string, Promise<LoadedVersion>>();
+
+  /** Loads a version once, however many requests ask for it at the same time. */
+  load(name: string, version: number): Promise<LoadedVersion> {
+    const existing = this.models.get(name)?.versions.get(version);
+    if (existing) return Promise.resolve(existing);
+    const key = `${name}@${version}`;
+    let pending = this.loading.get(key);
+    if (!pending) {
+      pending = this.loadOnce(name, version).finally(() => this.loading.delete(key));
+      this.loading.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async loadOnce(name: string, version: number): Promise<LoadedVersion> {
     const model = await getModelByName(this.db, name);
     if (!model) throw new NotFound(`model ${name} is not in the registry`);
     const mv = await getModelVersion(this.db, model.id, version);
