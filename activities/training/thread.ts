@@ -19,19 +19,36 @@ export interface TrainJob {
   metadata: Record<string, string>;
 }
 
+/**
+ * The trees added since the previous checkpoint message: sending whole checkpoints every few
+ * rounds would copy O(rounds²) trees between threads when rounds are fast.
+ */
+export interface CheckpointDelta {
+  round: number;
+  baseScore: number;
+  encodings: GbdtCheckpoint['encodings'];
+  trees: GbdtCheckpoint['trees'];
+}
+
 export type ThreadMessage =
-  | { type: 'round'; round: number; rounds: number; checkpoint?: GbdtCheckpoint }
+  | { type: 'round'; round: number; rounds: number; delta?: CheckpointDelta }
   | { type: 'done'; onnx: Uint8Array; testScores: Float64Array; summary: Record<string, unknown> };
 
 const job = workerData as TrainJob;
 const port = parentPort!;
 
 if (job.trainer === 'gbdt') {
+  let sent = job.resumeFrom?.round ?? 0;
   const model = trainGbdt(job.train, job.params as Partial<GbdtParams>, {
     resumeFrom: job.resumeFrom,
     onRound: ({ round, rounds, checkpoint }) => {
-      const due = round % job.checkpointEvery === 0 && round < rounds;
-      port.postMessage({ type: 'round', round, rounds, checkpoint: due ? checkpoint() : undefined } satisfies ThreadMessage);
+      let delta: CheckpointDelta | undefined;
+      if (round % job.checkpointEvery === 0 && round < rounds) {
+        const cp = checkpoint();
+        delta = { round: cp.round, baseScore: cp.baseScore, encodings: sent === 0 ? cp.encodings : [], trees: cp.trees.slice(sent) };
+        sent = cp.round;
+      }
+      port.postMessage({ type: 'round', round, rounds, delta } satisfies ThreadMessage);
     },
   });
   const onnx = exportGbdtOnnx(model, job.metadata);

@@ -137,6 +137,11 @@ async function runThread(deps: Deps, job: TrainJob, startCheckpoint: TrainHeartb
   const resumedFromRound = job.resumeFrom?.round ?? 0;
   let checkpoint = startCheckpoint;
   let rounds = 0;
+  let lastRound = resumedFromRound;
+  // The training state so far, rebuilt from the thread's deltas.
+  const state: GbdtCheckpoint = job.resumeFrom ? { ...job.resumeFrom, trees: [...job.resumeFrom.trees] } : { round: 0, baseScore: 0, encodings: [], trees: [] };
+  let dirty = false;
+  let uploading: Promise<void> | undefined;
   heartbeat({ round: resumedFromRound, rounds: 0, checkpoint } satisfies TrainHeartbeat);
   const worker = new Worker(path.join(__dirname, 'thread-entry.js'), { workerData: job });
   const cancelled = Context.current().cancellationSignal;
@@ -152,12 +157,28 @@ async function runThread(deps: Deps, job: TrainJob, startCheckpoint: TrainHeartb
           return;
         }
         rounds = m.rounds;
-        const cp = m.checkpoint;
-        // Checkpoints are uploaded in order, each heartbeat naming the newest stored one.
-        pending = pending.then(async () => {
-          if (cp) checkpoint = { ...(await putJson(deps.artifacts, cp)), round: cp.round };
-          heartbeat({ round: m.round, rounds: m.rounds, checkpoint } satisfies TrainHeartbeat);
-        });
+        lastRound = m.round;
+        if (m.delta) {
+          state.trees.push(...m.delta.trees);
+          state.round = m.delta.round;
+          state.baseScore = m.delta.baseScore;
+          if (m.delta.encodings.length) state.encodings = m.delta.encodings;
+          dirty = true;
+          // One upload at a time, always of the newest state: when rounds outpace uploads,
+          // intermediate checkpoints are skipped instead of queueing up.
+          if (!uploading) {
+            uploading = (async () => {
+              while (dirty) {
+                dirty = false;
+                const round = state.round;
+                checkpoint = { ...(await putJson(deps.artifacts, state)), round };
+                heartbeat({ round: lastRound, rounds, checkpoint } satisfies TrainHeartbeat);
+              }
+            })().finally(() => (uploading = undefined));
+            pending = pending.then(() => uploading);
+          }
+        }
+        heartbeat({ round: m.round, rounds: m.rounds, checkpoint } satisfies TrainHeartbeat);
       });
       worker.on('error', reject);
       worker.on('exit', (code) => {
@@ -167,6 +188,7 @@ async function runThread(deps: Deps, job: TrainJob, startCheckpoint: TrainHeartb
       });
     });
     await pending;
+    await uploading;
     return { onnx: done.onnx, testScores: done.testScores, rounds: rounds || (done.summary.trees as number) || 0, resumedFromRound, summary: done.summary };
   } finally {
     cancelled.removeEventListener('abort', onCancel);

@@ -46,25 +46,28 @@ test('heartbeats carry progress and checkpoints; a retry continues from the last
   expect(full.resumedFromRound).toBe(0);
   expect(beats.at(-1)?.round).toBe(30);
   const withCheckpoint = beats.filter((b) => b.checkpoint);
-  expect(withCheckpoint.map((b) => b.checkpoint!.round)).toContain(25);
+  // Checkpoints every 5 rounds; when rounds outpace uploads the older ones are skipped.
+  const stored = [...new Set(withCheckpoint.map((b) => b.checkpoint!.round))];
+  expect(stored.length).toBeGreaterThan(0);
+  expect(stored.every((r) => r % 5 === 0 && r > 0 && r < 30)).toBe(true);
 
   // A retry after a crash sees the last heartbeat: it starts at that checkpoint's round.
-  const last = withCheckpoint.find((b) => b.checkpoint!.round === 15)!;
+  const last = withCheckpoint.at(-1)!;
+  const from = last.checkpoint!.round;
   const retryBeats: Beat[] = [];
   const retry = new MockActivityEnvironment({ heartbeatDetails: last, attempt: 2 });
   retry.on('heartbeat', (d: unknown) => retryBeats.push(d as Beat));
   const resumed = (await retry.run(() => trainModel(deps(), input(30)))) as TrainOutput;
-  expect(resumed.resumedFromRound).toBe(15);
-  expect(retryBeats[0]!.round).toBe(15);
-  expect(retryBeats.filter((b) => b.round > 15)[0]!.round).toBe(16);
+  expect(resumed.resumedFromRound).toBe(from);
+  expect(retryBeats[0]!.round).toBe(from);
+  expect(retryBeats.filter((b) => b.round > from)[0]!.round).toBe(from + 1);
   expect(resumed.model.sha256).toBe(full.model.sha256);
 
-  // A checkpoint that does not fit the run (here: of a longer run) is dropped, not retried forever.
-  const tooFar = withCheckpoint.find((b) => b.checkpoint!.round === 25)!;
-  const other = new MockActivityEnvironment({ heartbeatDetails: tooFar, attempt: 3 });
-  const fresh = (await other.run(() => trainModel(deps(), input(20)))) as TrainOutput;
+  // A checkpoint that does not fit the run (here: past its last round) is dropped, not retried forever.
+  const other = new MockActivityEnvironment({ heartbeatDetails: last, attempt: 3 });
+  const fresh = (await other.run(() => trainModel(deps(), input(from - 1)))) as TrainOutput;
   expect(fresh.resumedFromRound).toBe(0);
-  expect(fresh.rounds).toBe(20);
+  expect(fresh.rounds).toBe(from - 1);
 });
 
 test('cancellation stops the training thread', async () => {
