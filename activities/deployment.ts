@@ -7,9 +7,9 @@ import { getAlias, getModelByName, getModelVersion, setAlias, upsertDeployment }
 import { psi } from './data/drift';
 import { withDuckDb } from './data/duck';
 import { loadTable } from './data/prepare';
-import { localArtifact } from './data/sources';
+import { localArtifact, readVerified } from './data/sources';
 import type { FeatureSpec } from './training/dataset';
-import { readVerified } from './training/evaluate';
+import { quantile } from './training/metrics';
 import { createSession, scoreTable } from './training/scoring';
 
 /**
@@ -58,7 +58,7 @@ async function versionRow(db: Kysely<Database>, model: string, version: number) 
   return { model: m, mv };
 }
 
-const quantile = (xs: number[], q: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]! : null);
+const percentile = (xs: number[], q: number) => (xs.length ? quantile(xs, q) : null);
 
 export function createDeploymentActivities(deps: DeploymentDeps) {
   return {
@@ -161,7 +161,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
         }),
       );
       heartbeat();
-      return { requests: latencies.length, errorRate: latencies.length ? errors / latencies.length : 1, p99Ms: quantile(latencies, 0.99) ?? Infinity, p50Ms: quantile(latencies, 0.5) ?? Infinity };
+      return { requests: latencies.length, errorRate: latencies.length ? errors / latencies.length : 1, p99Ms: percentile(latencies, 0.99) ?? Infinity, p50Ms: percentile(latencies, 0.5) ?? Infinity };
     },
 
     /** What the server logged for stable and canary since `since`: rows, p99 latency, prediction shift. */
@@ -189,8 +189,8 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       return {
         stableRows: stable.length,
         canaryRows: canary.length,
-        stableP99Ms: quantile(stable.map((r) => r.latency_ms), 0.99),
-        canaryP99Ms: quantile(canary.map((r) => r.latency_ms), 0.99),
+        stableP99Ms: percentile(stable.map((r) => r.latency_ms), 0.99),
+        canaryP99Ms: percentile(canary.map((r) => r.latency_ms), 0.99),
         predictionPsi: stable.length && canary.length ? psi(hist(stable), hist(canary)) : null,
         canaryErrors: m ? Number(m[1]) : 0,
       };

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -12,13 +11,12 @@ import { loadTable, prepareData } from '../activities/data/prepare';
 import { flightsParquetPath } from '../activities/data/snapshot';
 import { computeStatistics, inferSchema, validateSpan } from '../activities/data/validate';
 import type { StepCall } from '../activities/steps';
-import type { Table } from '../activities/training/dataset';
-import { featureMatrix } from '../activities/training/features';
 import { predictGbdt, trainGbdt, type GbdtParams } from '../activities/training/gbdt';
-import { auc } from '../activities/training/metrics';
+import { auc, quantile } from '../activities/training/metrics';
+import { xgboostReference } from '../test/reference/xgboost';
 import { LocalArtifactStore } from '../infra/artifacts';
 import { TEMPORAL_CLI, resolveBinary } from '../infra/binaries';
-import { loadConfig, pythonInterpreter } from '../infra/config';
+import { loadConfig } from '../infra/config';
 import { createLogger } from '../infra/log';
 import { PROJECT_ROOT } from '../infra/paths';
 import { startTemporalDevServer } from '../infra/services';
@@ -32,7 +30,7 @@ import { PRESETS } from '../workflows/training-spec';
  * against a baseline measured in the same run on the same machine.
  */
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => quantile(xs, 0.5);
 const ms = async (fn: () => Promise<unknown>) => {
   const t = performance.now();
   await fn();
@@ -123,12 +121,6 @@ async function validation() {
   return { rows: first.rows, validationMs: median(ours), summarizeMs: median(summarize), validationRatio: median(ours) / median(summarize) };
 }
 
-async function csv(file: string, table: Table, cols: Float32Array[], names: string[]) {
-  const lines = [[...names, 'label'].join(',')];
-  for (let i = 0; i < table.rows; i++) lines.push([...cols.map((c) => (Number.isNaN(c[i]!) ? '' : String(c[i]))), table.label[i]].join(','));
-  await fs.writeFile(file, lines.join('\n'));
-}
-
 async function gbdtVsXgboost(dir: string) {
   const store = new LocalArtifactStore(path.join(dir, 'store'));
   await store.ensureReady();
@@ -144,14 +136,7 @@ async function gbdtVsXgboost(dir: string) {
   let model: ReturnType<typeof trainGbdt> | undefined;
   const gbdtSeconds = (await ms(async () => (model = trainGbdt(train, params)))) / 1000;
   const gbdtAuc = auc(predictGbdt(model!, test), test.label);
-  // xgboost gets the same matrix our trees split on (categories already rank-encoded).
-  const names = prepared.features.map((f) => f.name);
-  await csv(path.join(dir, 'xgb-train.csv'), train, featureMatrix(train, prepared.features, model!.encodings), names);
-  await csv(path.join(dir, 'xgb-test.csv'), test, featureMatrix(test, prepared.features, model!.encodings), names);
-  const job = { train: path.join(dir, 'xgb-train.csv'), test: path.join(dir, 'xgb-test.csv'), label: 'label', params, threads: 2 };
-  const py = spawnSync(pythonInterpreter(), [path.join(PROJECT_ROOT, 'test/reference/xgboost_ref.py')], { input: JSON.stringify(job), encoding: 'utf8' });
-  if (py.status !== 0) throw new Error(`xgboost reference failed (apt-get install python3-xgboost python3-sklearn): ${py.stderr}`);
-  const xgb = JSON.parse(py.stdout.trim().split('\n').pop()!) as { auc: number; trainSeconds: number; xgboostVersion: string };
+  const xgb = xgboostReference(train, test, model!.encodings, params, 2);
   return { trainRows: train.rows, testRows: test.rows, params, gbdtSeconds, xgboostSeconds: xgb.trainSeconds, gbdtRatio: gbdtSeconds / xgb.trainSeconds, gbdtAuc, xgboostAuc: xgb.auc, xgboostVersion: xgb.xgboostVersion };
 }
 

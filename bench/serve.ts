@@ -5,6 +5,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { seededRandom, type Table } from '../activities/training/dataset';
 import { exportGbdtOnnx, trainGbdt } from '../activities/training/gbdt';
+import { quantile } from '../activities/training/metrics';
 import { signatureOf } from '../activities/training/scoring';
 import { loadConfig } from '../infra/config';
 import { recordArtifact, registerModelVersion, upsertModel } from '../infra/db/repositories';
@@ -40,8 +41,6 @@ function flightsLike(rows: number): Table {
   }
   return t;
 }
-
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 
 export async function benchServe(): Promise<void> {
   const log = createLogger('bench');

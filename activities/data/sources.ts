@@ -136,6 +136,11 @@ export async function localArtifact(artifacts: ArtifactStore, ref: { uri: string
   return file;
 }
 
+/** An artifact's bytes, checked against its recorded sha256 (through the local copy). */
+export async function readVerified(artifacts: ArtifactStore, ref: { uri: string; sha256: string }): Promise<Buffer> {
+  return fs.readFile(await localArtifact(artifacts, ref));
+}
+
 export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `mlops-${prefix}-`));
   try {

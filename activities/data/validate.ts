@@ -291,7 +291,7 @@ export function validateSpan(input: {
       if (!p) continue;
       let figure: DriftFigure | undefined;
       if (s.kind === 'numeric' && s.histogram && p.edges?.length) {
-        const expected = previousHistogram(p);
+        const expected = p.selfHistogram;
         if (expected) figure = { column: s.name, psi: psi(expected, s.histogram), jensenShannon: jensenShannon(expected, s.histogram) };
       } else if (s.categories && p.categories) {
         const a = alignCategorical(p.categories, s.categories);
@@ -319,9 +319,5 @@ export function validateSpan(input: {
 function binExpr(column: string, edges: number[]): string {
   const q = ident(column);
   return `(${edges.map((e) => `(${q} > ${e})::UTINYINT`).join(' + ')})`;
-}
-
-function previousHistogram(p: ColumnStats): number[] | undefined {
-  return p.selfHistogram;
 }
 

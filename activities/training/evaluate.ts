@@ -1,10 +1,9 @@
-import fs from 'node:fs/promises';
 import { heartbeat } from '@temporalio/activity';
 import type { ArtifactStore } from '../../infra/artifacts';
 import type { SliceDef } from '../../workflows/training-spec';
 import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
-import { localArtifact } from '../data/sources';
+import { localArtifact, readVerified } from '../data/sources';
 import type { Table } from './dataset';
 import { predictLogreg, trainLogreg } from './logreg';
 import { auc, binaryMetrics, logLoss, type BinaryMetrics } from './metrics';
@@ -44,11 +43,6 @@ export interface EvaluateInput {
   data: Pick<PreparedData, 'train' | 'test' | 'features'>;
   threshold: number;
   slices: SliceDef[];
-}
-
-export async function readVerified(artifacts: ArtifactStore, ref: { uri: string; sha256: string }): Promise<Buffer> {
-  const path = await localArtifact(artifacts, ref);
-  return fs.readFile(path);
 }
 
 function subset(values: ArrayLike<number>, rows: number[]): Float64Array {

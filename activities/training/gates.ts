@@ -4,10 +4,10 @@ import type { Database } from '../../infra/db/schema';
 import { getAlias, getModelByName } from '../../infra/db/repositories';
 import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
-import { localArtifact } from '../data/sources';
-import { auc } from './metrics';
+import { localArtifact, readVerified } from '../data/sources';
+import { auc, quantile } from './metrics';
 import { createSession, feedsFor, scoreTable, signatureProblems } from './scoring';
-import { readVerified, type Evaluation } from './evaluate';
+import type { Evaluation } from './evaluate';
 import type { ArtifactRef } from './train';
 
 /**
@@ -41,10 +41,6 @@ export interface ValidateModelInput {
   gates: Gates;
 }
 
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
 export async function validateModel(deps: { db: Kysely<Database>; artifacts: ArtifactStore }, input: ValidateModelInput): Promise<ModelValidation> {
   const { gates, evaluation } = input;
   const features = input.data.features;
@@ -74,8 +70,7 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
     loads = false;
     problems = [`the model does not load in onnxruntime: ${err instanceof Error ? err.message : String(err)}`];
   }
-  latencies.sort((a, b) => a - b);
-  const infra = { loads, signatureProblems: problems, latencyP50Ms: latencies.length ? quantile(latencies, 0.5) : NaN, latencyP99Ms: latencies.length ? quantile(latencies, 0.99) : NaN };
+  const infra = { loads, signatureProblems: problems, latencyP50Ms: quantile(latencies, 0.5), latencyP99Ms: quantile(latencies, 0.99) };
   check('onnx-loads', loads, loads ? 'yes' : 'no', 'yes');
   check('serving-signature', problems.length === 0, problems.join('; ') || 'matches', 'matches');
   if (latencies.length) check('latency-p50-ms', infra.latencyP50Ms <= gates.latencyBudgetMs, infra.latencyP50Ms, gates.latencyBudgetMs);

@@ -128,3 +128,10 @@ export function expectedCalibrationError(probs: ArrayLike<number>, labels: Array
   }
   return ece;
 }
+
+/** Nearest-rank quantile of unsorted values (NaN for none): latency percentiles, medians. */
+export function quantile(values: number[], q: number): number {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}

@@ -1,13 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Table } from '../../activities/training/dataset';
-import { featureMatrix } from '../../activities/training/features';
+import type { CategoricalEncoding, Table } from '../../activities/training/dataset';
+import { xgboostReference } from '../reference/xgboost';
 import { predictGbdt, trainGbdt } from '../../activities/training/gbdt';
 import { auc } from '../../activities/training/metrics';
-import { pythonInterpreter } from '../../infra/config';
-import { PROJECT_ROOT } from '../../infra/paths';
 import { LocalArtifactStore } from '../../infra/artifacts';
 import { literal, withDuckDb } from '../../activities/data/duck';
 import { loadTable, prepareData } from '../../activities/data/prepare';
@@ -17,26 +14,7 @@ import { synthetic } from '../helpers/synthetic';
 
 /** Our GBDT against Debian's xgboost (`hist`), the reference users will compare it with. */
 
-function writeCsv(file: string, t: Table, cols: Float32Array[]) {
-  const lines = [[...t.features.map((f) => f.name), 'label'].join(',')];
-  for (let i = 0; i < t.rows; i++) lines.push([...cols.map((c) => (Number.isNaN(c[i]!) ? '' : String(c[i]))), t.label[i]].join(','));
-  fs.writeFileSync(file, lines.join('\n'));
-}
-
-function xgboostAuc(train: Table, test: Table, encodings: Parameters<typeof featureMatrix>[2], params: Record<string, number>): number {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xgb-'));
-  try {
-    // xgboost sees the matrix our trees split on: categories already encoded by our model.
-    writeCsv(path.join(dir, 'train.csv'), train, featureMatrix(train, train.features, encodings));
-    writeCsv(path.join(dir, 'test.csv'), test, featureMatrix(test, test.features, encodings));
-    const job = { train: path.join(dir, 'train.csv'), test: path.join(dir, 'test.csv'), label: 'label', params, threads: 2 };
-    const py = spawnSync(pythonInterpreter(), [path.join(PROJECT_ROOT, 'test/reference/xgboost_ref.py')], { input: JSON.stringify(job), encoding: 'utf8' });
-    if (py.status !== 0) throw new Error(`xgboost reference failed — apt-get install python3-xgboost python3-sklearn python3-pandas: ${py.stderr || py.error}`);
-    return (JSON.parse(py.stdout.trim()) as { auc: number }).auc;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
+const xgboostAuc = (train: Table, test: Table, encodings: CategoricalEncoding[], params: Record<string, number>) => xgboostReference(train, test, encodings, params).auc;
 
 test('synthetic data with missing values: AUC within 0.01 of xgboost hist with the same parameters', () => {
   const train = synthetic(20_000, 11, { missing: true });
