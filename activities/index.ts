@@ -4,8 +4,10 @@ import type { Config } from '../infra/config';
 import type { Database } from '../infra/db/schema';
 import { createTrainingActivities } from './continuous-training';
 import { createDeploymentActivities } from './deployment';
+import { createMonitoringActivities } from './monitoring';
 import { createPlatformActivities, type WorkerIdentity } from './platform';
 import { createStepActivities } from './steps';
+import { createWatcherActivities } from './watcher';
 
 export interface ActivityDeps {
   db: Kysely<Database>;
@@ -22,6 +24,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createStepActivities(deps),
     ...createTrainingActivities(deps),
     ...createDeploymentActivities(deps),
+    ...createMonitoringActivities(deps),
+    ...createWatcherActivities(deps),
   };
 }
 

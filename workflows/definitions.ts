@@ -38,3 +38,26 @@ export const ROLLBACK_SIGNAL = 'rollback';
 export function promotionWorkflowId(model: string): string {
   return `promotion-${model}`;
 }
+
+/** The per-model lifecycle workflow: the one stable address every trigger signals. */
+export const MODEL_LIFECYCLE = 'modelLifecycle';
+export const MONITORING = 'monitoring';
+export const SCHEDULED_RETRAIN = 'scheduledRetrain';
+export const DATASET_WATCHER = 'datasetWatcher';
+
+export const RETRAIN_SIGNAL = 'retrain';
+export const NEW_DATA_SIGNAL = 'newData';
+export const SET_POLICY_SIGNAL = 'setPolicy';
+export const PAUSE_SIGNAL = 'pause';
+export const SET_THRESHOLDS_SIGNAL = 'setThresholds';
+export const LATEST_REPORT_QUERY = 'latestReport';
+
+export function lifecycleWorkflowId(model: string): string {
+  return `model/${model}`;
+}
+export function monitoringWorkflowId(model: string): string {
+  return `monitoring/${model}`;
+}
+export function watcherWorkflowId(model: string): string {
+  return `watch-data/${model}`;
+}

@@ -412,3 +412,113 @@ export async function previousDataSpan(db: Db, modelId: string, snapshotSha256: 
     .orderBy('id', 'desc')
     .executeTakeFirst();
 }
+
+// ---- monitoring checks ----------------------------------------------------------------------
+
+/** What one monitoring window holds, column-wise: numeric inputs as float arrays (NaN = missing or not a number). */
+export interface PredictionWindow {
+  rows: number;
+  numeric: Record<string, Float64Array>;
+  /** Category → rows, per categorical input; null or '' is counted in `missing`. */
+  categorical: Record<string, { counts: Record<string, number>; missing: number }>;
+  /** Served probabilities of `modelVersionId` (NaN for other versions' rows). */
+  probabilities: Float64Array;
+  /** Input key → rows that carried it. */
+  keyRows: Record<string, number>;
+}
+
+/** Served rows of a model in (start, end]; shadow scores were never returned to anyone, so they do not count. */
+function windowRows(modelId: string, start: Date, end: Date) {
+  return sql`select model_version_id, inputs, outputs from prediction_log
+    where model_id = ${modelId} and ts > ${start} and ts <= ${end} and (outputs->>'role') is distinct from 'shadow'`;
+}
+
+const floats = (v: unknown): Float64Array => Float64Array.from((v as Array<number | null> | null) ?? [], (x) => (x === null ? NaN : x));
+
+/**
+ * One window of the prediction log for monitoring, aggregated in PostgreSQL: numeric inputs and
+ * probabilities come back as one float8[] per column (no per-row objects), categorical inputs and
+ * input keys as GROUP BY counts. Feature names are bound as parameters, never spliced into SQL.
+ */
+export async function readPredictionWindow(
+  db: Db,
+  w: { modelId: string; modelVersionId: string | null; start: Date; end: Date; numeric: string[]; categorical: string[] },
+): Promise<PredictionWindow> {
+  const rowsOf = windowRows(w.modelId, w.start, w.end);
+  const numericCols = w.numeric.map(
+    (name, i) => sql`array_agg(case when jsonb_typeof(inputs -> ${name}::text) = 'number' then (inputs ->> ${name}::text)::float8 else 'NaN'::float8 end) as ${sql.ref(`n${i}`)}`,
+  );
+  const prob = sql`array_agg(case when model_version_id = ${w.modelVersionId} and jsonb_typeof(outputs -> 'probability') = 'number' then (outputs ->> 'probability')::float8 else 'NaN'::float8 end) as p`;
+  const agg = await sql<Record<string, unknown>>`select count(*)::int as rows, ${sql.join([...numericCols, prob])} from (${rowsOf}) w`.execute(db);
+  const first = agg.rows[0] ?? {};
+  const out: PredictionWindow = { rows: Number(first.rows ?? 0), numeric: {}, categorical: {}, probabilities: floats(first.p), keyRows: {} };
+  w.numeric.forEach((name, i) => (out.numeric[name] = floats(first[`n${i}`])));
+  for (const name of w.categorical) out.categorical[name] = { counts: {}, missing: 0 };
+  if (out.rows === 0) return out;
+
+  if (w.categorical.length) {
+    const pairs = w.categorical.map((name) => sql`(${name}::text, w.inputs ->> ${name}::text)`);
+    const cats = await sql<{ k: string; val: string | null; n: number }>`select v.k, v.val, count(*)::int as n from (${rowsOf}) w cross join lateral (values ${sql.join(pairs)}) as v(k, val) group by v.k, v.val`.execute(db);
+    const counts = new Map(w.categorical.map((name) => [name, { counts: new Map<string, number>(), missing: 0 }]));
+    for (const r of cats.rows) {
+      const c = counts.get(r.k)!;
+      if (r.val === null || r.val === '') c.missing += r.n;
+      else c.counts.set(r.val, r.n);
+    }
+    // Through Maps: a served category called "__proto__" must stay a key.
+    for (const [name, c] of counts) out.categorical[name] = { counts: Object.fromEntries(c.counts), missing: c.missing };
+  }
+  const keys = await sql<{ k: string; n: number }>`select k, count(*)::int as n from (${rowsOf}) w
+    cross join lateral jsonb_object_keys(case when jsonb_typeof(w.inputs) = 'object' then w.inputs else '{}'::jsonb end) as k group by k`.execute(db);
+  out.keyRows = Object.fromEntries(keys.rows.map((r) => [r.k, r.n]));
+  return out;
+}
+
+/**
+ * Predictions of one version whose label arrived in (since, end], with the label as 0/1 (JSON
+ * 0/1 or false/true; anything else is skipped). Pairs stay aligned by ordering both arrays alike.
+ */
+export async function readLabeledPredictions(db: Db, w: { modelId: string; modelVersionId: string; since: Date; end: Date }): Promise<{ probs: Float64Array; labels: Uint8Array }> {
+  const r = await sql<{ p: number[] | null; y: number[] | null }>`select array_agg(p order by request_id) as p, array_agg(y order by request_id) as y from (
+      select request_id, (outputs ->> 'probability')::float8 as p,
+        case when label in ('1'::jsonb, 'true'::jsonb) then 1 when label in ('0'::jsonb, 'false'::jsonb) then 0 end as y
+      from prediction_log
+      where model_id = ${w.modelId} and model_version_id = ${w.modelVersionId} and labeled_at > ${w.since} and labeled_at <= ${w.end}
+        and (outputs->>'role') is distinct from 'shadow' and jsonb_typeof(outputs -> 'probability') = 'number'
+    ) t where y is not null`.execute(db);
+  const row = r.rows[0];
+  return { probs: Float64Array.from(row?.p ?? []), labels: Uint8Array.from(row?.y ?? []) };
+}
+
+/** The outputs of a training run's `prepare` step (where its baseline and splits are), for versions registered without them in their lineage. */
+export async function prepareStepOutputs(db: Db, pipelineRunId: string) {
+  const row = await db
+    .selectFrom('step_runs')
+    .select('outputs')
+    .where('pipeline_run_id', '=', pipelineRunId)
+    .where('step_name', '=', 'prepare')
+    .where('status', 'in', ['succeeded', 'cached'])
+    .executeTakeFirst();
+  return (row?.outputs ?? undefined) as unknown;
+}
+
+/**
+ * One monitoring check's report, keyed by (model, kind, window): a retried check overwrites its
+ * own row. The row id is the report id, so it is written into the figures in the same transaction.
+ */
+export async function upsertMonitoringCheck(
+  db: Db,
+  r: { modelId: string; modelVersionId: string | null; kind: string; windowStart: Date; windowEnd: Date; figures: Record<string, unknown>; breach: boolean },
+): Promise<string> {
+  const run = async (trx: Db) => {
+    const row = await insertMonitoringReport(trx, r);
+    await trx
+      .updateTable('monitoring_reports')
+      .set({ figures: sql<string>`figures || jsonb_build_object('reportId', id::text)`, model_version_id: r.modelVersionId })
+      .where('id', '=', row.id)
+      .execute();
+    return row.id;
+  };
+  if (db.isTransaction) return run(db);
+  return (db as Kysely<Database>).transaction().execute(run);
+}

@@ -1,0 +1,163 @@
+import { ApplicationFailure, heartbeat, log } from '@temporalio/activity';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import type { ArtifactStore } from '../infra/artifacts';
+import type { Database } from '../infra/db/schema';
+import { getAlias, getModelByName, prepareStepOutputs, readLabeledPredictions, readPredictionWindow, upsertMonitoringCheck } from '../infra/db/repositories';
+import { modelName, monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../workflows/lifecycle-api';
+import type { FeatureSpec } from './training/dataset';
+import { loadFeatureBaselines, scoreTestSample, trainingRefs, type TrainingRefs } from './monitoring/baseline';
+import { checkDrift, type FeatureBaseline, type FeatureWindow } from './monitoring/drift-check';
+
+/**
+ * The monitoring check: one window of served traffic (and the labels that arrived) against the
+ * production version's training baseline, written as one report row per (model, window). The
+ * window comes from the workflow, so a retry recomputes and overwrites the same row.
+ */
+
+export interface MonitoringDeps {
+  db: Kysely<Database>;
+  artifacts: ArtifactStore;
+}
+
+const isoTime = z.iso.datetime({ offset: true });
+
+export const monitoringCheckInput = z
+  .object({ model: modelName, windowStart: isoTime, windowEnd: isoTime, labelsSince: isoTime, thresholds: monitoringThresholds })
+  .strict()
+  .refine((i) => Date.parse(i.windowStart) < Date.parse(i.windowEnd), { message: 'windowStart must be before windowEnd', path: ['windowStart'] })
+  .refine((i) => Date.parse(i.labelsSince) <= Date.parse(i.windowEnd), { message: 'labelsSince must not be after windowEnd', path: ['labelsSince'] });
+
+export const REPORT_KIND = 'check';
+
+const signature = z.array(z.object({ name: z.string(), datatype: z.string() }));
+const versionMetrics = z.object({
+  auc: z.number().nullable().optional(),
+  logLoss: z.number().nullable().optional(),
+  lineage: z.object({ baseline: z.unknown().optional(), train: z.unknown().optional(), test: z.unknown().optional() }).optional(),
+});
+
+/** A few models' baselines per worker: re-reading a 100k-row sample and re-scoring the test split every period would dominate the check. */
+function memo(limit: number) {
+  const entries = new Map<string, Promise<unknown>>();
+  return <T>(key: string, load: () => Promise<T>): Promise<T> => {
+    let p = entries.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = load();
+      entries.set(key, p);
+      p.catch(() => entries.delete(key));
+      if (entries.size > limit) entries.delete(entries.keys().next().value!);
+    }
+    return p;
+  };
+}
+
+export function createMonitoringActivities(deps: MonitoringDeps) {
+  const cached = memo(8);
+
+  /** Baseline and splits: from the version's lineage, else from its training run's prepare step. */
+  async function refsOf(metrics: z.infer<typeof versionMetrics>, trainingRunId: string | null): Promise<TrainingRefs | undefined> {
+    const fromLineage = trainingRefs.safeParse(metrics.lineage ?? {});
+    if (fromLineage.success) return fromLineage.data;
+    if (!trainingRunId) return undefined;
+    const fromStep = trainingRefs.safeParse(await prepareStepOutputs(deps.db, trainingRunId));
+    return fromStep.success ? fromStep.data : undefined;
+  }
+
+  return {
+    async monitoringCheck(raw: MonitoringCheckInput): Promise<MonitoringReport> {
+      const parsed = monitoringCheckInput.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw ApplicationFailure.nonRetryable(`monitoringCheck: ${issue.path.join('.') || 'input'}: ${issue.message}`, 'InvalidInput');
+      }
+      const input = parsed.data;
+      const t = input.thresholds;
+      const [windowStart, windowEnd, labelsSince] = [new Date(input.windowStart), new Date(input.windowEnd), new Date(input.labelsSince)];
+      const timings: Record<string, number> = {};
+      const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+        heartbeat({ step: name });
+        const started = performance.now();
+        try {
+          return await fn();
+        } finally {
+          timings[name] = Math.round(performance.now() - started);
+          log.info(`monitoring ${input.model}: ${name} took ${timings[name]} ms`);
+        }
+      };
+
+      const model = await getModelByName(deps.db, input.model);
+      if (!model) throw ApplicationFailure.nonRetryable(`model ${input.model} is not in the registry`, 'NotFound');
+      const write = async (report: Omit<MonitoringReport, 'reportId'>, modelVersionId: string | null): Promise<MonitoringReport> => {
+        const reportId = await step('write report', () =>
+          upsertMonitoringCheck(deps.db, { modelId: model.id, modelVersionId, kind: REPORT_KIND, windowStart, windowEnd, figures: report as unknown as Record<string, unknown>, breach: report.breach }),
+        );
+        log.info(`monitoring ${input.model} v${report.version}: ${report.level} on ${report.rows} rows, ${report.labeledRows} labelled (${JSON.stringify(timings)})`);
+        return { reportId, ...report };
+      };
+      const base = { model: input.model, windowStart: input.windowStart, windowEnd: input.windowEnd };
+
+      const production = await getAlias(deps.db, model.id, 'production');
+      if (!production) {
+        // Nothing serves yet: a normal state for a new model, not a failure worth retrying.
+        return write(
+          { ...base, version: 0, rows: 0, labeledRows: 0, level: 'insufficient-data', breach: false, reasons: [`model ${input.model} has no production version`], features: {}, quality: { missingInputs: [], unexpectedInputs: [], schemaChanged: false } },
+          null,
+        );
+      }
+      const mv = await deps.db.selectFrom('model_versions').selectAll().where('id', '=', production.model_version_id).executeTakeFirstOrThrow();
+      const sig = signature.safeParse(mv.input_signature);
+      if (!sig.success) throw ApplicationFailure.nonRetryable(`model ${input.model} v${mv.version}: its input signature is not a list of {name, datatype}`, 'InvalidSignature');
+      const features: FeatureSpec[] = sig.data.map((s) => ({ name: s.name, kind: s.datatype === 'BYTES' ? 'categorical' : 'numeric' }));
+      const metrics = versionMetrics.safeParse(mv.metrics);
+      const refs = await refsOf(metrics.success ? metrics.data : {}, mv.training_run_id);
+      const notes: string[] = [];
+
+      let baselines: Record<string, FeatureBaseline> = {};
+      let baselineScores: Float32Array | undefined;
+      if (refs) {
+        const loaded = await step('baseline', () => cached(`features:${refs.baseline.sha256}:${refs.train.sha256}`, () => loadFeatureBaselines(deps.artifacts, refs, features)));
+        baselines = loaded.baselines;
+        if (loaded.missing.length) notes.push(`no training baseline for ${loaded.missing.join(', ')}: not checked for drift`);
+        const onnx = mv.onnx_artifact_id ? await deps.db.selectFrom('artifacts').select(['uri', 'sha256']).where('id', '=', mv.onnx_artifact_id).executeTakeFirst() : undefined;
+        if (onnx) baselineScores = await step('score test split', () => cached(`scores:${onnx.sha256}:${refs.test.sha256}`, () => scoreTestSample(deps.artifacts, onnx, refs.test, features)));
+      } else {
+        notes.push(`v${mv.version} has no training baseline in its lineage: feature and prediction drift not checked`);
+      }
+
+      const window = await step('read window', () =>
+        readPredictionWindow(deps.db, {
+          modelId: model.id,
+          modelVersionId: mv.id,
+          start: windowStart,
+          end: windowEnd,
+          numeric: features.filter((f) => f.kind === 'numeric').map((f) => f.name),
+          categorical: features.filter((f) => f.kind === 'categorical').map((f) => f.name),
+        }),
+      );
+      const labeled = await step('read labels', () => readLabeledPredictions(deps.db, { modelId: model.id, modelVersionId: mv.id, since: labelsSince, end: windowEnd }));
+
+      const windowFeatures: Record<string, FeatureWindow> = {};
+      for (const f of features) {
+        if (f.kind === 'numeric') windowFeatures[f.name] = { kind: 'numeric', values: window.numeric[f.name]! };
+        else windowFeatures[f.name] = { kind: 'categorical', ...window.categorical[f.name]! };
+      }
+      const m = metrics.success ? metrics.data : {};
+      const result = await step('drift', async () =>
+        checkDrift({
+          thresholds: t,
+          baseline: baselines,
+          window: { rows: window.rows, features: windowFeatures },
+          // Prediction drift compares the production version with itself: canary rows carry NaN here.
+          prediction: baselineScores ? { baseline: baselineScores, window: window.probabilities } : undefined,
+          labeled,
+          offline: { auc: m.auc ?? null, logLoss: m.logLoss ?? null },
+          schema: { expected: features.map((f) => f.name), keyRows: window.keyRows },
+        }),
+      );
+      return write({ ...base, version: mv.version, ...result, reasons: [...result.reasons, ...notes] }, mv.id);
+    },
+  };
+}
+
+export type MonitoringCheckActivities = ReturnType<typeof createMonitoringActivities>;

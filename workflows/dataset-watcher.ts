@@ -1,0 +1,209 @@
+import { ActivityFailure, ApplicationFailure, allHandlersFinished, condition, continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { z } from 'zod';
+import type { ListedObject, WatcherActivities, WatcherCursor } from '../activities/watcher';
+import { STATUS_QUERY, TASK_QUEUES, lifecycleWorkflowId } from './definitions';
+import { parseInput } from './input';
+import { lifecyclePolicy, modelName, pauseSignal, resumeMonitoringSignal, type LifecyclePolicyInput } from './lifecycle-api';
+import { signalOrStartLifecycleWithPolicy } from './scheduled-retrain';
+
+/**
+ * The new-data trigger: one long-lived workflow per model (id `watch-data/<model>`) that lists
+ * a dataset prefix every period and announces the data files it has not announced before to
+ * the model's lifecycle workflow as `newData`. The cursor lives in workflow state, across
+ * continue-as-new, and in the artifact store, so a watcher started again later goes on where
+ * the previous one stopped instead of announcing the whole prefix again.
+ */
+
+/** Files sharing the cursor's instant that it remembers; bounded so the state stays small. */
+const MAX_CURSOR_URIS = 1000;
+
+const prefixUri = z
+  .string()
+  .max(1024)
+  .refine((u) => /^(s3:\/\/[a-z0-9][a-z0-9.-]{1,62}\/.*|file:\/\/\/.+)$/.test(u), 'must be an s3://bucket/prefix/ or file:///absolute/folder/ URI')
+  .refine((u) => !u.split(/[/\\]/).some((seg) => seg === '..' || /%2e%2e/i.test(seg)), 'must not contain ".." segments');
+
+const cursorSchema = z
+  .object({
+    lastModified: z.string().max(40),
+    uris: z.array(z.string().max(2048)).max(MAX_CURSOR_URIS),
+  })
+  .strict();
+
+const announcement = z.object({ at: z.string(), uris: z.number().int(), first: z.string(), last: z.string(), dedupeKey: z.string(), action: z.string() }).strict();
+export type WatcherAnnouncement = z.infer<typeof announcement>;
+
+export const datasetWatcherInput = z
+  .object({
+    model: modelName,
+    prefix: prefixUri,
+    periodSeconds: z.number().min(1).max(7 * 24 * 3600).default(300),
+    /** Files per `newData` signal (the signal takes at most 100 URIs); a larger backlog goes out in several, oldest first. */
+    batchSize: z.number().int().min(1).max(100).default(100),
+    /** Files modified more recently than this wait for a later poll (a writer may not be done). */
+    minAgeSeconds: z.number().min(0).max(24 * 3600).default(0),
+    /** `resume`: go on from the cursor a previous watcher of this model and prefix saved (none: from the beginning); `beginning`: announce every file; `now`: announce only files that appear from now on. */
+    start: z.enum(['resume', 'beginning', 'now']).default('resume'),
+    /** Polls per run before continue-as-new, to keep the history small. */
+    pollsPerRun: z.number().int().min(1).max(10_000).default(500),
+    /** Used only if the watcher's signal starts the lifecycle workflow. */
+    policy: lifecyclePolicy.optional(),
+    /** Carried across continue-as-new. */
+    state: z
+      .object({
+        cursor: cursorSchema.optional(),
+        paused: z.boolean().default(false),
+        polls: z.number().int().min(0).default(0),
+        signals: z.number().int().min(0).default(0),
+        files: z.number().int().min(0).default(0),
+        generation: z.number().int().min(1).default(1),
+        lastError: z.string().max(2000).optional(),
+        recent: z.array(announcement).max(20).default([]),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type DatasetWatcherInput = z.input<typeof datasetWatcherInput>;
+type WatcherState = NonNullable<z.output<typeof datasetWatcherInput>['state']>;
+
+export interface DatasetWatcherStatus {
+  model: string;
+  prefix: string;
+  lifecycleWorkflowId: string;
+  paused: boolean;
+  periodSeconds: number;
+  cursor?: WatcherCursor;
+  polls: number;
+  /** `newData` signals sent and files announced, over all runs of this watcher. */
+  signals: number;
+  files: number;
+  lastPollAt?: string;
+  lastError?: string;
+  /** The latest announcements, newest last. */
+  recent: WatcherAnnouncement[];
+  generation: number;
+}
+
+export const watcherStatusQuery = defineQuery<DatasetWatcherStatus>(STATUS_QUERY);
+
+const list = proxyActivities<WatcherActivities>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 4, nonRetryableErrorTypes: ['InvalidInput'] },
+});
+const cursorStore = proxyActivities<WatcherActivities>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 10 },
+});
+
+/** FNV-1a, 32 bits, as hex: a short, deterministic name for a batch in the dedupe key. */
+function fnv(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+/** The cursor after announcing `objects` (sorted oldest first). */
+export function advanceCursor(cursor: WatcherCursor | undefined, objects: ListedObject[]): WatcherCursor | undefined {
+  let next = cursor ? { lastModified: cursor.lastModified, uris: [...cursor.uris] } : undefined;
+  for (const o of objects) {
+    if (!next || o.lastModified > next.lastModified) next = { lastModified: o.lastModified, uris: [o.uri] };
+    else if (o.lastModified === next.lastModified && !next.uris.includes(o.uri)) next.uris.push(o.uri);
+  }
+  if (next && next.uris.length > MAX_CURSOR_URIS) next.uris = next.uris.slice(-MAX_CURSOR_URIS);
+  return next;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function isInvalidInput(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'InvalidInput';
+}
+
+export async function datasetWatcher(raw: DatasetWatcherInput): Promise<never> {
+  const { state: carried, ...input } = parseInput(datasetWatcherInput, raw, 'datasetWatcher');
+  const rawPolicy = input.policy === undefined ? undefined : (raw as { policy?: LifecyclePolicyInput }).policy;
+  const s: WatcherState = carried ?? { paused: false, polls: 0, signals: 0, files: 0, generation: 1, recent: [] };
+  let cursor: WatcherCursor | undefined = s.cursor;
+  let lastPollAt: string | undefined;
+  let wake = false;
+  const ref = { model: input.model, prefix: input.prefix };
+
+  setHandler(pauseSignal, () => {
+    s.paused = true;
+  });
+  setHandler(resumeMonitoringSignal, () => {
+    s.paused = false;
+    wake = true;
+  });
+  setHandler(watcherStatusQuery, () => ({
+    model: input.model,
+    prefix: input.prefix,
+    lifecycleWorkflowId: lifecycleWorkflowId(input.model),
+    paused: s.paused,
+    periodSeconds: input.periodSeconds,
+    ...(cursor ? { cursor } : {}),
+    polls: s.polls,
+    signals: s.signals,
+    files: s.files,
+    ...(lastPollAt ? { lastPollAt } : {}),
+    ...(s.lastError ? { lastError: s.lastError } : {}),
+    recent: s.recent,
+    generation: s.generation,
+  }));
+
+  // Only the first run of a watcher looks at what an earlier watcher left; later runs carry it.
+  let establishNow = false;
+  if (!carried) {
+    if (input.start === 'resume') cursor = (await cursorStore.loadWatcherCursor(ref)) ?? undefined;
+    establishNow = input.start === 'now';
+  }
+
+  for (let poll = 0; poll < input.pollsPerRun && !workflowInfo().continueAsNewSuggested; poll++) {
+    await condition(() => !s.paused);
+    let again = false;
+    try {
+      const found = await list.listNewDatasetObjects({ prefix: input.prefix, cursor, limit: input.batchSize, minAgeSeconds: input.minAgeSeconds });
+      s.polls++;
+      lastPollAt = new Date().toISOString();
+      if (establishNow) {
+        // `start: now`: what is there already counts as announced.
+        establishNow = false;
+        cursor = found.newest;
+        if (cursor) await cursorStore.saveWatcherCursor({ ...ref, cursor });
+      } else if (found.objects.length) {
+        const uris = found.objects.map((o) => o.uri);
+        const dedupeKey = `new-data:${input.model}:${fnv(input.prefix)}:${fnv(found.objects.map((o) => `${o.uri}@${o.lastModified}`).join('\n'))}`;
+        const action = await signalOrStartLifecycleWithPolicy(input.model, { newData: { uris, dedupeKey, source: 'new-data' } }, rawPolicy);
+        cursor = advanceCursor(cursor, found.objects);
+        s.signals++;
+        s.files += uris.length;
+        s.recent = [...s.recent, { at: lastPollAt, uris: uris.length, first: uris[0]!, last: uris[uris.length - 1]!, dedupeKey, action }].slice(-20);
+        // The lifecycle has the files; a lost save only means a restarted watcher repeats this batch, which the dedupe key drops.
+        await cursorStore.saveWatcherCursor({ ...ref, cursor: cursor! });
+        again = found.truncated;
+      }
+      s.lastError = undefined;
+    } catch (err) {
+      // A prefix that cannot work (outside MLOPS_DATA_ROOTS, no such bucket) fails the watcher
+      // loudly; anything else (S3 or Temporal briefly away) is retried on the next poll.
+      if (isInvalidInput(err)) throw ApplicationFailure.nonRetryable(`datasetWatcher ${input.model}: ${errorText(err)}`, 'InvalidInput');
+      s.lastError = `${new Date().toISOString()}: ${errorText(err)}`.slice(0, 2000);
+    }
+    if (again) continue;
+    wake = false;
+    await condition(() => wake, input.periodSeconds * 1000);
+  }
+
+  await condition(allHandlersFinished);
+  return continueAsNew<typeof datasetWatcher>({ ...input, policy: rawPolicy, state: { ...s, cursor, generation: s.generation + 1 } });
+}

@@ -1,0 +1,227 @@
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { z } from 'zod';
+import {
+  LATEST_REPORT_QUERY,
+  NEW_DATA_SIGNAL,
+  PAUSE_SIGNAL,
+  RESUME_SIGNAL,
+  RETRAIN_SIGNAL,
+  SET_POLICY_SIGNAL,
+  SET_THRESHOLDS_SIGNAL,
+  STATUS_QUERY,
+} from './definitions';
+import { MODEL_NAME, datasetUri } from './training-spec';
+
+/**
+ * The contract of the closed loop, shared by the lifecycle and monitoring workflows, the
+ * triggers (CLI, schedule, new-data watcher, webhook) and the clients: signal payloads,
+ * policy and thresholds as zod schemas, and the signal/query definitions. Workflow-safe.
+ */
+
+export const modelName = z.string().regex(MODEL_NAME, 'must be 1–63 lowercase letters, digits and dashes, starting with a letter or digit (e.g. flights-delay)');
+
+/** Small JSON figures travel with a trigger (PSI, AUC…); never data. */
+const figures = z.record(z.string().max(128), z.unknown()).refine((f) => JSON.stringify(f).length <= 16 * 1024, 'figures must be at most 16 KiB of JSON');
+
+export const TRIGGER_SOURCES = ['cli', 'schedule', 'monitoring', 'webhook', 'new-data', 'demo', 'api'] as const;
+
+export const retrainRequest = z
+  .object({
+    reason: z.string().min(1).max(500).default('retrain requested'),
+    source: z.enum(TRIGGER_SOURCES).default('api'),
+    /** Triggers with the same key within the policy's dedupe window are dropped. */
+    dedupeKey: z.string().min(1).max(200).optional(),
+    figures: figures.optional(),
+  })
+  .strict();
+export type RetrainRequest = z.input<typeof retrainRequest>;
+export type RetrainTrigger = z.output<typeof retrainRequest>;
+
+export const newDataRequest = z
+  .object({
+    uris: z.array(datasetUri).min(1, 'needs at least one URI').max(100),
+    dedupeKey: z.string().min(1).max(200).optional(),
+    source: z.enum(TRIGGER_SOURCES).default('new-data'),
+  })
+  .strict();
+export type NewDataRequest = z.input<typeof newDataRequest>;
+
+/** Monitoring thresholds; per model, with defaults (PSI 0.1 warn / 0.2 act). */
+export const monitoringThresholds = z
+  .object({
+    psiWarn: z.number().min(0).default(0.1),
+    psiAct: z.number().min(0).default(0.2),
+    /** Jensen–Shannon distance (base 2) at which a feature counts as drifted. */
+    jsAct: z.number().min(0).max(1).default(0.2),
+    /** KS statistic (not the p-value: with thousands of rows every shift is "significant"). */
+    ksAct: z.number().min(0).max(1).default(0.2),
+    predictionPsiAct: z.number().min(0).default(0.2),
+    /** Missing-value fraction above the training baseline's. */
+    maxMissingIncrease: z.number().min(0).max(1).default(0.05),
+    /** Fraction of rows with a category the model never saw in training. */
+    maxUnseenFraction: z.number().min(0).max(1).default(0.05),
+    /** AUC drop from the version's offline test AUC on labelled predictions. */
+    maxAucDrop: z.number().min(0).max(1).default(0.05),
+    /** Log-loss rise from the version's offline test log loss. */
+    maxLogLossIncrease: z.number().min(0).default(0.05),
+    /** |observed positive rate − mean predicted probability| on labelled predictions. */
+    maxCalibrationGap: z.number().min(0).max(1).default(0.05),
+    /** Fewer rows in a window than this: no verdict, the window grows. */
+    minRows: z.number().int().min(1).max(10_000_000).default(500),
+    minLabeledRows: z.number().int().min(1).max(10_000_000).default(200),
+  })
+  .strict()
+  .refine((t) => t.psiWarn <= t.psiAct, { message: 'psiWarn must not exceed psiAct', path: ['psiWarn'] });
+export type MonitoringThresholds = z.output<typeof monitoringThresholds>;
+export type MonitoringThresholdsInput = z.input<typeof monitoringThresholds>;
+
+export const lifecyclePolicy = z
+  .object({
+    /** No training starts sooner than this after the previous one ended. */
+    cooldownSeconds: z.number().min(0).max(30 * 24 * 3600).default(3600),
+    /** Trainings per UTC day; triggers past it wait for the next day. */
+    dailyBudget: z.number().int().min(0).max(1000).default(4),
+    /** Seconds a dedupe key is remembered. */
+    dedupeWindowSeconds: z.number().min(0).max(90 * 24 * 3600).default(24 * 3600),
+    /** A `newData` signal also asks for a retrain. */
+    retrainOnNewData: z.boolean().default(true),
+    /** The newest this many data URIs (from `newData`) make the training set; none yet: the template's dataset. */
+    dataWindow: z.number().int().min(1).max(64).default(3),
+    /** continuousTraining spec without `model` (and without `dataset` when data comes from `newData`). */
+    training: z.record(z.string(), z.unknown()).default({ preset: 'flights-delay', dataset: { flights: { from: '2001-01', to: '2001-01' } } }),
+    /** Promote accepted candidates (`promotion` child); false stops at `candidate`. */
+    promote: z.boolean().default(true),
+    /** promotion input without model/version (strategy, canarySteps, bakeSeconds, approval, …). */
+    promotion: z.record(z.string(), z.unknown()).default({ strategy: 'canary' }),
+    monitoring: z
+      .object({
+        enabled: z.boolean().default(true),
+        periodSeconds: z.number().min(1).max(7 * 24 * 3600).default(3600),
+        thresholds: monitoringThresholds.default(monitoringThresholds.parse({})),
+      })
+      .strict()
+      .default({ enabled: true, periodSeconds: 3600, thresholds: monitoringThresholds.parse({}) }),
+  })
+  .strict();
+export type LifecyclePolicy = z.output<typeof lifecyclePolicy>;
+export type LifecyclePolicyInput = z.input<typeof lifecyclePolicy>;
+
+export interface MonitoringFeatureFigures {
+  kind: 'numeric' | 'categorical';
+  psi: number;
+  js: number;
+  /** Numeric features only. */
+  ks?: number;
+  ksPValue?: number;
+  missingFraction: number;
+  baselineMissingFraction: number;
+  /** Categorical features only: rows whose category training never saw. */
+  unseenFraction?: number;
+}
+
+export interface MonitoringReport {
+  reportId: string;
+  model: string;
+  version: number;
+  windowStart: string;
+  windowEnd: string;
+  rows: number;
+  labeledRows: number;
+  /** `insufficient-data`: too few rows for a verdict; the window is kept open. */
+  level: 'ok' | 'warn' | 'act' | 'insufficient-data';
+  breach: boolean;
+  reasons: string[];
+  features: Record<string, MonitoringFeatureFigures>;
+  prediction?: { psi: number; js: number; ks: number; mean: number; baselineMean: number };
+  quality: { missingInputs: string[]; unexpectedInputs: string[]; schemaChanged: boolean };
+  performance?: { auc: number | null; logLoss: number; accuracy: number; positiveRate: number; meanPrediction: number; offlineAuc: number | null; offlineLogLoss: number | null };
+}
+
+/** What the monitoring activity takes: the window is decided by the workflow, so a retry writes the same report. */
+export interface MonitoringCheckInput {
+  model: string;
+  windowStart: string;
+  windowEnd: string;
+  /** Labels that arrived in (labelsSince, windowEnd] count for performance. */
+  labelsSince: string;
+  thresholds: MonitoringThresholds;
+}
+
+export const monitoringInput = z
+  .object({
+    model: modelName,
+    periodSeconds: z.number().min(1).max(7 * 24 * 3600).default(3600),
+    thresholds: monitoringThresholds.default(monitoringThresholds.parse({})),
+    /** Checks per run before continue-as-new (history stays small). */
+    checksPerRun: z.number().int().min(1).max(10_000).default(200),
+    /** Carried across continue-as-new. */
+    state: z
+      .object({
+        windowStart: z.string().optional(),
+        labelsSince: z.string().optional(),
+        paused: z.boolean().default(false),
+        checks: z.number().int().min(0).default(0),
+        breaches: z.number().int().min(0).default(0),
+        latest: z.unknown().optional(),
+        signalled: z.array(z.string()).max(100).default([]),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type MonitoringInput = z.input<typeof monitoringInput>;
+
+export const retrainSignal = defineSignal<[RetrainRequest]>(RETRAIN_SIGNAL);
+export const newDataSignal = defineSignal<[NewDataRequest]>(NEW_DATA_SIGNAL);
+export const setPolicySignal = defineSignal<[LifecyclePolicyInput]>(SET_POLICY_SIGNAL);
+export const pauseSignal = defineSignal<[{ reason?: string }?]>(PAUSE_SIGNAL);
+export const resumeMonitoringSignal = defineSignal<[{ reason?: string }?]>(RESUME_SIGNAL);
+export const setThresholdsSignal = defineSignal<[MonitoringThresholdsInput]>(SET_THRESHOLDS_SIGNAL);
+export const latestReportQuery = defineQuery<MonitoringReport | null>(LATEST_REPORT_QUERY);
+
+export type LifecycleDecisionKind =
+  | 'trigger'
+  | 'duplicate-dropped'
+  | 'coalesced'
+  | 'deferred'
+  | 'new-data'
+  | 'policy'
+  | 'training-started'
+  | 'training-finished'
+  | 'promotion-started'
+  | 'promotion-finished'
+  | 'monitoring-started'
+  | 'error';
+
+export interface LifecycleDecision {
+  at: string;
+  kind: LifecycleDecisionKind;
+  detail: string;
+  source?: string;
+  workflowId?: string;
+  version?: number;
+  figures?: Record<string, unknown>;
+}
+
+export type LifecyclePhase = 'idle' | 'training' | 'promoting' | 'cooldown' | 'over-budget';
+
+export interface LifecycleStatus {
+  model: string;
+  phase: LifecyclePhase;
+  policy: LifecyclePolicy;
+  production: number | null;
+  running?: { kind: 'training' | 'promotion'; workflowId: string; startedAt: string; triggers: RetrainTrigger[] };
+  /** Triggers waiting for the next training (all of them start one follow-up, together). */
+  pending: RetrainTrigger[];
+  dataUris: string[];
+  trainingsToday: { day: string; count: number };
+  lastTrainingEndedAt?: string;
+  /** When a deferred follow-up may start (cooldown or budget). */
+  nextEligibleAt?: string;
+  decisions: LifecycleDecision[];
+  counters: { triggers: number; duplicates: number; coalesced: number; trainings: number; promotions: number };
+  /** Runs of this workflow id so far (continue-as-new count + 1). */
+  generation: number;
+}
+
+export const lifecycleStatusQuery = defineQuery<LifecycleStatus>(STATUS_QUERY);

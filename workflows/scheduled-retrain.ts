@@ -1,0 +1,66 @@
+import { ParentClosePolicy, WorkflowIdReusePolicy, startChild, workflowInfo } from '@temporalio/workflow';
+import { z } from 'zod';
+import { MODEL_LIFECYCLE, TASK_QUEUES, lifecycleWorkflowId } from './definitions';
+import { parseInput } from './input';
+import { lifecyclePolicy, modelName, type LifecyclePolicyInput } from './lifecycle-api';
+import { signalOrStartLifecycle, type LifecycleMessage } from './lifecycle-signal';
+
+/**
+ * The Temporal Schedules trigger: a schedule starts this small workflow on each firing, and it
+ * hands a `retrain` to the model's lifecycle workflow (starting it if needed). The schedule
+ * never starts `continuousTraining` itself, so cooldown, budget and "one training per model at
+ * a time" hold for scheduled retrains too.
+ */
+
+export const scheduledRetrainInput = z
+  .object({
+    model: modelName,
+    reason: z.string().min(1).max(400).optional(),
+    /** Used only if this firing starts the lifecycle workflow; a running one keeps its own policy. */
+    policy: lifecyclePolicy.optional(),
+  })
+  .strict();
+export type ScheduledRetrainInput = z.input<typeof scheduledRetrainInput>;
+
+export interface ScheduledRetrainResult {
+  model: string;
+  lifecycleWorkflowId: string;
+  /** `started`: no lifecycle was running, this firing started one with the retrain as its first trigger. */
+  action: 'signalled' | 'started';
+  reason: string;
+  dedupeKey: string;
+}
+
+/**
+ * signalOrStartLifecycle, plus a policy for the case where this call starts the lifecycle.
+ * Starting first (and signalling when it already runs) keeps the first trigger from being
+ * decided under the default policy before the given one arrives.
+ */
+export async function signalOrStartLifecycleWithPolicy(model: string, message: LifecycleMessage, policy?: LifecyclePolicyInput): Promise<'signalled' | 'started'> {
+  if (policy === undefined) return signalOrStartLifecycle(model, message);
+  try {
+    await startChild(MODEL_LIFECYCLE, {
+      workflowId: lifecycleWorkflowId(model),
+      taskQueue: TASK_QUEUES.control,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      args: [{ model, policy, ...('retrain' in message ? { triggers: [message.retrain] } : { newData: [message.newData] }) }],
+    });
+    return 'started';
+  } catch (err) {
+    if (!(err instanceof Error) || err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+  }
+  return signalOrStartLifecycle(model, message);
+}
+
+export async function scheduledRetrain(raw: ScheduledRetrainInput): Promise<ScheduledRetrainResult> {
+  const input = parseInput(scheduledRetrainInput, raw, 'scheduledRetrain');
+  const { workflowId } = workflowInfo();
+  // A schedule appends the firing time to the workflow id, so the id names this firing: a
+  // retried or replayed firing sends the same key and the lifecycle drops the copy.
+  const dedupeKey = `schedule:${workflowId}`.slice(0, 200);
+  const reason = input.reason ?? `scheduled retrain (${workflowId})`;
+  const rawPolicy = (raw as { policy?: LifecyclePolicyInput }).policy;
+  const action = await signalOrStartLifecycleWithPolicy(input.model, { retrain: { reason, source: 'schedule', dedupeKey } }, input.policy === undefined ? undefined : rawPolicy);
+  return { model: input.model, lifecycleWorkflowId: lifecycleWorkflowId(input.model), action, reason, dedupeKey };
+}
