@@ -1,11 +1,13 @@
 import { runMain, UserFacingError } from '../infra/errors';
 import { benchContinuousTraining } from './ct';
+import { benchMonitor } from './monitor';
 import { benchServe } from './serve';
 
 /** `npm run bench -- <name>`: each benchmark prints its table and writes bench/results/<name>.json. */
 const BENCHES: Record<string, () => Promise<void>> = {
   ct: benchContinuousTraining,
   serve: benchServe,
+  monitor: benchMonitor,
 };
 
 runMain(async () => {
