@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
 import { literal, withDuckDb } from '../../activities/data/duck';
@@ -224,7 +225,13 @@ test('drift in served traffic → monitoring breach → retrain on the newest da
       expect(app.failures).toEqual([]);
       expect(app.sent()).toBeGreaterThan(500);
 
-      for (const id of [lifecycleWorkflowId(model), monitoringWorkflowId(model), watcherWorkflowId(model)]) await client.workflow.getHandle(id).terminate();
+      // `MLOPS_RECORD_HISTORIES=test/fixtures/histories` stores these runs for the replay test.
+      const record = process.env.MLOPS_RECORD_HISTORIES;
+      for (const [name, id] of [['lifecycle', lifecycleWorkflowId(model)], ['monitoring', monitoringWorkflowId(model)], ['dataset-watcher', watcherWorkflowId(model)]] as const) {
+        const handle = client.workflow.getHandle(id);
+        if (record) fs.writeFileSync(path.join(record, `${name}-${new Date().toISOString().slice(0, 10)}.json`), historyToJSON(await handle.fetchHistory()));
+        await handle.terminate();
+      }
     });
   } finally {
     await app.stop();

@@ -17,6 +17,8 @@ test('every stored history replays against the current workflow code', async () 
   const result = await runEntry('infra/replay-cli.ts', [fixtures], env(), 120_000);
   expect(result.stdout).toMatch(/^ok {3}platform-check-2026-11-22$/m);
   expect(result.stdout).toMatch(/^ok {3}continuous-training-2026-11-22$/m);
+  expect(result.stdout).toMatch(/^ok {3}lifecycle-2026-11-23$/m);
+  expect(result.stdout).toMatch(/^ok {3}monitoring-2026-11-23$/m);
   expect(result.code).toBe(0);
 });
 
