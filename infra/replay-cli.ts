@@ -20,14 +20,20 @@ runMain(async () => {
       : [p],
   );
   if (files.length === 0) throw new UserFacingError(`no .json histories in ${inputs.join(', ')}`);
-  const histories = files.map((file) => ({ workflowId: path.basename(file, '.json'), history: JSON.parse(readFileSync(file, 'utf8')) }));
+  // A file is a history as `temporal workflow show -o json` writes it, or `{workflowId, history}`
+  // for workflows that check their own id (modelLifecycle, promotion).
+  const histories = files.map((file) => {
+    const json = JSON.parse(readFileSync(file, 'utf8'));
+    return json.workflowId && json.history ? { workflowId: String(json.workflowId), history: json.history, name: path.basename(file, '.json') } : { workflowId: path.basename(file, '.json'), history: json, name: path.basename(file, '.json') };
+  });
+  const names = new Map(histories.map((h) => [h.workflowId, h.name]));
   let failed = 0;
   for await (const result of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows') }, histories)) {
     if (result.error) {
       failed++;
-      process.stdout.write(`FAIL ${result.workflowId}: ${result.error.message.split('\n')[0]}\n`);
+      process.stdout.write(`FAIL ${names.get(result.workflowId) ?? result.workflowId}: ${result.error.message.split('\n')[0]}\n`);
     } else {
-      process.stdout.write(`ok   ${result.workflowId}\n`);
+      process.stdout.write(`ok   ${names.get(result.workflowId) ?? result.workflowId}\n`);
     }
   }
   if (failed) throw new UserFacingError(`${failed} of ${files.length} histories do not replay`);

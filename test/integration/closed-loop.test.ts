@@ -229,7 +229,7 @@ test('drift in served traffic → monitoring breach → retrain on the newest da
       const record = process.env.MLOPS_RECORD_HISTORIES;
       for (const [name, id] of [['lifecycle', lifecycleWorkflowId(model)], ['monitoring', monitoringWorkflowId(model)], ['dataset-watcher', watcherWorkflowId(model)]] as const) {
         const handle = client.workflow.getHandle(id);
-        if (record) fs.writeFileSync(path.join(record, `${name}-${new Date().toISOString().slice(0, 10)}.json`), historyToJSON(await handle.fetchHistory()));
+        if (record) fs.writeFileSync(path.join(record, `${name}-${new Date().toISOString().slice(0, 10)}.json`), `{"workflowId": ${JSON.stringify(id)}, "history": ${historyToJSON(await handle.fetchHistory())}}`);
         await handle.terminate();
       }
     });
