@@ -1,3 +1,7 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -17,7 +21,10 @@ import {
 } from '../../workflows/lifecycle-api';
 import { monitoringStatusQuery, type MonitoringActivities } from '../../workflows/monitoring';
 import { releaseSignal, specQuery } from '../helpers/fake-workflows';
-import { createTemporalEnv } from '../helpers/real';
+import { PROJECT_ROOT } from '../../infra/paths';
+import { createTemporalEnv, testServices } from '../helpers/real';
+
+const execFileP = promisify(execFile);
 
 /**
  * The lifecycle's rules on a real Temporal server, with the real lifecycle and monitoring
@@ -352,5 +359,36 @@ test('monitoring survives continue-as-new with its state, pauses, and on a breac
     await release(training.workflowId, 4);
     await current.terminate();
     await client.workflow.getHandle(lifecycleWorkflowId(model)).terminate();
+  });
+});
+
+test("the README's Temporal CLI commands start and signal the lifecycle as written", async () => {
+  const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+  const block = /```sh\n(temporal workflow signal-with-start --workflow-id model\/flights-delay[\s\S]*?)```/.exec(readme)?.[1];
+  expect(block).toBeDefined();
+  const commands = block!
+    .replace(/\\\n\s*/g, ' ')
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter((l) => l.startsWith('temporal '));
+  expect(commands.map((c) => c.split(' ').slice(0, 3).join(' '))).toEqual(['temporal workflow signal-with-start', 'temporal workflow signal', 'temporal workflow query']);
+  const target = env.address;
+  await withWorkers(noProduction, async () => {
+    const outputs: string[] = [];
+    for (const command of commands) {
+      // The shell parses the quoting exactly as a user's would.
+      const { stdout } = await execFileP('bash', ['-c', `${command} --address ${target}`], { env: { ...process.env, PATH: `${path.dirname(testServices.temporalCli())}:${process.env.PATH}` } });
+      outputs.push(stdout);
+    }
+    const h = client.workflow.getHandle(lifecycleWorkflowId('flights-delay'));
+    const st = await waitFor('both triggers', async () => {
+      const s = await status(h);
+      return s.counters.triggers === 2 ? s : undefined;
+    });
+    expect(st.decisions.filter((d) => d.kind === 'trigger' || d.kind === 'coalesced').map((d) => d.source)).toEqual(['cli', 'cli']);
+    expect(st.counters.trainings).toBe(1);
+    expect(JSON.parse(outputs[2]!)).toMatchObject({ queryResult: [expect.objectContaining({ model: 'flights-delay' })] });
+    await release(st.running!.workflowId, 1);
+    await h.terminate();
   });
 });
