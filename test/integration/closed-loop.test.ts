@@ -14,6 +14,7 @@ import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId, watcherWorkflowId } from '../../workflows/definitions';
 import { lifecycleStatusQuery, type LifecyclePolicyInput, type LifecycleStatus } from '../../workflows/lifecycle-api';
 import { monitoringStatusQuery, type MonitoringStatus } from '../../workflows/monitoring';
+import { waitFor } from '../helpers/wait';
 import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 
@@ -108,20 +109,6 @@ function application(rows: Row[]) {
   };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 async function production(): Promise<number | undefined> {
   const r = await pg.query(`select mv.version from model_aliases a join models m on m.id = a.model_id join model_versions mv on mv.id = a.model_version_id where m.name = $1 and a.alias = 'production'`, [model]);

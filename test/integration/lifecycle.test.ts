@@ -22,6 +22,7 @@ import {
 import { monitoringStatusQuery, type MonitoringActivities } from '../../workflows/monitoring';
 import { releaseSignal, specQuery } from '../helpers/fake-workflows';
 import { PROJECT_ROOT } from '../../infra/paths';
+import { waitFor } from '../helpers/wait';
 import { createTemporalEnv, testServices } from '../helpers/real';
 
 const execFileP = promisify(execFile);
@@ -80,20 +81,6 @@ const policy = (extra: LifecyclePolicyInput = {}): LifecyclePolicyInput => ({
   ...extra,
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const status = (h: WorkflowHandle) => h.query(lifecycleStatusQuery);
 
