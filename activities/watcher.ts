@@ -34,6 +34,8 @@ export interface ListedObject {
 export interface WatcherCursor {
   lastModified: string;
   uris: string[];
+  /** Set when more than MAX_CURSOR_URIS files share `lastModified`: at that instant, every URI up to this one (in sort order) has been announced. */
+  afterUri?: string;
 }
 
 export interface ListNewObjectsInput {
@@ -52,7 +54,9 @@ export interface ListNewObjectsResult {
   scanned: number;
   /** Data files left out (bad name, outside the allowed roots), with why; at most 20. */
   skipped: string[];
-  /** The newest object seen at all, for `cursor: "now"` (start from here, announce nothing). */
+  /** The cursor once `objects` are announced. */
+  cursor?: WatcherCursor;
+  /** The newest object seen at all, for `start: "now"` (start from here, announce nothing). */
   newest?: WatcherCursor;
 }
 
@@ -61,8 +65,8 @@ export interface CursorRef {
   prefix: string;
 }
 
-/** Keys at one instant kept in a cursor; a larger burst within one millisecond is re-announced (and deduplicated by the lifecycle). */
-export const MAX_CURSOR_URIS = 1000;
+/** URIs at one instant a cursor lists; beyond that it switches to `afterUri`, so it stays far below Temporal's payload limit. */
+export const MAX_CURSOR_URIS = 200;
 
 function invalid(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'InvalidInput');
@@ -74,10 +78,32 @@ export function parseS3Prefix(prefix: string): { bucket: string; keyPrefix: stri
   return { bucket: m[1]!, keyPrefix: m[2]! };
 }
 
-function isNewer(o: { uri: string; lastModified: string }, cursor: WatcherCursor | undefined): boolean {
+export function isNewer(o: { uri: string; lastModified: string }, cursor: WatcherCursor | undefined): boolean {
   if (!cursor) return true;
-  if (o.lastModified > cursor.lastModified) return true;
-  return o.lastModified === cursor.lastModified && !cursor.uris.includes(o.uri);
+  if (o.lastModified !== cursor.lastModified) return o.lastModified > cursor.lastModified;
+  if (cursor.afterUri !== undefined && o.uri <= cursor.afterUri) return false;
+  return !cursor.uris.includes(o.uri);
+}
+
+/** Adds one object to a cursor in place (objects come oldest first, then by URI). */
+function extend(cursor: WatcherCursor | undefined, o: { uri: string; lastModified: string }): WatcherCursor {
+  if (!cursor || o.lastModified > cursor.lastModified) return { lastModified: o.lastModified, uris: [o.uri] };
+  if (o.lastModified < cursor.lastModified || cursor.uris.includes(o.uri)) return cursor;
+  cursor.uris.push(o.uri);
+  if (cursor.uris.length > MAX_CURSOR_URIS) {
+    // Too many files share one instant to name them all; listings are sorted by URI within an
+    // instant, so "everything up to the largest URI" says the same in one string.
+    const max = cursor.uris.reduce((m, u) => (u > m ? u : m), cursor.afterUri ?? '');
+    return { lastModified: cursor.lastModified, uris: [], afterUri: max };
+  }
+  return cursor;
+}
+
+/** The cursor after announcing `objects` (sorted oldest first, then by URI). */
+export function advanceCursor(cursor: WatcherCursor | undefined, objects: ListedObject[]): WatcherCursor | undefined {
+  let next = cursor ? { ...cursor, uris: [...cursor.uris] } : undefined;
+  for (const o of objects) next = extend(next, o);
+  return next;
 }
 
 function byAge(a: ListedObject, b: ListedObject): number {
@@ -99,12 +125,6 @@ class OldestFirst {
     this.items.length = Math.min(this.items.length, this.limit);
     return this.items;
   }
-}
-
-function newestOf(cur: WatcherCursor | undefined, o: ListedObject): WatcherCursor {
-  if (!cur || o.lastModified > cur.lastModified) return { lastModified: o.lastModified, uris: [o.uri] };
-  if (o.lastModified === cur.lastModified && cur.uris.length < MAX_CURSOR_URIS) cur.uris.push(o.uri);
-  return cur;
 }
 
 async function listS3(input: ListNewObjectsInput, deps: WatcherDeps, visit: (o: ListedObject) => void, skip: (why: string) => void): Promise<void> {
@@ -191,7 +211,7 @@ export function createWatcherActivities(deps: WatcherDeps) {
         scanned++;
         if (scanned % 1000 === 0) heartbeat({ scanned });
         if (cutoff && o.lastModified > cutoff) return;
-        newest = newestOf(newest, o);
+        newest = extend(newest, o);
         if (isNewer(o, input.cursor)) fresh.add(o);
       };
       const skip = (why: string) => {
@@ -201,7 +221,8 @@ export function createWatcherActivities(deps: WatcherDeps) {
       else if (input.prefix.startsWith('file://')) await listLocal(input, deps, visit, skip);
       else throw invalid(`prefix ${input.prefix}: must be s3://bucket/prefix/ or file:///absolute/folder/`);
       const objects = fresh.trim();
-      return { objects, truncated: fresh.total > objects.length, scanned, skipped, ...(newest ? { newest } : {}) };
+      const cursor = advanceCursor(input.cursor, objects);
+      return { objects, truncated: fresh.total > objects.length, scanned, skipped, ...(cursor ? { cursor } : {}), ...(newest ? { newest } : {}) };
     },
 
     async loadWatcherCursor(ref: CursorRef): Promise<WatcherCursor | null> {

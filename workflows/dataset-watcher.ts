@@ -1,10 +1,10 @@
 import { ActivityFailure, ApplicationFailure, allHandlersFinished, condition, continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { ListedObject, WatcherActivities, WatcherCursor } from '../activities/watcher';
+import type { WatcherActivities, WatcherCursor } from '../activities/watcher';
 import { STATUS_QUERY, TASK_QUEUES, lifecycleWorkflowId } from './definitions';
 import { parseInput } from './input';
 import { lifecyclePolicy, modelName, pauseSignal, resumeMonitoringSignal, type LifecyclePolicyInput } from './lifecycle-api';
-import { signalOrStartLifecycleWithPolicy } from './scheduled-retrain';
+import { signalOrStartLifecycle } from './lifecycle-signal';
 
 /**
  * The new-data trigger: one long-lived workflow per model (id `watch-data/<model>`) that lists
@@ -14,8 +14,6 @@ import { signalOrStartLifecycleWithPolicy } from './scheduled-retrain';
  * the previous one stopped instead of announcing the whole prefix again.
  */
 
-/** Files sharing the cursor's instant that it remembers; bounded so the state stays small. */
-const MAX_CURSOR_URIS = 1000;
 
 const prefixUri = z
   .string()
@@ -26,7 +24,8 @@ const prefixUri = z
 const cursorSchema = z
   .object({
     lastModified: z.string().max(40),
-    uris: z.array(z.string().max(2048)).max(MAX_CURSOR_URIS),
+    uris: z.array(z.string().max(2048)).max(1000),
+    afterUri: z.string().max(2048).optional(),
   })
   .strict();
 
@@ -109,17 +108,6 @@ function fnv(text: string): string {
   return h.toString(16).padStart(8, '0');
 }
 
-/** The cursor after announcing `objects` (sorted oldest first). */
-export function advanceCursor(cursor: WatcherCursor | undefined, objects: ListedObject[]): WatcherCursor | undefined {
-  let next = cursor ? { lastModified: cursor.lastModified, uris: [...cursor.uris] } : undefined;
-  for (const o of objects) {
-    if (!next || o.lastModified > next.lastModified) next = { lastModified: o.lastModified, uris: [o.uri] };
-    else if (o.lastModified === next.lastModified && !next.uris.includes(o.uri)) next.uris.push(o.uri);
-  }
-  if (next && next.uris.length > MAX_CURSOR_URIS) next.uris = next.uris.slice(-MAX_CURSOR_URIS);
-  return next;
-}
-
 function errorText(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return err.cause.message;
   return err instanceof Error ? err.message : String(err);
@@ -183,8 +171,8 @@ export async function datasetWatcher(raw: DatasetWatcherInput): Promise<never> {
       } else if (found.objects.length) {
         const uris = found.objects.map((o) => o.uri);
         const dedupeKey = `new-data:${input.model}:${fnv(input.prefix)}:${fnv(found.objects.map((o) => `${o.uri}@${o.lastModified}`).join('\n'))}`;
-        const action = await signalOrStartLifecycleWithPolicy(input.model, { newData: { uris, dedupeKey, source: 'new-data' } }, rawPolicy);
-        cursor = advanceCursor(cursor, found.objects);
+        const action = await signalOrStartLifecycle(input.model, { newData: { uris, dedupeKey, source: 'new-data' } }, rawPolicy);
+        cursor = found.cursor;
         s.signals++;
         s.files += uris.length;
         s.recent = [...s.recent, { at: lastPollAt, uris: uris.length, first: uris[0]!, last: uris[uris.length - 1]!, dedupeKey, action }].slice(-20);

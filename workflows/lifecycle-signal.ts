@@ -1,37 +1,47 @@
 import { ParentClosePolicy, getExternalWorkflowHandle, startChild, WorkflowIdReusePolicy } from '@temporalio/workflow';
 import { MODEL_LIFECYCLE, TASK_QUEUES, lifecycleWorkflowId } from './definitions';
-import { newDataSignal, retrainSignal, type NewDataRequest, type RetrainRequest } from './lifecycle-api';
+import { newDataSignal, retrainSignal, type LifecyclePolicyInput, type NewDataRequest, type RetrainRequest } from './lifecycle-api';
 
 export type LifecycleMessage = { retrain: RetrainRequest } | { newData: NewDataRequest };
 
-/**
- * Signal-with-start from inside a workflow (schedules, the data watcher, monitoring): signal
- * the model's lifecycle workflow; if none runs, start it — abandoned, so it outlives the caller —
- * with the message as its first input. A lifecycle started by someone else in between is
- * signalled after all. Returns what happened.
- */
-export async function signalOrStartLifecycle(model: string, message: LifecycleMessage): Promise<'signalled' | 'started'> {
-  const workflowId = lifecycleWorkflowId(model);
-  const send = () =>
-    'retrain' in message ? getExternalWorkflowHandle(workflowId).signal(retrainSignal, message.retrain) : getExternalWorkflowHandle(workflowId).signal(newDataSignal, message.newData);
-  try {
-    await send();
-    return 'signalled';
-  } catch {
-    // Not running (or not yet): start it below.
-  }
+/** Starts the lifecycle, abandoned so it outlives the caller, with the message as its first input; false if it already runs. */
+async function startLifecycle(model: string, message: LifecycleMessage, policy?: LifecyclePolicyInput): Promise<boolean> {
   try {
     await startChild(MODEL_LIFECYCLE, {
-      workflowId,
+      workflowId: lifecycleWorkflowId(model),
       taskQueue: TASK_QUEUES.control,
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-      args: [{ model, ...('retrain' in message ? { triggers: [message.retrain] } : { newData: [message.newData] }) }],
+      args: [{ model, ...(policy ? { policy } : {}), ...('retrain' in message ? { triggers: [message.retrain] } : { newData: [message.newData] }) }],
     });
-    return 'started';
+    return true;
   } catch (err) {
     if (!(err instanceof Error) || err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
-    await send();
-    return 'signalled';
+    return false;
   }
+}
+
+/**
+ * Signal-with-start from inside a workflow (schedules, the data watcher, monitoring): signal
+ * the model's lifecycle workflow, or start it with the message as its first input. Without a
+ * policy, signalling comes first (the common case: it runs). With one, starting comes first, so
+ * the first trigger is never decided under the default policy before the given one arrives; a
+ * running lifecycle keeps its own policy.
+ */
+export async function signalOrStartLifecycle(model: string, message: LifecycleMessage, policy?: LifecyclePolicyInput): Promise<'signalled' | 'started'> {
+  const workflowId = lifecycleWorkflowId(model);
+  const send = () =>
+    'retrain' in message ? getExternalWorkflowHandle(workflowId).signal(retrainSignal, message.retrain) : getExternalWorkflowHandle(workflowId).signal(newDataSignal, message.newData);
+  if (policy === undefined) {
+    try {
+      await send();
+      return 'signalled';
+    } catch {
+      // Not running (or not yet): start it below.
+    }
+  }
+  if (await startLifecycle(model, message, policy)) return 'started';
+  // Someone started it in between, or it already ran: signal after all.
+  await send();
+  return 'signalled';
 }

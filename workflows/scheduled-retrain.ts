@@ -1,9 +1,9 @@
-import { ParentClosePolicy, WorkflowIdReusePolicy, startChild, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
-import { MODEL_LIFECYCLE, TASK_QUEUES, lifecycleWorkflowId } from './definitions';
+import { lifecycleWorkflowId } from './definitions';
 import { parseInput } from './input';
 import { lifecyclePolicy, modelName, type LifecyclePolicyInput } from './lifecycle-api';
-import { signalOrStartLifecycle, type LifecycleMessage } from './lifecycle-signal';
+import { signalOrStartLifecycle } from './lifecycle-signal';
 
 /**
  * The Temporal Schedules trigger: a schedule starts this small workflow on each firing, and it
@@ -31,28 +31,6 @@ export interface ScheduledRetrainResult {
   dedupeKey: string;
 }
 
-/**
- * signalOrStartLifecycle, plus a policy for the case where this call starts the lifecycle.
- * Starting first (and signalling when it already runs) keeps the first trigger from being
- * decided under the default policy before the given one arrives.
- */
-export async function signalOrStartLifecycleWithPolicy(model: string, message: LifecycleMessage, policy?: LifecyclePolicyInput): Promise<'signalled' | 'started'> {
-  if (policy === undefined) return signalOrStartLifecycle(model, message);
-  try {
-    await startChild(MODEL_LIFECYCLE, {
-      workflowId: lifecycleWorkflowId(model),
-      taskQueue: TASK_QUEUES.control,
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-      args: [{ model, policy, ...('retrain' in message ? { triggers: [message.retrain] } : { newData: [message.newData] }) }],
-    });
-    return 'started';
-  } catch (err) {
-    if (!(err instanceof Error) || err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
-  }
-  return signalOrStartLifecycle(model, message);
-}
-
 export async function scheduledRetrain(raw: ScheduledRetrainInput): Promise<ScheduledRetrainResult> {
   const input = parseInput(scheduledRetrainInput, raw, 'scheduledRetrain');
   const { workflowId } = workflowInfo();
@@ -61,6 +39,6 @@ export async function scheduledRetrain(raw: ScheduledRetrainInput): Promise<Sche
   const dedupeKey = `schedule:${workflowId}`.slice(0, 200);
   const reason = input.reason ?? `scheduled retrain (${workflowId})`;
   const rawPolicy = (raw as { policy?: LifecyclePolicyInput }).policy;
-  const action = await signalOrStartLifecycleWithPolicy(input.model, { retrain: { reason, source: 'schedule', dedupeKey } }, input.policy === undefined ? undefined : rawPolicy);
+  const action = await signalOrStartLifecycle(input.model, { retrain: { reason, source: 'schedule', dedupeKey } }, input.policy === undefined ? undefined : rawPolicy);
   return { model: input.model, lifecycleWorkflowId: lifecycleWorkflowId(input.model), action, reason, dedupeKey };
 }

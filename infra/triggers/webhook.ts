@@ -153,10 +153,10 @@ function fingerprintOf(a: Alert): string {
 
 /** The retrain signal one firing alert becomes. */
 export function retrainFromAlert(a: Alert, payload: z.output<typeof alertmanagerPayload>): RetrainRequest {
-  const alertname = a.labels.alertname ?? payload.commonLabels.alertname ?? 'alert';
+  const alertname = a.labels.alertname ?? payload.commonLabels.alertname;
   const summary = a.annotations.summary ?? a.annotations.description ?? payload.commonAnnotations.summary;
   const figures: Record<string, unknown> = {
-    alertname,
+    ...(alertname ? { alertname } : {}),
     startsAt: a.startsAt,
     fingerprint: fingerprintOf(a),
     labels: smallMap(a.labels),
@@ -166,7 +166,7 @@ export function retrainFromAlert(a: Alert, payload: z.output<typeof alertmanager
   };
   if (JSON.stringify(figures).length > 15 * 1024) delete figures.annotations;
   return {
-    reason: clip(summary ? `${alertname}: ${summary}` : `alert ${alertname} firing`, 500),
+    reason: clip(summary ? `${alertname ?? 'alert'}: ${summary}` : `alert ${alertname ?? '(no alertname)'} is firing`, 500),
     source: 'webhook',
     dedupeKey: clip(`alertmanager:${fingerprintOf(a)}:${a.startsAt}`, 200),
     figures,

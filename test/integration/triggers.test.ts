@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -11,14 +11,16 @@ import { literal, withDuckDb } from '../../activities/data/duck';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import { signalLifecycle } from '../../client/lifecycle';
 import { createLogger } from '../../infra/log';
+import { PROJECT_ROOT } from '../../infra/paths';
 import { startWebhookServer, type RunningWebhook } from '../../infra/triggers/webhook';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { DATASET_WATCHER, TASK_QUEUES, lifecycleWorkflowId, watcherWorkflowId } from '../../workflows/definitions';
-import { lifecycleStatusQuery, type LifecyclePolicyInput, type LifecycleStatus } from '../../workflows/lifecycle-api';
+import { lifecycleStatusQuery, pauseSignal, resumeMonitoringSignal, type LifecyclePolicyInput, type LifecycleStatus } from '../../workflows/lifecycle-api';
 import { watcherStatusQuery, type DatasetWatcherInput } from '../../workflows/dataset-watcher';
 import type { TrainingSpec } from '../../workflows/training-spec';
 import { createTemporalEnv, independentS3, openTestRuntime, testServices } from '../helpers/real';
 import { errorLines, runEntry } from '../helpers/run-entry';
+import { waitFor } from '../helpers/wait';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 
 /**
@@ -54,21 +56,6 @@ afterAll(async () => {
   await runtime?.close();
   await env?.teardown();
 });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 function lifecycle(model: string): Promise<LifecycleStatus> {
   return client.workflow.getHandle(lifecycleWorkflowId(model)).query(lifecycleStatusQuery);
@@ -116,7 +103,7 @@ const controlOnly = { queues: [TASK_QUEUES.control] };
 describe('Alertmanager webhook', () => {
   let hook: RunningWebhook;
   const model = 'wh-drift';
-  const post = (p: string, body: unknown, token: string | undefined = TOKEN) =>
+  const post = (p: string, body: unknown, token: string | null = TOKEN) =>
     fetch(`${hook.url}${p}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: typeof body === 'string' ? body : JSON.stringify(body) });
 
   const alert = (over: Record<string, unknown>) => ({
@@ -212,7 +199,7 @@ describe('Alertmanager webhook', () => {
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get('www-authenticate')).toBe('Bearer');
     expect(((await wrong.json()) as { error: string }).error).toMatch(/wrong bearer token/);
-    expect((await post('/v1/alertmanager', forOther, undefined)).status).toBe(401);
+    expect((await post('/v1/alertmanager', forOther, null)).status).toBe(401);
     expect((await post('/v1/retrain', { model: other }, 'nope')).status).toBe(401);
     expect(await exists(lifecycleWorkflowId(other))).toBe(false);
 
@@ -234,6 +221,40 @@ describe('Alertmanager webhook', () => {
     const health = await fetch(`${hook.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await exists(lifecycleWorkflowId(other))).toBe(false);
+  });
+
+  test('npm run webhook: the entry point serves the same API and stops on SIGTERM', async () => {
+    const model = 'wh-entry';
+    const { PATH, HOME } = process.env;
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers/webhook.ts')], {
+      cwd: PROJECT_ROOT,
+      env: { PATH, HOME, TEMPORAL_ADDRESS: env.address, MLOPS_WEBHOOK_TOKEN: TOKEN, MLOPS_WEBHOOK_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const url = await waitFor('the webhook to listen', async () => /webhook listening on (http:\/\/\S+)/.exec(stderr)?.[1], 30_000);
+      await withTestWorkers(
+        env,
+        runtime,
+        async () => {
+          try {
+            await signalLifecycle(client, model, 'setPolicy', cheapPolicy, cheapPolicy);
+            const res = await fetch(`${url}/v1/retrain`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ model, reason: 'from a script' }) });
+            expect(res.status).toBe(200);
+            await trainingStarted(model, 'webhook');
+          } finally {
+            await terminate(lifecycleWorkflowId(model));
+          }
+        },
+        controlOnly,
+      );
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
   });
 
   test('npm run webhook refuses to start without MLOPS_WEBHOOK_TOKEN (exit 2, one line)', async () => {
@@ -356,6 +377,50 @@ describe('dataset watcher', () => {
           const fourth = await put('flights/2001-03/part-1.parquet');
           await waitFor('the fourth object announced', async () => ((await lifecycle(model)).dataUris.includes(fourth) ? true : undefined));
           expect((await watcher()).recent).toEqual([expect.objectContaining({ uris: 1, first: fourth, action: 'signalled' })]);
+        } finally {
+          await terminate(watcherId);
+          await terminate(lifecycleWorkflowId(model));
+          await fs.rm(dir, { recursive: true, force: true });
+        }
+      },
+      controlOnly,
+    );
+  });
+
+  test('a file:// folder, across continue-as-new: each file announced once; pause and resume', async () => {
+    const model = 'watch-local';
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'watch-local-'));
+    const touch = async (name: string) => {
+      await fs.writeFile(path.join(dir, name), name);
+      return `file://${path.join(dir, name)}`;
+    };
+    const a = await touch('a.csv');
+    await touch('notes.txt');
+    const watcherId = watcherWorkflowId(model);
+    const watcher = () => client.workflow.getHandle(watcherId).query(watcherStatusQuery);
+    await withTestWorkers(
+      env,
+      runtime,
+      async () => {
+        try {
+          await signalLifecycle(client, model, 'setPolicy', cheapPolicy, cheapPolicy);
+          const input: DatasetWatcherInput = { model, prefix: `file://${dir}/`, periodSeconds: 1, pollsPerRun: 2 };
+          const handle = await client.workflow.start(DATASET_WATCHER, { workflowId: watcherId, taskQueue: TASK_QUEUES.control, args: [input] });
+          const { childId } = await trainingStarted(model, 'new-data');
+          expect((await childSpec(childId)).dataset).toEqual({ uris: [a] });
+          await waitFor('two continue-as-new', async () => ((await watcher()).generation >= 3 ? true : undefined));
+          expect(await watcher()).toMatchObject({ signals: 1, files: 1 });
+
+          await handle.signal(pauseSignal);
+          await waitFor('paused', async () => (await watcher()).paused || undefined);
+          const polls = (await watcher()).polls;
+          const b = await touch('b.parquet');
+          await new Promise((r) => setTimeout(r, 2500));
+          expect((await watcher()).polls).toBeLessThanOrEqual(polls + 1);
+          expect((await lifecycle(model)).dataUris).toEqual([a]);
+          await handle.signal(resumeMonitoringSignal);
+          await waitFor('b announced after resume', async () => ((await lifecycle(model)).dataUris.includes(b) ? true : undefined));
+          expect(await watcher()).toMatchObject({ signals: 2, files: 2 });
         } finally {
           await terminate(watcherId);
           await terminate(lifecycleWorkflowId(model));
