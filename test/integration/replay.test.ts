@@ -19,6 +19,7 @@ test('every stored history replays against the current workflow code', async () 
   expect(result.stdout).toMatch(/^ok {3}continuous-training-2026-11-22$/m);
   expect(result.stdout).toMatch(/^ok {3}lifecycle-2026-11-23$/m);
   expect(result.stdout).toMatch(/^ok {3}monitoring-2026-11-23$/m);
+  expect(result.stdout).toMatch(/^ok {3}dataset-watcher-2026-11-23$/m);
   expect(result.code).toBe(0);
 });
 
