@@ -23,7 +23,7 @@ const workers = Object.entries(services).filter(([name]) => name.startsWith('wor
 const hostPorts = (s: Service) => (s.ports ?? []).map((p) => Number(p.split(':')[1]));
 
 test('the production-shaped services are all there', () => {
-  expect(Object.keys(services).sort()).toEqual(['minio', 'model-server', 'postgresql', 'temporal', 'temporal-ui', 'worker-control', 'worker-cpu', 'worker-gpu']);
+  expect(Object.keys(services).sort()).toEqual(['minio', 'model-server', 'postgresql', 'temporal', 'temporal-ui', 'webhook', 'worker-control', 'worker-cpu', 'worker-gpu']);
 });
 
 test('the model server runs its entry point with the stores and a published port', () => {
@@ -36,6 +36,17 @@ test('the model server runs its entry point with the stores and a published port
   expect(loadConfig(env).artifactRoot.kind).toBe('s3');
   expect(hostPorts(svc)).toContain(Number(env.MLOPS_SERVE_PORT));
   expect(env.MLOPS_ADMIN_TOKEN!.length).toBeGreaterThanOrEqual(16);
+});
+
+test('the Alertmanager webhook runs its entry point with a token and a published port', () => {
+  const svc = services.webhook!;
+  expect(pkg.scripts[svc.command![2]!]).toBe('tsx workers/webhook.ts');
+  const env = svc.environment!;
+  const documented = new Set(CONFIG_DOCS.flatMap((d) => d.name.split(' / ').map((n) => n.trim())));
+  for (const key of Object.keys(env)) expect(documented).toContain(key);
+  expect(loadConfig(env).webhook.port).toBe(8010);
+  expect(hostPorts(svc)).toContain(Number(env.MLOPS_WEBHOOK_PORT));
+  expect(env.MLOPS_WEBHOOK_TOKEN!.length).toBeGreaterThanOrEqual(16);
 });
 
 test('each worker runs the entry point for its queue', () => {
