@@ -143,10 +143,10 @@ export async function monitoring(raw: MonitoringInput): Promise<never> {
     status.checks++;
     checksThisRun++;
     status.latest = report;
-    if (report.level !== 'insufficient-data') {
-      status.windowStart = windowEnd;
-      status.labelsSince = windowEnd;
-    }
+    // Each window moves on only once it was judged: traffic too thin for a drift verdict keeps
+    // growing even when the labels that arrived were enough for a performance verdict, and back.
+    if (report.rows >= status.thresholds.minRows) status.windowStart = windowEnd;
+    if (report.labeledRows >= status.thresholds.minLabeledRows) status.labelsSince = windowEnd;
     if (report.breach) {
       status.breaches++;
       // One retrain per production version and breach kind within the lifecycle's dedupe window.

@@ -348,12 +348,16 @@ export async function insertPredictions(
 }
 
 export async function attachLabel(db: Db, requestId: string, label: unknown) {
-  const res = await db
-    .updateTable('prediction_log')
-    .set({ label: json(label), labeled_at: sql<Date>`now()` as never })
-    .where('request_id', '=', requestId)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) > 0;
+  return (await attachLabels(db, [{ requestId, label }])) > 0;
+}
+
+/** Labels for many predictions in one statement (feedback arrives in batches of thousands); returns how many rows got one. */
+export async function attachLabels(db: Db, labels: Array<{ requestId: string; label: unknown }>): Promise<number> {
+  if (!labels.length) return 0;
+  const res = await sql`update prediction_log p set label = v.label, labeled_at = now()
+    from (select unnest(${labels.map((l) => l.requestId)}::text[]) as request_id, unnest(${labels.map((l) => JSON.stringify(l.label))}::jsonb[]) as label) v
+    where p.request_id = v.request_id`.execute(db);
+  return Number(res.numAffectedRows ?? 0);
 }
 
 // ---- data schemas and spans -----------------------------------------------------------------
@@ -427,10 +431,15 @@ export interface PredictionWindow {
   keyRows: Record<string, number>;
 }
 
-/** Served rows of a model in (start, end]; shadow scores were never returned to anyone, so they do not count. */
+/**
+ * The model's traffic in (start, end]: rows served by routing (stable or canary). Shadow scores
+ * were never returned to anyone, and pinned ones (`/versions/{v}/infer`) are the promotion's
+ * contract and load tests or explicit callers, not the application's traffic.
+ */
+const SERVED_ROLES = sql`(outputs->>'role') in ('stable', 'canary')`;
 function windowRows(modelId: string, start: Date, end: Date) {
   return sql`select model_version_id, inputs, outputs from prediction_log
-    where model_id = ${modelId} and ts > ${start} and ts <= ${end} and (outputs->>'role') is distinct from 'shadow'`;
+    where model_id = ${modelId} and ts > ${start} and ts <= ${end} and ${SERVED_ROLES}`;
 }
 
 const floats = (v: unknown): Float64Array => Float64Array.from((v as Array<number | null> | null) ?? [], (x) => (x === null ? NaN : x));
@@ -484,7 +493,7 @@ export async function readLabeledPredictions(db: Db, w: { modelId: string; model
         case when label in ('1'::jsonb, 'true'::jsonb) then 1 when label in ('0'::jsonb, 'false'::jsonb) then 0 end as y
       from prediction_log
       where model_id = ${w.modelId} and model_version_id = ${w.modelVersionId} and labeled_at > ${w.since} and labeled_at <= ${w.end}
-        and (outputs->>'role') is distinct from 'shadow' and jsonb_typeof(outputs -> 'probability') = 'number'
+        and ${SERVED_ROLES} and jsonb_typeof(outputs -> 'probability') = 'number'
     ) t where y is not null`.execute(db);
   const row = r.rows[0];
   return { probs: Float64Array.from(row?.p ?? []), labels: Uint8Array.from(row?.y ?? []) };

@@ -5,7 +5,7 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { ArtifactStore } from '../artifacts';
 import type { Database } from '../db/schema';
-import { attachLabel } from '../db/repositories';
+import { attachLabels } from '../db/repositories';
 import type { Logger } from '../log';
 import { ServerMetrics } from './metrics';
 import { ModelStore, NotFound, tokenMatches, type LoadedVersion } from './models';
@@ -192,8 +192,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         const body = parseBody(feedbackBody, await readBody(req, maxBody), 'feedback');
         const labels = 'labels' in body ? body.labels : [body];
         await predictions.flush();
-        let attached = 0;
-        for (const l of labels) if (await attachLabel(opts.db, l.request_id, l.label)) attached++;
+        const attached = await attachLabels(opts.db, labels.map((l) => ({ requestId: l.request_id, label: l.label })));
         return send(res, 200, { attached, unknown: labels.length - attached });
       }
       throw new NotFound(`no route for ${method} ${url.pathname}`);

@@ -109,7 +109,7 @@ describe('demo report', () => {
 
   test('the serving chart stacks each bucket to 100% in the versions that served it, and marks monitoring retrains', () => {
     const svg = /<svg id="serving-chart"[\s\S]*?<\/svg>/.exec(html)![0];
-    const bands = [...svg.matchAll(/<rect x="[^"]+" y="([^"]+)" width="[^"]+" height="([^"]+)" fill="([^"]+)" class="band" data-version="(\d+)" data-t="(\d+)"/g)];
+    const bands = [...svg.matchAll(/<rect x="[^"]+" y="([^"]+)" width="[^"]+" height="([^"]+)" fill="([^"]+)" class="band" shape-rendering="crispEdges" data-version="(\d+)" data-t="(\d+)"/g)];
     expect(bands.length).toBeGreaterThan(0);
     const byT = new Map<string, number>();
     for (const b of bands) {
