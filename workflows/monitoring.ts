@@ -53,8 +53,10 @@ const acts = proxyActivities<MonitoringActivities>({
 });
 
 /** The figures a retrain trigger carries: the worst few, not the whole report. */
-function triggerFigures(r: MonitoringReport): Record<string, unknown> {
-  const psis = Object.entries(r.features).map(([name, f]) => [name, Math.round(f.psi * 1e4) / 1e4] as const);
+function triggerFigures(r: MonitoringReport, t: MonitoringThresholds): Record<string, unknown> {
+  // Drift on a window too thin to judge is noise: it does not travel as a figure.
+  const judged = r.rows >= t.minRows;
+  const psis = judged ? Object.entries(r.features).map(([name, f]) => [name, Math.round(f.psi * 1e4) / 1e4] as const) : [];
   psis.sort((a, b) => b[1] - a[1]);
   return {
     version: r.version,
@@ -63,7 +65,7 @@ function triggerFigures(r: MonitoringReport): Record<string, unknown> {
     rows: r.rows,
     maxPsi: psis[0]?.[1] ?? null,
     maxPsiFeature: psis[0]?.[0] ?? null,
-    predictionPsi: r.prediction ? Math.round(r.prediction.psi * 1e4) / 1e4 : null,
+    predictionPsi: judged && r.prediction ? Math.round(r.prediction.psi * 1e4) / 1e4 : null,
     auc: r.performance?.auc ?? null,
     offlineAuc: r.performance?.offlineAuc ?? null,
     logLoss: r.performance?.logLoss ?? null,
@@ -153,7 +155,7 @@ export async function monitoring(raw: MonitoringInput): Promise<never> {
       const dedupeKey = `monitoring:${model}:v${report.version}`;
       try {
         const how = await signalOrStartLifecycle(model, {
-          retrain: { reason: `monitoring v${report.version}: ${report.reasons.slice(0, 3).join('; ')}`.slice(0, 500), source: 'monitoring', dedupeKey, figures: triggerFigures(report) },
+          retrain: { reason: `monitoring v${report.version}: ${report.reasons.slice(0, 3).join('; ')}`.slice(0, 500), source: 'monitoring', dedupeKey, figures: triggerFigures(report, status.thresholds) },
         });
         status.signalled.push(`${windowEnd} ${dedupeKey} (${how})`);
         if (status.signalled.length > 20) status.signalled.shift();
