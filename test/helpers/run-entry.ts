@@ -8,27 +8,38 @@ export interface EntryResult {
   stderr: string;
 }
 
-/** Runs a TypeScript entry point (`workers/control.ts`, …) in a fresh Node process, as npm scripts do. */
-export function runEntry(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<EntryResult> {
+/** Runs a command to its exit, collecting its output; killed (and the promise rejected) past the timeout. */
+export function runProcess(command: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<EntryResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, file), ...args], {
-      cwd: PROJECT_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${file} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
+      reject(new Error(`${path.basename(command)} ${args.join(' ')} did not exit within ${opts.timeoutMs} ms; stderr: ${stderr}`));
+    }, opts.timeoutMs);
     child.once('exit', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Runs a TypeScript entry point (`workers/control.ts`, …) in a fresh Node process, as npm scripts do. */
+export function runEntry(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<EntryResult> {
+  return runProcess(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, file), ...args], { cwd: PROJECT_ROOT, env, timeoutMs });
+}
+
+/** Whether a process with this pid still exists (signal 0 checks without signalling). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The lines an entry point printed at ERROR level or as its final `error:` line. */

@@ -11,7 +11,7 @@ import type { LifecyclePolicyInput, LifecycleStatus } from '../../workflows/life
 import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import { createTemporalEnv, openTestRuntime, testEnv } from '../helpers/real';
-import { errorLines, type EntryResult } from '../helpers/run-entry';
+import { errorLines, runProcess, type EntryResult } from '../helpers/run-entry';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 
 /**
@@ -61,21 +61,7 @@ function cliEnv(): NodeJS.ProcessEnv {
 
 /** bin/mlops from a folder outside the checkout, as a user would run it. */
 function mlops(args: string[], timeoutMs = 120_000): Promise<EntryResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(path.join(PROJECT_ROOT, 'bin', 'mlops'), args, { cwd: workDir, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`mlops ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runProcess(path.join(PROJECT_ROOT, 'bin', 'mlops'), args, { cwd: workDir, env: cliEnv(), timeoutMs });
 }
 
 function json<T>(r: EntryResult): T {

@@ -8,15 +8,8 @@ import { extractDemoData } from '../../client/demo/report';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { portIsFree } from '../../infra/processes';
 import { testServices } from '../helpers/real';
+import { isAlive } from '../helpers/run-entry';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * `npm run demo` for real, shrunk by flags (fewer rows, shorter months, smaller monitoring
@@ -75,7 +68,7 @@ test('npm run demo replays Feb–Jun, monitoring retrains, writes the report and
     // Nothing left: every process the stack started has exited and its ports are free.
     const stack = JSON.parse(readFileSync(path.join(stateDir, 'stack.json'), 'utf8')) as { pids: number[]; ports: number[] };
     expect(stack.pids.length).toBe(3);
-    expect(stack.pids.filter(alive)).toEqual([]);
+    expect(stack.pids.filter(isAlive)).toEqual([]);
     for (const port of stack.ports) expect(await portIsFree(port)).toBe(true);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { canConnect } from '../../infra/processes';
 import { testServices } from '../helpers/real';
+import { isAlive } from '../helpers/run-entry';
 
 const exec = promisify(execFile);
 
@@ -20,14 +21,6 @@ async function waitForScheduledRun(temporal: string, address: string): Promise<s
   throw new Error('the schedule started no continuousTraining run');
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function processesMentioning(text: string): Promise<Array<{ pid: number; args: string }>> {
   const { stdout } = await exec('ps', ['-eo', 'pid=,args=']);
@@ -148,8 +141,8 @@ test('npm run dev serves platformCheck from the Temporal CLI, shows it in the We
     expect(code).not.toBe('timeout');
     // npm may return before its child finishes stopping the servers; give the stop its grace time.
     const deadline = Date.now() + 30_000;
-    while (all.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    expect(all.filter(alive)).toEqual([]);
+    while (all.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(all.filter(isAlive)).toEqual([]);
     expect(await processesMentioning(stateDir)).toEqual([]);
     expect(await canConnect(grpc.split(':')[0]!, Number(grpc.split(':')[1]))).toBe(false);
     expect(stderr).toMatch(/SIGINT: stopping workers and services/);
