@@ -81,11 +81,13 @@ export function triggerOutcome(st: LifecycleStatus, since: number, baseline: Tri
   if (st.counters.triggers <= baseline.triggers) return undefined;
   const ours = (t: { source: string; reason: string; dedupeKey?: string }) => t.source === 'cli' && t.reason === mine.reason && t.dedupeKey === mine.dedupeKey;
   if (st.running?.kind === 'training' && st.running.triggers.some(ours)) return { trainingWorkflowId: st.running.workflowId };
+  // Before "a training started lately": a duplicate sent right after the original would
+  // otherwise be taken for the original's training.
+  if (st.counters.duplicates > baseline.duplicates) return { decision: [...st.decisions].reverse().find((d) => d.kind === 'duplicate-dropped') };
   const recent = st.decisions.filter((d) => Date.parse(d.at) >= since);
   // Every pending trigger goes into the next training, so one started after ours was accepted serves it.
   const started = recent.find((d) => d.kind === 'training-started' && d.workflowId);
   if (started && !st.pending.some(ours)) return { trainingWorkflowId: started.workflowId };
-  if (st.counters.duplicates > baseline.duplicates) return { decision: [...st.decisions].reverse().find((d) => d.kind === 'duplicate-dropped') };
   const deferred = recent.find((d) => d.kind === 'deferred');
   if (deferred) return { decision: deferred, nextEligibleAt: st.nextEligibleAt };
   return undefined;

@@ -94,7 +94,8 @@ describe('train, models, status', () => {
     expect(trained).toMatchObject({ workflowId, state: 'succeeded', result: { model, version: 1, status: 'registered', alias: 'candidate', reasons: [] } });
     expect(trained.result.metrics.auc).toBeGreaterThan(0.5);
     // Off a terminal, progress is plain lines: the step that runs, then each step as it ends.
-    expect(r.stderr).toMatch(new RegExp(`${workflowId}: \\[\\d/7\\] \\S+ running`));
+    // The first progress line names the run; how far it got by then depends on the machine.
+    expect(r.stderr).toMatch(new RegExp(`${workflowId}: (\\[\\d/7\\] \\S+ )?running`));
     for (const step of ['snapshot', 'validate-data', 'prepare', 'train', 'evaluate', 'validate-model', 'register']) expect(r.stderr).toMatch(new RegExp(`✓ ${step}\\s`));
   }, 300_000);
 

@@ -119,6 +119,10 @@ describe('retrain --wait', () => {
   test('dropped as a duplicate or deferred: no training, with the reason', () => {
     const dropped = { at: '2025-01-01T09:00:00Z', kind: 'duplicate-dropped' as const, detail: 'duplicate trigger k1 dropped' };
     expect(triggerOutcome({ ...base, counters: { ...base.counters, duplicates: 1 }, decisions: [dropped] }, since, before, mine)).toEqual({ decision: dropped });
+    // A duplicate sent just after the original's training started is still a duplicate.
+    const original = { at: '2025-01-01T10:00:01Z', kind: 'training-started' as const, detail: 'original', workflowId: 'run-1' };
+    const justAfter = { ...base, counters: { ...base.counters, duplicates: 1 }, decisions: [original, { ...dropped, at: '2025-01-01T10:00:02Z' }] };
+    expect(triggerOutcome(justAfter, since, before, { reason: 'again', dedupeKey: 'k1' })).toEqual({ decision: { ...dropped, at: '2025-01-01T10:00:02Z' } });
     const deferred = { at: '2025-01-01T10:00:02Z', kind: 'deferred' as const, detail: 'cooldown' };
     expect(triggerOutcome({ ...base, pending: [trigger], decisions: [deferred], nextEligibleAt: '2025-01-01T11:00:00Z' }, since, before, mine)).toEqual({ decision: deferred, nextEligibleAt: '2025-01-01T11:00:00Z' });
   });
