@@ -283,17 +283,17 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     const triggers = s.pending.splice(0);
     s.pendingDropped = 0;
     const now = Date.now();
-    if (s.trainingsToday.day !== utcDay(now)) s.trainingsToday = { day: utcDay(now), count: 0 };
-    s.trainingsToday.count++;
-    s.counters.trainings++;
     let spec: TrainingSpec;
     try {
       spec = buildTrainingSpec(model, s.policy, s.dataUris);
     } catch (err) {
-      decide('error', `no training: ${describe(err)}`);
-      s.lastTrainingEndedAt = Date.now();
+      // Nothing ran, so nothing is counted against the budget; the triggers are answered with the error.
+      decide('error', `no training for ${triggers.length} trigger(s): ${describe(err)}`);
       return;
     }
+    if (s.trainingsToday.day !== utcDay(now)) s.trainingsToday = { day: utcDay(now), count: 0 };
+    s.trainingsToday.count++;
+    s.counters.trainings++;
     const workflowId = `train-${model}-${s.counters.trainings}-${uuid4().slice(0, 8)}`;
     const sources = [...new Set(triggers.map((t) => t.source))].join(', ');
     running = { kind: 'training', workflowId, startedAt: new Date(now).toISOString(), triggers };
