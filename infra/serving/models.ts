@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import type { Kysely } from 'kysely';
 import { readAll, type ArtifactStore } from '../artifacts';
@@ -134,9 +134,3 @@ export class ModelStore {
   }
 }
 
-export function tokenMatches(given: string | undefined, expected: string): boolean {
-  if (!given) return false;
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}

@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
+import { HttpError } from '../http';
 
 /**
  * Open Inference Protocol (KServe v2) request parsing: every request is checked against the
@@ -13,12 +14,10 @@ export interface InputSignature {
   shape: number[];
 }
 
-export class BadRequest extends Error {
-  constructor(
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message);
+/** A request the protocol refuses (400 unless said otherwise). */
+export class BadRequest extends HttpError {
+  constructor(message: string, status = 400) {
+    super(message, status);
     this.name = 'BadRequest';
   }
 }

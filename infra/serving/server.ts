@@ -8,7 +8,8 @@ import type { Database } from '../db/schema';
 import { attachLabels } from '../db/repositories';
 import type { Logger } from '../log';
 import { ServerMetrics } from './metrics';
-import { ModelStore, NotFound, tokenMatches, type LoadedVersion } from './models';
+import { HttpError, bearerToken, parseJsonBody, readJsonBody, send, tokenMatches } from '../http';
+import { ModelStore, NotFound, type LoadedVersion } from './models';
 import { BadRequest, parseInfer, type ParsedInfer } from './oip';
 import { PredictionLog } from './prediction-log';
 
@@ -56,35 +57,6 @@ const feedbackBody = z.union([
   z.object({ labels: z.array(z.object({ request_id: z.string().min(1).max(300), label: z.union([z.number(), z.boolean(), z.string().max(256)]) }).strict()).min(1).max(10_000) }).strict(),
 ]);
 
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; version=0.0.4' : 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-async function readBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new BadRequest(`request body of ${declared} bytes is over the limit of ${limit}`, 413);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new BadRequest(`request body is over the limit of ${limit} bytes`, 413);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) throw new BadRequest('request body is empty; expected JSON');
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new BadRequest('request body is not valid JSON');
-  }
-}
-
-function parseBody<S extends z.ZodType>(schema: S, body: unknown, what: string): z.output<S> {
-  const r = schema.safeParse(body);
-  if (!r.success) throw new BadRequest(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`);
-  return r.data;
-}
 
 function metadataOf(name: string, versions: LoadedVersion[]) {
   const v = versions[0]!;
@@ -134,8 +106,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
 
   const admin = (req: http.IncomingMessage) => {
     if (!opts.adminToken) throw new BadRequest('the admin API is disabled: set MLOPS_ADMIN_TOKEN on the model server', 403);
-    const auth = req.headers.authorization;
-    if (!tokenMatches(auth?.startsWith('Bearer ') ? auth.slice(7) : undefined, opts.adminToken)) throw new BadRequest('missing or wrong bearer token', 401);
+    if (!tokenMatches(bearerToken(req), opts.adminToken)) throw new BadRequest('missing or wrong bearer token', 401);
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -145,7 +116,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
     if (method === 'GET' && url.pathname === '/v2/health/live') return send(res, 200, { live: true });
     if (method === 'GET' && url.pathname === '/v2/health/ready') return send(res, 200, { ready: true });
     if (method === 'GET' && url.pathname === '/v2') return send(res, 200, { name: 'temporal-mlops', version: '0.1.0', extensions: [] });
-    if (method === 'GET' && url.pathname === '/metrics') return send(res, 200, metrics.render({ mlops_prediction_log_pending: predictions.pending, mlops_prediction_log_dropped_total: predictions.dropped }));
+    if (method === 'GET' && url.pathname === '/metrics') return send(res, 200, metrics.render({ mlops_prediction_log_pending: predictions.pending, mlops_prediction_log_dropped_total: predictions.dropped }), { 'content-type': 'text/plain; version=0.0.4' });
 
     if (parts[0] === 'v2' && parts[1] === 'models' && parts[2]) {
       const name = decodeURIComponent(parts[2]);
@@ -170,7 +141,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
       }
       if (method === 'POST' && rest[0] === 'infer' && rest.length === 1) {
         const route = store.route(name, version);
-        const body = await readBody(req, maxBody);
+        const body = await readJsonBody(req, maxBody);
         const parsed = parseInfer(body, route.target.inputs, maxBatch);
         const requestId = (typeof req.headers['x-request-id'] === 'string' && /^[\w.:-]{1,200}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : undefined) ?? parsed.id ?? randomUUID();
         const probs = await score(route.target, parsed, route.role, requestId);
@@ -189,7 +160,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
       }
       if (method === 'POST' && rest[0] === 'feedback' && rest.length === 1) {
         admin(req);
-        const body = parseBody(feedbackBody, await readBody(req, maxBody), 'feedback');
+        const body = parseJsonBody(feedbackBody, await readJsonBody(req, maxBody), 'feedback');
         const labels = 'labels' in body ? body.labels : [body];
         await predictions.flush();
         const attached = await attachLabels(opts.db, labels.map((l) => ({ requestId: l.request_id, label: l.label })));
@@ -210,18 +181,18 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
       if (method === 'POST' && parts[1] === 'models' && parts[2] && parts.length === 4) {
         const name = decodeURIComponent(parts[2]);
         if (!NAME.test(name)) throw new BadRequest(`model name ${JSON.stringify(name)} is not valid`);
-        const body = await readBody(req, maxBody);
+        const body = await readJsonBody(req, maxBody);
         if (parts[3] === 'load') {
-          const v = await store.load(name, parseBody(versionBody, body, 'load request').version);
+          const v = await store.load(name, parseJsonBody(versionBody, body, 'load request').version);
           return send(res, 200, { name, version: v.version, sha256: v.sha256 });
         }
         if (parts[3] === 'traffic') {
-          const state = await store.setTraffic(name, parseBody(trafficBody, body, 'traffic'));
+          const state = await store.setTraffic(name, parseJsonBody(trafficBody, body, 'traffic'));
           opts.log.info(`model ${name}: traffic ${JSON.stringify(state.traffic)}`);
           return send(res, 200, { name, traffic: state.traffic });
         }
         if (parts[3] === 'unload') {
-          const { version } = parseBody(versionBody, body, 'unload request');
+          const { version } = parseJsonBody(versionBody, body, 'unload request');
           await store.unload(name, version);
           return send(res, 200, { name, unloaded: version });
         }
@@ -233,7 +204,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      if (err instanceof BadRequest) {
+      if (err instanceof HttpError) {
         metrics.badRequests++;
         // A refused body may still be arriving: answer, then close instead of reading it.
         const headers: Record<string, string> = err.status === 413 ? { connection: 'close' } : {};

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
@@ -7,6 +7,7 @@ import { signalLifecycle } from '../../client/lifecycle';
 import { lifecycleWorkflowId } from '../../workflows/definitions';
 import { modelName, retrainRequest, type RetrainRequest } from '../../workflows/lifecycle-api';
 import { ConfigError } from '../errors';
+import { HttpError, bearerToken, parseJsonBody, readJsonBody, send, tokenMatches } from '../http';
 import type { Logger } from '../log';
 
 /**
@@ -33,16 +34,6 @@ export interface RunningWebhook {
   url: string;
   port: number;
   close(): Promise<void>;
-}
-
-export class HttpError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 const labelMap = z.record(z.string().max(1024), z.string().max(64 * 1024));
@@ -95,42 +86,6 @@ export interface AlertOutcome {
   reason?: string;
 }
 
-export function tokenMatches(given: string | undefined, expected: string): boolean {
-  if (!given) return false;
-  // Hashing first makes both sides the same length, so the comparison time says nothing about the token.
-  return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(expected).digest());
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new HttpError(`request body of ${declared} bytes is over the limit of ${limit}`, 413);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new HttpError(`request body is over the limit of ${limit} bytes`, 413);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) throw new HttpError('request body is empty; expected JSON', 400);
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new HttpError('request body is not valid JSON', 400);
-  }
-}
-
-function parseBody<S extends z.ZodType>(schema: S, body: unknown, what: string): z.output<S> {
-  const r = schema.safeParse(body);
-  if (!r.success) throw new HttpError(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`, 400);
-  return r.data;
-}
-
 function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
@@ -180,8 +135,7 @@ export async function startWebhookServer(opts: WebhookOptions): Promise<RunningW
   const log = opts.log;
 
   const authorize = (req: http.IncomingMessage) => {
-    const auth = req.headers.authorization;
-    const given = auth && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
+    const given = bearerToken(req);
     if (!tokenMatches(given, opts.token)) throw new HttpError(given ? 'wrong bearer token' : 'missing bearer token (Authorization: Bearer <MLOPS_WEBHOOK_TOKEN>)', 401, { 'www-authenticate': 'Bearer' });
   };
 
@@ -191,7 +145,7 @@ export async function startWebhookServer(opts: WebhookOptions): Promise<RunningW
   };
 
   const alertmanager = async (body: unknown) => {
-    const payload = parseBody(alertmanagerPayload, body, 'Alertmanager payload');
+    const payload = parseJsonBody(alertmanagerPayload, body, 'Alertmanager payload');
     const outcomes: AlertOutcome[] = [];
     for (const [index, a] of payload.alerts.entries()) {
       const base = { index, status: a.status, ...(a.labels.alertname ? { alertname: a.labels.alertname } : {}), fingerprint: fingerprintOf(a) };
@@ -227,8 +181,8 @@ export async function startWebhookServer(opts: WebhookOptions): Promise<RunningW
   };
 
   const retrain = async (body: unknown) => {
-    const b = parseBody(retrainBody, body, 'retrain request');
-    const request = parseBody(retrainRequest, { reason: b.reason ?? 'retrain requested by webhook', source: 'webhook', ...(b.dedupeKey ? { dedupeKey: b.dedupeKey } : {}), ...(b.figures ? { figures: b.figures } : {}) }, 'retrain request');
+    const b = parseJsonBody(retrainBody, body, 'retrain request');
+    const request = parseJsonBody(retrainRequest, { reason: b.reason ?? 'retrain requested by webhook', source: 'webhook', ...(b.dedupeKey ? { dedupeKey: b.dedupeKey } : {}), ...(b.figures ? { figures: b.figures } : {}) }, 'retrain request');
     try {
       const workflowId = await signal(b.model, request);
       log.info(`retrain ${b.model} → ${workflowId}`);
@@ -240,8 +194,8 @@ export async function startWebhookServer(opts: WebhookOptions): Promise<RunningW
 
   const routes: Record<string, { method: string; auth: boolean; run: (req: http.IncomingMessage) => Promise<{ status: number; body: unknown }> }> = {
     '/healthz': { method: 'GET', auth: false, run: async () => ({ status: 200, body: { status: 'ok' } }) },
-    '/v1/alertmanager': { method: 'POST', auth: true, run: async (req) => alertmanager(await readJson(req, maxBody)) },
-    '/v1/retrain': { method: 'POST', auth: true, run: async (req) => retrain(await readJson(req, maxBody)) },
+    '/v1/alertmanager': { method: 'POST', auth: true, run: async (req) => alertmanager(await readJsonBody(req, maxBody)) },
+    '/v1/retrain': { method: 'POST', auth: true, run: async (req) => retrain(await readJsonBody(req, maxBody)) },
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {

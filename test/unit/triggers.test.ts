@@ -2,7 +2,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalArtifactStore } from '../../infra/artifacts';
-import { alertmanagerPayload, retrainFromAlert, tokenMatches } from '../../infra/triggers/webhook';
+import { tokenMatches } from '../../infra/http';
+import { alertmanagerPayload, retrainFromAlert } from '../../infra/triggers/webhook';
 import { MAX_CURSOR_URIS, advanceCursor, createWatcherActivities, isNewer, type ListedObject } from '../../activities/watcher';
 import { retrainRequest } from '../../workflows/lifecycle-api';
 

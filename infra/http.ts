@@ -1,0 +1,65 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type http from 'node:http';
+import type { z } from 'zod';
+
+/**
+ * What the project's HTTP servers (the model server, the webhook) share: an error that is an
+ * answer, JSON replies, bounded JSON bodies checked with zod, and a constant-time token check.
+ */
+
+/** An error the client caused: answered with its status (and headers), never logged as a crash. */
+export class HttpError extends Error {
+  constructor(
+    message: string,
+    readonly status = 400,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** JSON, or text for a string body (`content-type` in `headers` overrides). */
+export function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** The request body as JSON, at most `limit` bytes (413 past it, before reading when the length is declared). */
+export async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) throw new HttpError(`request body of ${declared} bytes is over the limit of ${limit}`, 413);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new HttpError(`request body is over the limit of ${limit} bytes`, 413);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) throw new HttpError('request body is empty; expected JSON');
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError('request body is not valid JSON');
+  }
+}
+
+/** Checks a parsed body with zod; a bad one is a 400 naming every field at fault. */
+export function parseJsonBody<S extends z.ZodType>(schema: S, body: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(body);
+  if (!r.success) throw new HttpError(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+export function tokenMatches(given: string | undefined, expected: string): boolean {
+  if (!given) return false;
+  // Hashing first makes both sides the same length, so the comparison time says nothing about the token.
+  return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(expected).digest());
+}
+
+/** The token of an `Authorization: Bearer <token>` header, if any. */
+export function bearerToken(req: http.IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  return auth && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
+}
