@@ -18,7 +18,7 @@ import { LocalArtifactStore } from '../infra/artifacts';
 import { TEMPORAL_CLI, resolveBinary } from '../infra/binaries';
 import { loadConfig } from '../infra/config';
 import { createLogger } from '../infra/log';
-import { PROJECT_ROOT } from '../infra/paths';
+import { printTable, writeResult } from './report';
 import { startTemporalDevServer } from '../infra/services';
 import { installSdkRuntime } from '../workers/start';
 import { openRuntime } from '../workers/runtime';
@@ -168,10 +168,8 @@ export async function benchContinuousTraining(): Promise<void> {
       ['test AUC: GBDT / xgboost', `${gbdt.gbdtAuc.toFixed(4)} / ${gbdt.xgboostAuc.toFixed(4)}`, (gbdt.gbdtAuc - gbdt.xgboostAuc).toFixed(4), '|Δ| ≤ 0.01'],
       ['resume signal → failed step restarted', `${engine.resumeToStepMs.toFixed(1)} ms`, '', ''],
     ];
-    process.stdout.write(`\n| measure | absolute | ratio | target |\n| --- | --- | --- | --- |\n${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n\n`);
-    await fs.mkdir(path.join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
-    await fs.writeFile(path.join(PROJECT_ROOT, 'bench', 'results', 'ct.json'), `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write('wrote bench/results/ct.json\n');
+    printTable(rows);
+    await writeResult('ct', result);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import { quantile } from '../activities/training/metrics';
 import { TEMPORAL_CLI, resolveBinary } from '../infra/binaries';
 import { loadConfig } from '../infra/config';
 import { createLogger } from '../infra/log';
-import { PROJECT_ROOT } from '../infra/paths';
+import { printTable, writeResult } from './report';
 import { startTemporalDevServer } from '../infra/services';
 import { installSdkRuntime } from '../workers/start';
 import { TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId } from '../workflows/definitions';
@@ -148,10 +148,8 @@ export async function benchMonitor(): Promise<void> {
       ['monitoring breach → child training started, p99', `${result.breachToTrainingP99Ms} ms`, '', ''],
       [`drift check ${drift.rows / 1000}k vs ${drift.rows / 1000}k rows, ${drift.features} features ÷ one DuckDB scan`, `${result.driftMs} ms ÷ ${result.duckdbScanMs} ms`, `${result.driftRatio}`, ''],
     ];
-    process.stdout.write(`\n| measure | absolute | ratio | target |\n| --- | --- | --- | --- |\n${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n\n`);
-    await fs.mkdir(path.join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
-    await fs.writeFile(path.join(PROJECT_ROOT, 'bench', 'results', 'monitor.json'), `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write('wrote bench/results/monitor.json\n');
+    printTable(rows);
+    await writeResult('monitor', result);
   } finally {
     await fs.rm(stateDir, { recursive: true, force: true });
   }

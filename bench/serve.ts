@@ -10,7 +10,7 @@ import { signatureOf } from '../activities/training/scoring';
 import { loadConfig } from '../infra/config';
 import { recordArtifact, registerModelVersion, upsertModel } from '../infra/db/repositories';
 import { createLogger } from '../infra/log';
-import { PROJECT_ROOT } from '../infra/paths';
+import { writeResult } from './report';
 import { startModelServer } from '../infra/serving/server';
 import { openRuntime } from '../workers/runtime';
 
@@ -131,9 +131,7 @@ export async function benchServe(): Promise<void> {
         `| OIP REST p99 at batch 1 | ${f.restP99Ms.toFixed(3)} ms | | |\n` +
         `| throughput, 32 connections ÷ in-process run rate | ${f.restRequestsPerSecond32.toFixed(0)}/s ÷ ${f.inProcessRunsPerSecond.toFixed(0)}/s | ${result.throughputRatio.toFixed(2)} | ≥ 0.7 |\n\n`,
     );
-    await fs.mkdir(path.join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
-    await fs.writeFile(path.join(PROJECT_ROOT, 'bench', 'results', 'serve.json'), `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write('wrote bench/results/serve.json\n');
+    await writeResult('serve', result);
   } finally {
     agent.destroy();
     await session.release();

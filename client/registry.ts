@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import { Client as PgClient } from 'pg';
 import { loadConfig } from '../infra/config';
 import { createDb, redactUrl } from '../infra/db/connection';
+import { tryConnect } from '../infra/postgres';
 import type { Alias, Database } from '../infra/db/schema';
 import { ConfigError, UserFacingError, describeError } from '../infra/errors';
 
@@ -21,16 +21,12 @@ export interface Registry {
 }
 
 async function answers(url: string, timeoutMs: number): Promise<boolean> {
-  const c = new PgClient({ connectionString: url, connectionTimeoutMillis: timeoutMs });
-  c.on('error', () => undefined);
   try {
-    await c.connect();
-    await c.query('select 1');
+    const c = await tryConnect(url, timeoutMs);
+    await c.end().catch(() => undefined);
     return true;
   } catch {
     return false;
-  } finally {
-    await c.end().catch(() => undefined);
   }
 }
 
@@ -38,14 +34,10 @@ export async function openRegistry(env: NodeJS.ProcessEnv = process.env): Promis
   const config = loadConfig(env);
   let url: string | undefined;
   if (config.databaseUrl) {
-    const c = new PgClient({ connectionString: config.databaseUrl, connectionTimeoutMillis: 5000 });
-    c.on('error', () => undefined);
     try {
-      await c.connect();
+      await (await tryConnect(config.databaseUrl, 5000)).end();
     } catch (err) {
       throw new ConfigError(`DATABASE_URL: cannot connect to ${redactUrl(config.databaseUrl)}: ${describeError(err)}`);
-    } finally {
-      await c.end().catch(() => undefined);
     }
     url = config.databaseUrl;
   } else {

@@ -14,7 +14,8 @@ export interface PostgresHandle {
   close(): Promise<void>;
 }
 
-async function tryConnect(url: string, timeoutMs: number): Promise<Client> {
+/** A connected client, or the connection error (the half-open client closed). */
+export async function tryConnect(url: string, timeoutMs: number): Promise<Client> {
   const client = new Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
   client.on('error', () => undefined);
   try {
