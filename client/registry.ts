@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Kysely } from 'kysely';
 import { loadConfig } from '../infra/config';
 import { createDb, redactUrl } from '../infra/db/connection';
-import { tryConnect } from '../infra/postgres';
+import { canConnect, tryConnect } from '../infra/postgres';
 import type { Alias, Database } from '../infra/db/schema';
 import { ConfigError, UserFacingError, describeError } from '../infra/errors';
 
@@ -18,16 +18,6 @@ export interface Registry {
   db: Kysely<Database>;
   url: string;
   close(): Promise<void>;
-}
-
-async function answers(url: string, timeoutMs: number): Promise<boolean> {
-  try {
-    const c = await tryConnect(url, timeoutMs);
-    await c.end().catch(() => undefined);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function openRegistry(env: NodeJS.ProcessEnv = process.env): Promise<Registry> {
@@ -50,7 +40,7 @@ export async function openRegistry(env: NodeJS.ProcessEnv = process.env): Promis
     const socketDir = path.join(config.stateDir, 'pglite', 'run');
     if (existsSync(path.join(socketDir, '.s.PGSQL.5432'))) candidates.push(`postgresql://postgres@localhost/postgres?host=${encodeURIComponent(socketDir)}`);
     for (const c of candidates) {
-      if (await answers(c, 2000)) {
+      if (await canConnect(c, 2000)) {
         url = c;
         break;
       }

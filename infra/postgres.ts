@@ -27,6 +27,16 @@ export async function tryConnect(url: string, timeoutMs: number): Promise<Client
   }
 }
 
+/** Whether a server answers at `url` (for probing candidates; the error is not wanted). */
+export async function canConnect(url: string, timeoutMs: number): Promise<boolean> {
+  try {
+    await (await tryConnect(url, timeoutMs)).end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Finds the metadata store: DATABASE_URL if set (it must answer), else the local server
  * (its own database is created if missing), else embedded PGlite served on a Unix socket so

@@ -41,7 +41,8 @@ export interface PrepareInput {
 
 export const LABEL_COLUMN = 'label';
 
-function featureExpr(f: FeatureDef): string {
+/** The SQL of one feature from its definition: what training, and anything that must feed the model alike, select. */
+export function featureExpr(f: FeatureDef): string {
   const col = ident(f.column ?? f.name);
   if (f.transform) return `${f.transform}(${col})::FLOAT`;
   if (f.kind === 'numeric') return `TRY_CAST(${col} AS FLOAT)`;

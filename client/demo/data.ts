@@ -1,8 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { ident, literal, withDuckDb } from '../../activities/data/duck';
+import { featureExpr } from '../../activities/data/prepare';
 import { flightsParquetPath } from '../../activities/data/snapshot';
-import { PRESETS, type FeatureDef } from '../../workflows/training-spec';
+import { PRESETS } from '../../workflows/training-spec';
 
 /**
  * The months the demo replays, read from the bundled flights data with DuckDB: a deterministic
@@ -31,18 +32,6 @@ export interface MonthSample {
   fullPositiveRate: number;
 }
 
-function lit(s: string): string {
-  return `'${s.replaceAll("'", "''")}'`;
-}
-
-// Mirrors activities/data/prepare.ts featureExpr: the same SQL for the same feature definition.
-function featureSql(f: FeatureDef): string {
-  const col = `"${f.column ?? f.name}"`;
-  if (f.transform) return `${f.transform}(${col})::FLOAT`;
-  if (f.kind === 'numeric') return `TRY_CAST(${col} AS FLOAT)`;
-  return `coalesce(CAST(${col} AS VARCHAR), '')`;
-}
-
 function monthBounds(month: string): { start: string; end: string } {
   const [y, m] = month.split('-').map(Number) as [number, number];
   const end = m === 12 ? `${y + 1}-01-01` : `${y}-${String(m + 1).padStart(2, '0')}-01`;
@@ -52,17 +41,6 @@ function monthBounds(month: string): { start: string; end: string } {
 function monthWhere(month: string): string {
   const { start, end } = monthBounds(month);
   return `"date" >= TIMESTAMP '${start}' AND "date" < TIMESTAMP '${end}'`;
-}
-
-async function withDuck<T>(fn: (c: DuckDBConnection) => Promise<T>): Promise<T> {
-  const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
-  const c = await instance.connect();
-  try {
-    return await fn(c);
-  } finally {
-    c.closeSync();
-    instance.closeSync();
-  }
 }
 
 export function monthsBetween(from: string, to: string): string[] {
@@ -82,13 +60,13 @@ export function monthsBetween(from: string, to: string): string[] {
 }
 
 export async function loadMonthSamples(months: string[], rows: number, seed: number): Promise<MonthSample[]> {
-  const file = lit(flightsParquetPath());
+  const file = literal(flightsParquetPath());
   const features = TASK.features;
   const label = TASK.label;
-  return withDuck(async (c) => {
+  return withDuckDb(async (c) => {
     const out: MonthSample[] = [];
     for (const month of months) {
-      const select = features.map((f) => `${featureSql(f)} AS "${f.name}"`).join(', ');
+      const select = features.map((f) => `${featureExpr(f)} AS ${ident(f.name)}`).join(', ');
       // The same row-hash sampling as prepare.ts (hash of the row number and the seed).
       const sql = `SELECT strftime("date", '%Y-%m-%dT%H:%M:%S') AS d, ${select}, (TRY_CAST("${label.column}" AS DOUBLE) > ${label.greaterThan ?? 0.5})::INT AS y
         FROM read_parquet(${file}, file_row_number = true)
@@ -126,8 +104,8 @@ export async function writeMonthFile(month: string, dir: string, scratch: string
   const out = path.join(dir, `flights-${month}.parquet`);
   await fs.mkdir(scratch, { recursive: true });
   const tmp = path.join(scratch, `flights-${month}.parquet.part`);
-  await withDuck(async (c) => {
-    await c.run(`COPY (SELECT * FROM read_parquet(${lit(flightsParquetPath())}) WHERE ${monthWhere(month)}) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
+  await withDuckDb(async (c) => {
+    await c.run(`COPY (SELECT * FROM read_parquet(${literal(flightsParquetPath())}) WHERE ${monthWhere(month)}) TO ${literal(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
   });
   await fs.rename(tmp, out);
   return out;

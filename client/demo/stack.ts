@@ -9,7 +9,7 @@ import { redactUrl } from '../../infra/db/connection';
 import { UserFacingError, describeError } from '../../infra/errors';
 import type { Logger } from '../../infra/log';
 import { PROJECT_ROOT } from '../../infra/paths';
-import { startPglite } from '../../infra/postgres';
+import { canConnect, startPglite } from '../../infra/postgres';
 import { ManagedProcess, freePort, portIsFree, waitFor } from '../../infra/processes';
 import { startTemporalDevServer, type TemporalDevServer } from '../../infra/services';
 
@@ -68,19 +68,6 @@ async function freshDatabase(serverUrl: string, name: string): Promise<string> {
   return url.toString();
 }
 
-async function canReach(url: string): Promise<boolean> {
-  const c = new PgClient({ connectionString: url, connectionTimeoutMillis: 2_000 });
-  c.on('error', () => undefined);
-  try {
-    await c.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-
 function logHas(file: string, text: string): boolean {
   return existsSync(file) && readFileSync(file, 'utf8').includes(text);
 }
@@ -124,7 +111,7 @@ export async function startDemoStack(opts: { stateDir: string; database: string;
 
     let databaseUrl: string;
     let databaseSource: DemoStack['databaseSource'];
-    if (config.localPostgresUrl && (await canReach(config.localPostgresUrl))) {
+    if (config.localPostgresUrl && (await canConnect(config.localPostgresUrl, 2_000))) {
       try {
         databaseUrl = await freshDatabase(config.localPostgresUrl, opts.database);
       } catch (err) {
