@@ -6,7 +6,7 @@ import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { createS3Client, readAll, type ArtifactStore } from '../infra/artifacts';
 import type { Config } from '../infra/config';
 import { datasetUri } from '../workflows/training-spec';
-import { allowedLocalPath } from './data/sources';
+import { allowedLocalPath, insideDataRoots } from './data/sources';
 
 /**
  * The dataset watcher's activities: list the data files under a prefix that are newer than a
@@ -150,11 +150,6 @@ async function listS3(input: ListNewObjectsInput, deps: WatcherDeps, visit: (o: 
   }
 }
 
-function isUnder(file: string, root: string): boolean {
-  const rel = path.relative(root, file);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
 async function listLocal(input: ListNewObjectsInput, deps: WatcherDeps, visit: (o: ListedObject) => void, skip: (why: string) => void): Promise<void> {
   let dir: string;
   try {
@@ -162,8 +157,7 @@ async function listLocal(input: ListNewObjectsInput, deps: WatcherDeps, visit: (
   } catch (err) {
     throw invalid(`prefix ${input.prefix}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'folder not found' : (err as Error).message}`);
   }
-  const roots = await Promise.all(deps.config.dataRoots.map((r) => fs.realpath(r).catch(() => r)));
-  if (!roots.some((r) => isUnder(dir, r))) throw invalid(`prefix ${input.prefix}: outside the allowed data folders (MLOPS_DATA_ROOTS: ${deps.config.dataRoots.join(', ')})`);
+  if (!(await insideDataRoots(dir, deps.config.dataRoots))) throw invalid(`prefix ${input.prefix}: outside the allowed data folders (MLOPS_DATA_ROOTS: ${deps.config.dataRoots.join(', ')})`);
   const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
   for (const e of entries) {
     if (!(e.isFile() || e.isSymbolicLink()) || !DATA_FILE.test(e.name)) continue;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { WatcherActivities, WatcherCursor } from '../activities/watcher';
 import { STATUS_QUERY, TASK_QUEUES, lifecycleWorkflowId } from './definitions';
 import { parseInput } from './input';
-import { lifecyclePolicy, modelName, pauseSignal, resumeMonitoringSignal, type LifecyclePolicyInput } from './lifecycle-api';
+import { lifecyclePolicy, modelName, pauseSignal, resumeMonitoringSignal } from './lifecycle-api';
 import { signalOrStartLifecycle } from './lifecycle-signal';
 
 /**
@@ -119,7 +119,6 @@ function isInvalidInput(err: unknown): boolean {
 
 export async function datasetWatcher(raw: DatasetWatcherInput): Promise<never> {
   const { state: carried, ...input } = parseInput(datasetWatcherInput, raw, 'datasetWatcher');
-  const rawPolicy = input.policy === undefined ? undefined : (raw as { policy?: LifecyclePolicyInput }).policy;
   const s: WatcherState = carried ?? { paused: false, polls: 0, signals: 0, files: 0, generation: 1, recent: [] };
   let cursor: WatcherCursor | undefined = s.cursor;
   let lastPollAt: string | undefined;
@@ -171,7 +170,7 @@ export async function datasetWatcher(raw: DatasetWatcherInput): Promise<never> {
       } else if (found.objects.length) {
         const uris = found.objects.map((o) => o.uri);
         const dedupeKey = `new-data:${input.model}:${fnv(input.prefix)}:${fnv(found.objects.map((o) => `${o.uri}@${o.lastModified}`).join('\n'))}`;
-        const action = await signalOrStartLifecycle(input.model, { newData: { uris, dedupeKey, source: 'new-data' } }, rawPolicy);
+        const action = await signalOrStartLifecycle(input.model, { newData: { uris, dedupeKey, source: 'new-data' } }, input.policy);
         cursor = found.cursor;
         s.signals++;
         s.files += uris.length;
@@ -193,5 +192,5 @@ export async function datasetWatcher(raw: DatasetWatcherInput): Promise<never> {
   }
 
   await condition(allHandlersFinished);
-  return continueAsNew<typeof datasetWatcher>({ ...input, policy: rawPolicy, state: { ...s, cursor, generation: s.generation + 1 } });
+  return continueAsNew<typeof datasetWatcher>({ ...input, state: { ...s, cursor, generation: s.generation + 1 } });
 }

@@ -2,7 +2,7 @@ import { workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import { lifecycleWorkflowId } from './definitions';
 import { parseInput } from './input';
-import { lifecyclePolicy, modelName, type LifecyclePolicyInput } from './lifecycle-api';
+import { lifecyclePolicy, modelName } from './lifecycle-api';
 import { signalOrStartLifecycle } from './lifecycle-signal';
 
 /**
@@ -38,7 +38,6 @@ export async function scheduledRetrain(raw: ScheduledRetrainInput): Promise<Sche
   // retried or replayed firing sends the same key and the lifecycle drops the copy.
   const dedupeKey = `schedule:${workflowId}`.slice(0, 200);
   const reason = input.reason ?? `scheduled retrain (${workflowId})`;
-  const rawPolicy = (raw as { policy?: LifecyclePolicyInput }).policy;
-  const action = await signalOrStartLifecycle(input.model, { retrain: { reason, source: 'schedule', dedupeKey } }, input.policy === undefined ? undefined : rawPolicy);
+  const action = await signalOrStartLifecycle(input.model, { retrain: { reason, source: 'schedule', dedupeKey } }, input.policy);
   return { model: input.model, lifecycleWorkflowId: lifecycleWorkflowId(input.model), action, reason, dedupeKey };
 }

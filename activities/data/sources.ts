@@ -53,6 +53,12 @@ function isUnder(file: string, root: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
+/** Whether a path already resolved through symlinks lies inside one of the data roots (resolved alike). */
+export async function insideDataRoots(real: string, roots: string[]): Promise<boolean> {
+  const realRoots = await Promise.all(roots.map((r) => fs.realpath(r).catch(() => r)));
+  return realRoots.some((r) => isUnder(real, r));
+}
+
 /** A `file://` dataset path, resolved through symlinks and checked against MLOPS_DATA_ROOTS. */
 export async function allowedLocalPath(uri: string, roots: string[]): Promise<string> {
   let file: string;
@@ -67,8 +73,7 @@ export async function allowedLocalPath(uri: string, roots: string[]): Promise<st
   } catch {
     throw dataError(`dataset ${uri}: file not found`);
   }
-  const realRoots = await Promise.all(roots.map((r) => fs.realpath(r).catch(() => r)));
-  if (!realRoots.some((r) => isUnder(real, r))) {
+  if (!(await insideDataRoots(real, roots))) {
     throw dataError(`dataset ${uri}: outside the allowed data folders (MLOPS_DATA_ROOTS: ${roots.join(', ')})`);
   }
   const st = await fs.stat(real);
