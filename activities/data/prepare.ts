@@ -111,10 +111,18 @@ export interface Baseline {
 }
 
 /** Reads a prepared split into the trainers' in-memory columnar table. */
-export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection): Promise<Table> {
+export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection, sample?: { maxRows: number }): Promise<Table> {
   const run = async (conn: DuckDBConnection): Promise<Table> => {
     const cols = [...features.map((f) => ident(f.name)), LABEL_COLUMN].join(', ');
-    const reader = await conn.runAndReadAll(`SELECT ${cols} FROM read_parquet(${literal(file)})`);
+    let from = `read_parquet(${literal(file)})`;
+    if (sample) {
+      // Every k-th row by file position: the same file always gives the same sample (DuckDB's
+      // reservoir sampling is not repeatable across threads).
+      const total = Number((await conn.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM ${from}`)).getRowObjectsJson()[0]!.n);
+      const step = Math.max(1, Math.ceil(total / sample.maxRows));
+      from = `read_parquet(${literal(file)}, file_row_number = true) WHERE file_row_number % ${step} = 0 ORDER BY file_row_number`;
+    }
+    const reader = await conn.runAndReadAll(`SELECT ${cols} FROM ${from}`);
     const columns = reader.getColumns();
     const rows = reader.currentRowCount;
     const table: Table = { rows, features, numeric: {}, categorical: {}, label: new Uint8Array(rows) };
