@@ -1,7 +1,6 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { MODEL_LIFECYCLE, TASK_QUEUES, lifecycleWorkflowId } from '../workflows/definitions';
+import { MODEL_LIFECYCLE, NEW_DATA_SIGNAL, RETRAIN_SIGNAL, SET_POLICY_SIGNAL, TASK_QUEUES, lifecycleWorkflowId } from '../workflows/definitions';
 import type { LifecyclePolicyInput, NewDataRequest, RetrainRequest } from '../workflows/lifecycle-api';
-import { NEW_DATA_SIGNAL, RETRAIN_SIGNAL, SET_POLICY_SIGNAL } from '../workflows/definitions';
 
 /**
  * Every trigger reaches a model through signal-with-start of its lifecycle workflow

@@ -106,6 +106,18 @@ export const lifecyclePolicy = z
 export type LifecyclePolicy = z.output<typeof lifecyclePolicy>;
 export type LifecyclePolicyInput = z.input<typeof lifecyclePolicy>;
 
+/** A URI that stands in for data still to come by `newData`, when a template without a dataset is checked. */
+export const STAND_IN_DATA = ['s3://policy-check/stand-in.parquet'];
+
+/**
+ * The continuousTraining input a retrain runs: the policy's template, the model, and the newest
+ * `dataWindow` data URIs (else the template's dataset). Unchecked: parse it with `trainingSpec`.
+ */
+export function trainingSpecInput(model: string, policy: LifecyclePolicy, dataUris: string[]): Record<string, unknown> {
+  const dataset = dataUris.length ? { uris: dataUris.slice(-policy.dataWindow) } : policy.training.dataset;
+  return { ...policy.training, model, dataset };
+}
+
 export interface MonitoringFeatureFigures {
   kind: 'numeric' | 'categorical';
   psi: number;

@@ -28,6 +28,8 @@ import {
   retrainSignal,
   setPolicySignal,
   setThresholdsSignal,
+  STAND_IN_DATA,
+  trainingSpecInput,
   type LifecycleDecision,
   type LifecycleDecisionKind,
   type LifecyclePolicy,
@@ -97,14 +99,13 @@ const describe = (err: unknown) => (err instanceof Error ? (err.cause instanceof
 
 /** The training spec a retrain runs: the policy's template, the model, and the newest data window. */
 export function buildTrainingSpec(model: string, policy: LifecyclePolicy, dataUris: string[]): TrainingSpec {
-  const dataset = dataUris.length ? { uris: dataUris.slice(-policy.dataWindow) } : policy.training.dataset;
-  return parseInput(trainingSpec, { ...policy.training, model, dataset }, 'lifecycle training template (policy.training)');
+  return parseInput(trainingSpec, trainingSpecInput(model, policy, dataUris), 'lifecycle training template (policy.training)');
 }
 
 function checkPolicy(model: string, raw: unknown): LifecyclePolicy {
   const policy = parseInput(lifecyclePolicy, raw ?? {}, 'lifecycle policy');
   // A template without a dataset is fine when data arrives by `newData`; check the rest with a stand-in URI.
-  buildTrainingSpec(model, policy, policy.training.dataset ? [] : ['s3://policy-check/stand-in.parquet']);
+  buildTrainingSpec(model, policy, policy.training.dataset ? [] : STAND_IN_DATA);
   return policy;
 }
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { UserFacingError } from '../../infra/errors';
 import { lifecycleWorkflowId } from '../../workflows/definitions';
-import { lifecyclePolicy, retrainRequest, type LifecycleDecision, type LifecyclePolicyInput, type LifecycleStatus, type RetrainRequest } from '../../workflows/lifecycle-api';
+import { STAND_IN_DATA, lifecyclePolicy, retrainRequest, trainingSpecInput, type LifecycleDecision, type LifecyclePolicyInput, type LifecycleStatus, type RetrainRequest } from '../../workflows/lifecycle-api';
 import { formatZodIssues, parseCommand, parseDuration, readJson, requireModel, requireString, validate } from '../args';
 import { trainingSpec } from '../../workflows/training-spec';
 import { connectClient } from '../connection';
@@ -20,8 +20,7 @@ import { EXIT_NOT_FINISHED } from './train';
 export function readPolicy(flag: string, value: string, model: string): LifecyclePolicyInput {
   const raw = readJson(flag, value);
   const policy = validate(lifecyclePolicy, raw, `policy (${flag})`);
-  const template = { ...policy.training, model, dataset: policy.training.dataset ?? { uris: ['s3://policy-check/stand-in.parquet'] } };
-  const parsed = trainingSpec.safeParse(template);
+  const parsed = trainingSpec.safeParse(trainingSpecInput(model, policy, policy.training.dataset ? [] : STAND_IN_DATA));
   if (!parsed.success) throw new UserFacingError(`invalid policy (${flag}): ${formatZodIssues(parsed.error).replace(/(^|; )/g, '$1training.')}`);
   return raw as LifecyclePolicyInput;
 }
