@@ -3,7 +3,7 @@ import type { TrainingActivities } from '../activities/continuous-training';
 import type { createStepActivities, StepCall, StepOutcome } from '../activities/steps';
 import type { TrainOutput } from '../activities/training/train';
 import { ABORT_SIGNAL, RESUME_SIGNAL, STATUS_QUERY, TASK_QUEUES, gpuClassQueue } from './definitions';
-import { parseInput } from './input';
+import { issueLines, parseInput } from './input';
 import { Pipeline, decisionWaiter, isScheduleToStartTimeout, type PipelineStatus, type StepHandle } from './pipeline';
 import { MAX_SPEC_BYTES, resolveTask, resumeOverrides, trainingSpec, type ResumeOverrides, type TrainingSpec, type TrainingSpecInput } from './training-spec';
 
@@ -96,7 +96,7 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
     }
     const parsed = resumeOverrides.safeParse(raw ?? {});
     if (!parsed.success) {
-      notes.push(`resume ignored: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ')}`);
+      notes.push(`resume ignored: ${issueLines(parsed.error).join('; ')}`);
       return;
     }
     try {

@@ -8,6 +8,11 @@ import type { z } from 'zod';
 export function parseInput<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`);
+  const problems = issueLines(parsed.error);
   throw ApplicationFailure.nonRetryable(`invalid ${what} input: ${problems.join('; ')}`, 'InvalidInput', { problems });
+}
+
+/** Each zod issue as `field.path: message` (`(input)` for the whole value). */
+export function issueLines(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`);
 }

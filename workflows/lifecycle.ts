@@ -17,7 +17,7 @@ import { z } from 'zod';
 import type { DeploymentActivities } from '../activities/deployment';
 import type { TrainingResult } from './continuous-training';
 import { CONTINUOUS_TRAINING, MONITORING, TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from './definitions';
-import { parseInput } from './input';
+import { issueLines, parseInput } from './input';
 import {
   lifecyclePolicy,
   lifecycleStatusQuery,
@@ -187,7 +187,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
   const onRetrain = (raw: unknown) => {
     const parsed = retrainRequest.safeParse(raw ?? {});
     if (!parsed.success) {
-      decide('error', `retrain ignored: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ')}`);
+      decide('error', `retrain ignored: ${issueLines(parsed.error).join('; ')}`);
       return;
     }
     accept(parsed.data);
@@ -196,7 +196,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
   const onNewData = (raw: unknown) => {
     const parsed = newDataRequest.safeParse(raw ?? {});
     if (!parsed.success) {
-      decide('error', `newData ignored: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ')}`);
+      decide('error', `newData ignored: ${issueLines(parsed.error).join('; ')}`);
       return;
     }
     const req = parsed.data;

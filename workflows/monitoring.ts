@@ -1,6 +1,6 @@
 import { allHandlersFinished, condition, continueAsNew, defineQuery, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import { STATUS_QUERY, TASK_QUEUES } from './definitions';
-import { parseInput } from './input';
+import { issueLines, parseInput } from './input';
 import {
   latestReportQuery,
   monitoringInput,
@@ -114,7 +114,7 @@ export async function monitoring(raw: MonitoringInput): Promise<never> {
   setHandler(setThresholdsSignal, (t) => {
     const parsed = monitoringThresholds.safeParse(t ?? {});
     if (!parsed.success) {
-      note(`setThresholds ignored: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ')}`);
+      note(`setThresholds ignored: ${issueLines(parsed.error).join('; ')}`);
       return;
     }
     status.thresholds = parsed.data;
