@@ -8,9 +8,8 @@ import { psi } from './data/drift';
 import { withDuckDb } from './data/duck';
 import { loadTable } from './data/prepare';
 import { localArtifact, readVerified } from './data/sources';
-import type { FeatureSpec } from './training/dataset';
 import { quantile } from './training/metrics';
-import { createSession, scoreTable } from './training/scoring';
+import { createSession, featuresOfSignature, scoreTable } from './training/scoring';
 
 /**
  * Deployment activities for the promotion workflow: they drive the model server through its
@@ -118,7 +117,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       const { mv } = await versionRow(deps.db, input.model, input.version);
       const lineage = (mv.metrics as { lineage?: { test?: { uri: string; sha256: string } } }).lineage;
       if (!lineage?.test) throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version} has no evaluation sample in its lineage`, 'NoSample');
-      const features: FeatureSpec[] = (mv.input_signature as Array<{ name: string; datatype: string }>).map((s) => ({ name: s.name, kind: s.datatype === 'BYTES' ? 'categorical' : 'numeric' }));
+      const features = featuresOfSignature(mv.input_signature as Array<{ name: string; datatype: string }>);
       const file = await localArtifact(deps.artifacts, lineage.test, '.parquet');
       const full = await withDuckDb((c) => loadTable(file, features, c));
       const n = Math.min(input.rows, full.rows);

@@ -5,7 +5,7 @@ import type { ArtifactStore } from '../infra/artifacts';
 import type { Database } from '../infra/db/schema';
 import { getAlias, getModelByName, prepareStepOutputs, readLabeledPredictions, readPredictionWindow, upsertMonitoringCheck } from '../infra/db/repositories';
 import { modelName, monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../workflows/lifecycle-api';
-import type { FeatureSpec } from './training/dataset';
+import { featuresOfSignature } from './training/scoring';
 import { loadFeatureBaselines, scoreTestSample, trainingRefs, type TrainingRefs } from './monitoring/baseline';
 import { checkDrift, type FeatureBaseline, type FeatureWindow } from './monitoring/drift-check';
 
@@ -108,7 +108,7 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
       const mv = await deps.db.selectFrom('model_versions').selectAll().where('id', '=', production.model_version_id).executeTakeFirstOrThrow();
       const sig = signature.safeParse(mv.input_signature);
       if (!sig.success) throw ApplicationFailure.nonRetryable(`model ${input.model} v${mv.version}: its input signature is not a list of {name, datatype}`, 'InvalidSignature');
-      const features: FeatureSpec[] = sig.data.map((s) => ({ name: s.name, kind: s.datatype === 'BYTES' ? 'categorical' : 'numeric' }));
+      const features = featuresOfSignature(sig.data);
       const metrics = versionMetrics.safeParse(mv.metrics);
       const refs = await refsOf(metrics.success ? metrics.data : {}, mv.training_run_id);
       const notes: string[] = [];

@@ -55,6 +55,11 @@ export function signatureProblems(session: ort.InferenceSession, features: Featu
   return problems;
 }
 
+/** The features a stored input signature names: its inverse, for code that starts from a registered version. */
+export function featuresOfSignature(inputs: ReadonlyArray<{ name: string; datatype: string }>): FeatureSpec[] {
+  return inputs.map((s) => ({ name: s.name, kind: s.datatype === 'BYTES' ? 'categorical' : 'numeric' }));
+}
+
 export function signatureOf(features: FeatureSpec[]) {
   return {
     inputs: features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [-1, 1] })),
