@@ -9,7 +9,10 @@ RUN if [ "$WITH_PYTHON_TRAINERS" = "true" ]; then \
 ARG ONNXRUNTIME_NODE_INSTALL=skip
 ENV ONNXRUNTIME_NODE_INSTALL=${ONNXRUNTIME_NODE_INSTALL}
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci
+# Scripts wait for the sources: `prepare` builds the package, which needs them.
+RUN npm ci --ignore-scripts
 COPY . .
+# Every entry point runs from the compiled output (dist/) with plain node.
+RUN npm run build
 USER node
 CMD ["npm", "run", "worker:control"]

@@ -26,6 +26,7 @@ import { evaluateModel, type Evaluation } from './training/evaluate';
 import { validateModel, type Gates, type ModelValidation } from './training/gates';
 import { signatureOf } from './training/scoring';
 import { trainModel, type ArtifactRef, type TrainOutput } from './training/train';
+import type { TrainerRegistry } from './training/trainers';
 
 /**
  * The continuous-training steps, built from their dependencies (samples-typescript
@@ -37,6 +38,7 @@ export interface TrainingDeps extends StepDeps {
   db: Kysely<Database>;
   artifacts: ArtifactStore;
   config: Config;
+  trainers?: TrainerRegistry;
 }
 
 export interface ValidateDataInput {

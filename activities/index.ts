@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { ArtifactStore } from '../infra/artifacts';
 import type { Config } from '../infra/config';
 import type { Database } from '../infra/db/schema';
+import type { TrainerRegistry } from './training/trainers';
 import { createTrainingActivities } from './continuous-training';
 import { createDeploymentActivities } from './deployment';
 import { createMonitoringActivities } from './monitoring';
@@ -15,6 +16,8 @@ export interface ActivityDeps {
   config: Config;
   codeVersion: string;
   worker: WorkerIdentity;
+  /** The trainers this worker offers (default: the built-in ones and config.commandTrainers). */
+  trainers?: TrainerRegistry;
 }
 
 /** Every activity a worker registers; the workflow's queue choice decides which worker runs it. */

@@ -12,7 +12,7 @@ import { MODEL_NAME } from '../workflows/training-spec';
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** node:util parseArgs in strict mode, with its errors turned into one-line user errors. */
-export function parseCommand<O extends Options>(command: string, argv: string[], options: O, allowPositionals = false) {
+export function parseCommand<O extends Options>(command: string, argv: string[], options: O, allowPositionals = false): ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: boolean }>> {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals });
   } catch (err) {

@@ -47,7 +47,7 @@ export async function openRegistry(env: NodeJS.ProcessEnv = process.env): Promis
     }
     if (!url) throw new ConfigError('no metadata store found: set DATABASE_URL, or start the dev stack (npm run dev) so that its PostgreSQL or PGlite answers');
   }
-  const db = createDb(url, { max: 2, applicationName: 'mlops-cli' });
+  const db = createDb(url, { max: 2, applicationName: 'mlops-cli', schema: config.databaseSchema });
   return { db, url, close: () => db.destroy() };
 }
 

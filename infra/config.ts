@@ -1,11 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { validateArtifactKey } from './artifacts/keys';
-import { PROJECT_ROOT, defaultProjectBinDir, defaultStateDir, defaultToolCacheDir } from './paths';
+import { PROJECT_ROOT, defaultDataRoots, defaultProjectBinDir, defaultStateDir, defaultToolCacheDir } from './paths';
 
 /**
  * Every environment variable the project reads, parsed once with zod. The README's
@@ -35,6 +34,11 @@ const boolFlag = z
   });
 
 const S3_BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** A PostgreSQL schema name we accept: a lowercase identifier that never needs escaping, ≤ 63 bytes. */
+export const DB_SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+/** The PostgreSQL schema our tables (and kysely's migration tables) live in by default. */
+export const DEFAULT_DB_SCHEMA = 'mlops';
 
 export type ArtifactRoot =
   | { kind: 's3'; bucket: string; prefix: string; uri: string }
@@ -91,6 +95,15 @@ const envSchema = z.object({
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier')
     .default('mlops'),
+  MLOPS_DB_SCHEMA: z
+    .string()
+    .trim()
+    .transform((v) => (v === '' ? undefined : v))
+    .optional()
+    .refine((v) => v === undefined || DB_SCHEMA_PATTERN.test(v), {
+      message: 'must be a lowercase SQL identifier (a-z, 0-9, _; not starting with a digit; at most 63 characters)',
+    })
+    .transform((v) => v ?? DEFAULT_DB_SCHEMA),
   ARTIFACT_ROOT: optionalString,
   S3_ENDPOINT: optionalString.refine((v) => v === undefined || /^https?:\/\/[^/]+\/?$/.test(v), {
     message: 'must look like http://host:port or https://host',
@@ -132,6 +145,8 @@ export interface Config {
   /** Where to look for a local PostgreSQL when DATABASE_URL is unset; `undefined` = don't. */
   localPostgresUrl?: string;
   databaseName: string;
+  /** PostgreSQL schema holding every table of ours, kysely's migration tables included. */
+  databaseSchema: string;
   artifactRoot: ArtifactRoot;
   s3?: S3Settings;
   gpuClass?: string;
@@ -192,6 +207,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'DATABASE_URL', default: 'local PostgreSQL on 127.0.0.1:5432, else embedded PGlite', meaning: 'PostgreSQL for the metadata store and model registry' },
   { name: 'MLOPS_LOCAL_POSTGRES', default: 'postgres://postgres@127.0.0.1:5432/postgres', meaning: 'server probed when DATABASE_URL is unset (its database MLOPS_DATABASE_NAME is created if missing); `off` skips it' },
   { name: 'MLOPS_DATABASE_NAME', default: 'mlops', meaning: 'database created on the local server' },
+  { name: 'MLOPS_DB_SCHEMA', default: 'mlops', meaning: 'PostgreSQL schema (created if missing) that holds every table of the metadata store, kysely’s migration tables included, so they never mix with tables in `public`' },
   { name: 'ARTIFACT_ROOT', default: 'file://<repo>/.state/artifacts', meaning: 'artifact store: `s3://bucket/prefix` or a local folder' },
   { name: 'S3_ENDPOINT', default: 'AWS S3', meaning: 'S3-compatible endpoint, e.g. http://127.0.0.1:9000 for MinIO' },
   { name: 'AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY', default: 'required with s3://', meaning: 'S3 credentials' },
@@ -259,12 +275,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     localPostgresUrl: localPg === 'off' ? undefined : localPg,
     databaseName: e.MLOPS_DATABASE_NAME,
+    databaseSchema: e.MLOPS_DB_SCHEMA,
     artifactRoot,
     s3,
     gpuClass: e.MLOPS_GPU_CLASS,
     allowCpu: e.MLOPS_ALLOW_CPU,
     codeVersion: e.MLOPS_CODE_VERSION,
-    dataRoots: (e.MLOPS_DATA_ROOTS ? e.MLOPS_DATA_ROOTS.split(',').map((d) => d.trim()).filter(Boolean) : [PROJECT_ROOT, os.tmpdir()]).map((d) => path.resolve(d)),
+    dataRoots: (e.MLOPS_DATA_ROOTS ? e.MLOPS_DATA_ROOTS.split(',').map((d) => d.trim()).filter(Boolean) : defaultDataRoots()).map((d) => path.resolve(d)),
     commandTrainers: parseCommandTrainers(e.MLOPS_COMMAND_TRAINERS, env),
     modelServer: { url: (e.MLOPS_MODEL_SERVER_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, ''), adminToken: e.MLOPS_ADMIN_TOKEN },
     webhook: { token: e.MLOPS_WEBHOOK_TOKEN, port: e.MLOPS_WEBHOOK_PORT === undefined ? 8010 : Number(e.MLOPS_WEBHOOK_PORT), host: e.MLOPS_WEBHOOK_HOST ?? '127.0.0.1' },

@@ -8,12 +8,13 @@ import { resolvePostgres } from './postgres';
 /** `npm run migrate`: brings the metadata store to the latest schema (workers also do this at start). */
 runMain(async () => {
   const log = createLogger('migrate');
-  const pg = await resolvePostgres(loadConfig(), log);
-  const db = createDb(pg.url, { max: pg.maxConnections });
+  const config = loadConfig();
+  const pg = await resolvePostgres(config, log);
+  const db = createDb(pg.url, { max: pg.maxConnections, schema: config.databaseSchema });
   try {
-    const outcome = await migrateToLatest(db);
+    const outcome = await migrateToLatest(db, config.databaseSchema);
     process.stdout.write(
-      `${redactUrl(pg.url)}: ${outcome.applied.length ? `applied ${outcome.applied.join(', ')}` : 'already up to date'} (latest ${outcome.latest})\n`,
+      `${redactUrl(pg.url)}, schema ${config.databaseSchema}: ${outcome.applied.length ? `applied ${outcome.applied.join(', ')}` : 'already up to date'} (latest ${outcome.latest})\n`,
     );
   } finally {
     await db.destroy();

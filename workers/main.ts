@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../infra/config';
-import { UserFacingError } from '../infra/errors';
+import { ConfigError, UserFacingError } from '../infra/errors';
 import { createLogger } from '../infra/log';
 import { temporalSettings } from '../infra/temporal';
 import { parseQueueList, type QueueSelection } from './queues';
@@ -11,7 +11,7 @@ import { checkGpus, connectWorkerToTemporal, createWorkers, installSdkRuntime } 
  * Shared body of the worker entry points: parse flags, open the stores (migrating the
  * metadata store), connect to Temporal, poll until SIGINT/SIGTERM, then close everything.
  */
-export async function workerMain(argv: string[], fixed?: QueueSelection): Promise<void> {
+export async function workerMain(argv: string[], fixed?: QueueSelection, mode: { dev?: boolean } = {}): Promise<void> {
   let args;
   try {
     args = parseArgs({
@@ -35,6 +35,11 @@ export async function workerMain(argv: string[], fixed?: QueueSelection): Promis
   if (args['gpu-class']) selection.gpuClass = parseQueueList(`gpu-${args['gpu-class']}`).gpuClass;
   const log = createLogger('worker');
   const config = loadConfig();
+  // A production worker never guesses its metadata store: the local-server and embedded PGlite
+  // fallbacks belong to the dev entry points (npm run worker, npm run dev, the demo, tests).
+  if (!mode.dev && !config.databaseUrl) {
+    throw new ConfigError('no metadata store: set DATABASE_URL=postgres://… (this production worker does not fall back to a local server or embedded PGlite; `npm run worker` does)');
+  }
   const settings = temporalSettings();
   const allowCpu = args['allow-cpu'] || config.allowCpu;
   // Cheap local checks before any connection, so a misconfigured worker fails in a second.

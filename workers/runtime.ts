@@ -22,12 +22,12 @@ export interface WorkerRuntime {
 export async function openRuntime(log: Logger, opts: { config?: Config; pg?: PostgresHandle } = {}): Promise<WorkerRuntime> {
   const config = opts.config ?? loadConfig();
   const pg = opts.pg ?? (await resolvePostgres(config, log));
-  const db = createDb(pg.url, { max: pg.maxConnections });
+  const db = createDb(pg.url, { max: pg.maxConnections, schema: config.databaseSchema });
   try {
     const started = performance.now();
-    const outcome = await migrateToLatest(db);
+    const outcome = await migrateToLatest(db, config.databaseSchema);
     log.info(
-      `metadata store ${redactUrl(pg.url)}: ${outcome.applied.length ? `applied ${outcome.applied.join(', ')}` : 'schema up to date'} (${outcome.latest}) in ${Math.round(performance.now() - started)} ms`,
+      `metadata store ${redactUrl(pg.url)}, schema ${config.databaseSchema}: ${outcome.applied.length ? `applied ${outcome.applied.join(', ')}` : 'schema up to date'} (${outcome.latest}) in ${Math.round(performance.now() - started)} ms`,
     );
     const artifacts = createArtifactStore(config);
     try {

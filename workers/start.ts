@@ -1,11 +1,11 @@
 import os from 'node:os';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
-import { GpuPool, bindActivitiesToGpus } from '../activities/gpu-context';
-import { createActivities } from '../activities';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
+import { GpuPool } from '../activities/gpu-context';
 import { UserFacingError } from '../infra/errors';
 import type { Logger } from '../infra/log';
 import { temporalSettings, unreachable, withTimeout, type TemporalSettings } from '../infra/temporal';
-import { TASK_QUEUES, gpuClassQueue } from '../workflows/definitions';
+import { gpuClassQueue, resolveTaskQueues } from '../workflows/task-queues';
+import { MlopsPlugin } from './plugin';
 import { discoverGpus, gpuClassOf, type GpuDiscovery } from './gpu-discovery';
 import type { QueueSelection } from './queues';
 import type { WorkerRuntime } from './runtime';
@@ -48,15 +48,23 @@ export async function checkGpus(allowCpu: boolean): Promise<GpuDiscovery> {
 export interface StartedWorkers {
   workers: Worker[];
   queues: string[];
+  plugin: MlopsPlugin;
   /** Resolves when every worker has stopped (after a signal or `shutdown()`). */
   run(): Promise<void>;
   shutdown(): void;
 }
 
+/** GPUs for the plugin's GPU workers: a pool of the GPUs found, or 'cpu' when allowed and none are. */
+export async function discoverGpuPool(opts: { allowCpu?: boolean; log?: Logger; gpus?: GpuDiscovery } = {}): Promise<GpuPool | 'cpu'> {
+  const found = opts.gpus ?? (await checkGpus(opts.allowCpu ?? false));
+  return found.gpus.length === 0 ? 'cpu' : new GpuPool(found.gpus);
+}
+
 /**
- * Creates the workers for the selected queues. The control worker runs every workflow and
- * the light activities; CPU and GPU workers run activities only. A GPU worker polls its class
- * queue and the generic GPU queue, sharing one pool so that one GPU runs one activity.
+ * Creates our own entry points' workers for the selected queues, through the same plugin a
+ * user adds to their workers. The control worker runs every workflow and the light
+ * activities; CPU and GPU workers run activities only. A GPU worker polls its class queue and
+ * the generic GPU queue, sharing one pool so that one GPU runs one activity.
  */
 export async function createWorkers(opts: {
   selection: QueueSelection;
@@ -69,66 +77,50 @@ export async function createWorkers(opts: {
   gpus?: GpuDiscovery;
 }): Promise<StartedWorkers> {
   const { selection, runtime, connection, namespace, log } = opts;
-  const workers: Worker[] = [];
-  const deps = (queue: string) => ({ db: runtime.db, artifacts: runtime.artifacts, config: runtime.config, codeVersion: runtime.codeVersion, worker: { identity: identity(queue), queue } });
-
-  if (selection.control) {
-    const started = performance.now();
-    workers.push(
-      await Worker.create({
-        connection,
-        namespace,
-        taskQueue: TASK_QUEUES.control,
-        identity: identity(TASK_QUEUES.control),
-        workflowsPath: require.resolve('../workflows'),
-        activities: createActivities(deps(TASK_QUEUES.control)),
-      }),
-    );
-    log.info(`worker ${identity(TASK_QUEUES.control)}: workflows bundled in ${Math.round(performance.now() - started)} ms`);
-  }
-  if (selection.cpu) {
-    workers.push(
-      await Worker.create({
-        connection,
-        namespace,
-        taskQueue: TASK_QUEUES.cpu,
-        identity: identity(TASK_QUEUES.cpu),
-        activities: createActivities(deps(TASK_QUEUES.cpu)),
-        maxConcurrentActivityTaskExecutions: Math.max(1, os.availableParallelism()),
-      }),
-    );
-  }
+  const queueNames = resolveTaskQueues();
+  let pool: GpuPool | 'cpu' | undefined;
+  let gpuClass = selection.gpuClass ?? runtime.config.gpuClass;
   if (selection.gpu) {
     const found = opts.gpus ?? (await checkGpus(opts.allowCpu));
-    let pool: GpuPool | 'cpu';
-    let gpuClass = selection.gpuClass ?? runtime.config.gpuClass;
-    if (found.gpus.length === 0) {
-      pool = 'cpu';
+    pool = await discoverGpuPool({ gpus: found });
+    if (pool === 'cpu') {
       log.warn('='.repeat(78));
-      log.warn(`NO GPU: ${found.reason}. Serving ${TASK_QUEUES.gpu}${gpuClass ? ` and ${gpuClassQueue(gpuClass)}` : ''} ON THE CPU (--allow-cpu).`);
+      log.warn(`NO GPU: ${found.reason}. Serving ${queueNames.gpu}${gpuClass ? ` and ${gpuClassQueue(gpuClass)}` : ''} ON THE CPU (--allow-cpu).`);
       log.warn('GPU steps will run, slowly, on this machine. Do not run this in production.');
       log.warn('='.repeat(78));
     } else {
-      pool = new GpuPool(found.gpus);
       const classes = [...new Set(found.gpus.map((g) => gpuClassOf(g.name)))];
       gpuClass ??= classes[0];
       if (classes.length > 1) log.warn(`GPU worker: mixed GPU classes ${classes.join(', ')}; serving class ${gpuClass} (set MLOPS_GPU_CLASS to choose)`);
       for (const g of found.gpus) log.info(`GPU ${g.index}: ${g.name} (${g.memoryMiB} MiB, ${g.uuid})`);
     }
+  }
+  const plugin = new MlopsPlugin({
+    config: runtime.config,
+    database: { db: runtime.db, schema: runtime.config.databaseSchema },
+    artifacts: runtime.artifacts,
+    codeVersion: runtime.codeVersion,
+    gpus: pool,
+    // openRuntime migrated already.
+    migrate: false,
+    logger: log,
+  });
+  const workers: Worker[] = [];
+  const create = (taskQueue: string, extra: Partial<WorkerOptions> = {}) =>
+    Worker.create({ connection, namespace, taskQueue, identity: identity(taskQueue), plugins: [plugin], ...extra });
+
+  if (selection.control) {
+    const started = performance.now();
+    workers.push(await create(queueNames.control));
+    log.info(`worker ${identity(queueNames.control)}: workflows bundled in ${Math.round(performance.now() - started)} ms`);
+  }
+  if (selection.cpu) {
+    workers.push(await create(queueNames.cpu, { maxConcurrentActivityTaskExecutions: Math.max(1, os.availableParallelism()) }));
+  }
+  if (selection.gpu && pool) {
     const slots = pool === 'cpu' ? 1 : pool.size;
-    const queues = [TASK_QUEUES.gpu, ...(gpuClass ? [gpuClassQueue(gpuClass)] : [])];
-    for (const queue of queues) {
-      workers.push(
-        await Worker.create({
-          connection,
-          namespace,
-          taskQueue: queue,
-          identity: identity(queue),
-          activities: bindActivitiesToGpus(createActivities(deps(queue)), pool),
-          maxConcurrentActivityTaskExecutions: slots,
-        }),
-      );
-    }
+    const queues = [queueNames.gpu, ...(gpuClass ? [gpuClassQueue(gpuClass)] : [])];
+    for (const queue of queues) workers.push(await create(queue, { maxConcurrentActivityTaskExecutions: slots }));
     log.info(`GPU worker: ${pool === 'cpu' ? 'CPU only' : `${slots} GPU(s), one activity each`}, polling ${queues.join(' and ')}`);
   }
 
@@ -136,6 +128,7 @@ export async function createWorkers(opts: {
   return {
     workers,
     queues,
+    plugin,
     run: async () => {
       log.info(`polling ${queues.join(', ')}`);
       await Promise.all(workers.map((w) => w.run()));

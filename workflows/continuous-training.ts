@@ -2,7 +2,8 @@ import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, isCan
 import type { TrainingActivities } from '../activities/continuous-training';
 import type { createStepActivities, StepCall, StepOutcome } from '../activities/steps';
 import type { TrainOutput } from '../activities/training/train';
-import { ABORT_SIGNAL, RESUME_SIGNAL, STATUS_QUERY, TASK_QUEUES, gpuClassQueue } from './definitions';
+import { ABORT_SIGNAL, RESUME_SIGNAL, STATUS_QUERY } from './definitions';
+import { gpuClassQueue, lazyActivities, taskQueues } from './task-queues';
 import { issueLines, parseInput } from './input';
 import { Pipeline, decisionWaiter, isScheduleToStartTimeout, type PipelineStatus, type StepHandle } from './pipeline';
 import { MAX_SPEC_BYTES, resolveTask, resumeOverrides, trainingSpec, type ResumeOverrides, type TrainingSpec, type TrainingSpecInput } from './training-spec';
@@ -25,18 +26,18 @@ type Steps = TrainingActivities & ReturnType<typeof createStepActivities>;
 
 const RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' } as const;
 
-const control = proxyActivities<Steps>({
-  taskQueue: TASK_QUEUES.control,
+const control = lazyActivities<Steps>(() => ({
+  taskQueue: taskQueues().control,
   startToCloseTimeout: '2 minutes',
   retry: { ...RETRY, maximumAttempts: 10 },
-});
+}));
 
-const cpu = proxyActivities<Steps>({
-  taskQueue: TASK_QUEUES.cpu,
+const cpu = lazyActivities<Steps>(() => ({
+  taskQueue: taskQueues().cpu,
   startToCloseTimeout: '1 hour',
   heartbeatTimeout: '1 minute',
   retry: { ...RETRY, maximumAttempts: 3, nonRetryableErrorTypes: ['DataError'] },
-});
+}));
 
 export interface TrainingResult {
   model: string;
@@ -60,8 +61,9 @@ export interface TrainingResult {
 /** Queues the train step may go to, in order: the spec's GPU class, then its fallbacks. */
 export function trainQueues(spec: TrainingSpec): string[] {
   const r = spec.resources;
-  if (r.gpu === 0) return [TASK_QUEUES.cpu];
-  const queues = [r.gpuClass ? gpuClassQueue(r.gpuClass) : TASK_QUEUES.gpu, ...r.fallback.map((f) => (f === 'any' ? TASK_QUEUES.gpu : gpuClassQueue(f)))];
+  const q = taskQueues();
+  if (r.gpu === 0) return [q.cpu];
+  const queues = [r.gpuClass ? gpuClassQueue(r.gpuClass) : q.gpu, ...r.fallback.map((f) => (f === 'any' ? q.gpu : gpuClassQueue(f)))];
   return [...new Set(queues)];
 }
 

@@ -1,7 +1,8 @@
-import { ActivityFailure, ApplicationFailure, allHandlersFinished, condition, continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, allHandlersFinished, condition, continueAsNew, defineQuery, setHandler, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { WatcherActivities, WatcherCursor } from '../activities/watcher';
-import { STATUS_QUERY, TASK_QUEUES, lifecycleWorkflowId } from './definitions';
+import { STATUS_QUERY, lifecycleWorkflowId } from './definitions';
+import { lazyActivities, taskQueues } from './task-queues';
 import { parseInput } from './input';
 import { lifecyclePolicy, modelName, pauseSignal, resumeMonitoringSignal } from './lifecycle-api';
 import { signalOrStartLifecycle } from './lifecycle-signal';
@@ -86,17 +87,17 @@ export interface DatasetWatcherStatus {
 
 export const watcherStatusQuery = defineQuery<DatasetWatcherStatus>(STATUS_QUERY);
 
-const list = proxyActivities<WatcherActivities>({
-  taskQueue: TASK_QUEUES.control,
+const list = lazyActivities<WatcherActivities>(() => ({
+  taskQueue: taskQueues().control,
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', maximumAttempts: 4, nonRetryableErrorTypes: ['InvalidInput'] },
-});
-const cursorStore = proxyActivities<WatcherActivities>({
-  taskQueue: TASK_QUEUES.control,
+}));
+const cursorStore = lazyActivities<WatcherActivities>(() => ({
+  taskQueue: taskQueues().control,
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', maximumAttempts: 10 },
-});
+}));
 
 /** FNV-1a, 32 bits, as hex: a short, deterministic name for a batch in the dedupe key. */
 function fnv(text: string): string {

@@ -3,23 +3,15 @@
  * queries. Kept free of any import that is not allowed inside the workflow sandbox.
  */
 
-export const TASK_QUEUES = {
-  control: 'mlops-control',
-  cpu: 'mlops-cpu',
-  gpu: 'mlops-gpu',
-} as const;
-
-/** A GPU class names a pool of identical GPUs, e.g. `h100` → queue `mlops-gpu-h100`. */
-export const GPU_CLASS_PATTERN = /^[a-z0-9][a-z0-9-]{0,30}$/;
-
-export function gpuClassQueue(gpuClass: string): string {
-  if (!GPU_CLASS_PATTERN.test(gpuClass)) {
-    throw new Error(`gpu class must match ${GPU_CLASS_PATTERN}, got ${JSON.stringify(gpuClass)}`);
-  }
-  return `${TASK_QUEUES.gpu}-${gpuClass}`;
-}
-
-export type QueueKind = keyof typeof TASK_QUEUES;
+export {
+  DEFAULT_TASK_QUEUES,
+  DEFAULT_TASK_QUEUES as TASK_QUEUES,
+  GPU_CLASS_PATTERN,
+  gpuClassQueue,
+  resolveTaskQueues,
+  taskQueues,
+  type TaskQueues,
+} from './task-queues';
 
 /** Every workflow answers `status` with a JSON-friendly snapshot. */
 export const STATUS_QUERY = 'status';

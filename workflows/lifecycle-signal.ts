@@ -1,5 +1,6 @@
 import { ParentClosePolicy, getExternalWorkflowHandle, startChild, WorkflowIdReusePolicy } from '@temporalio/workflow';
-import { MODEL_LIFECYCLE, TASK_QUEUES, lifecycleWorkflowId } from './definitions';
+import { MODEL_LIFECYCLE, lifecycleWorkflowId } from './definitions';
+import { taskQueues } from './task-queues';
 import { newDataSignal, retrainSignal, type LifecyclePolicyInput, type NewDataRequest, type RetrainRequest } from './lifecycle-api';
 
 export type LifecycleMessage = { retrain: RetrainRequest } | { newData: NewDataRequest };
@@ -9,7 +10,7 @@ async function startLifecycle(model: string, message: LifecycleMessage, policy?:
   try {
     await startChild(MODEL_LIFECYCLE, {
       workflowId: lifecycleWorkflowId(model),
-      taskQueue: TASK_QUEUES.control,
+      taskQueue: taskQueues().control,
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
       args: [{ model, ...(policy ? { policy } : {}), ...('retrain' in message ? { triggers: [message.retrain] } : { newData: [message.newData] }) }],

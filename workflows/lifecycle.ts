@@ -7,7 +7,6 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   log,
-  proxyActivities,
   setHandler,
   startChild,
   uuid4,
@@ -16,7 +15,8 @@ import {
 import { z } from 'zod';
 import type { DeploymentActivities } from '../activities/deployment';
 import type { TrainingResult } from './continuous-training';
-import { CONTINUOUS_TRAINING, MONITORING, TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from './definitions';
+import { CONTINUOUS_TRAINING, MONITORING, lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from './definitions';
+import { lazyActivities, taskQueues } from './task-queues';
 import { issueLines, parseInput } from './input';
 import {
   lifecyclePolicy,
@@ -87,11 +87,11 @@ export const lifecycleInput = z
   .strict();
 export type LifecycleInput = z.input<typeof lifecycleInput>;
 
-const registry = proxyActivities<Pick<DeploymentActivities, 'currentProduction'>>({
-  taskQueue: TASK_QUEUES.control,
+const registry = lazyActivities<Pick<DeploymentActivities, 'currentProduction'>>(() => ({
+  taskQueue: taskQueues().control,
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['NotFound'] },
-});
+}));
 
 const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 const nextUtcMidnight = (ms: number) => Date.parse(`${utcDay(ms)}T00:00:00.000Z`) + 86_400_000;
@@ -268,7 +268,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     try {
       await startChild(MONITORING, {
         workflowId: monitoringWorkflowId(model),
-        taskQueue: TASK_QUEUES.control,
+        taskQueue: taskQueues().control,
         // Monitoring outlives this run (continue-as-new) and keeps its own history small.
         parentClosePolicy: ParentClosePolicy.ABANDON,
         args: [args],
@@ -306,7 +306,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     try {
       const result = await executeChild<(spec: TrainingSpec) => Promise<TrainingResult>>(CONTINUOUS_TRAINING, {
         workflowId,
-        taskQueue: TASK_QUEUES.control,
+        taskQueue: taskQueues().control,
         args: [spec],
       });
       decide('training-finished', `${workflowId}: v${result.version} ${result.status} (AUC ${result.metrics.auc.toFixed(4)})${result.reasons.length ? `: ${result.reasons.join('; ')}` : ''}`, {
@@ -319,7 +319,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
         running = { kind: 'promotion', workflowId: promotionId, startedAt: new Date(Date.now()).toISOString(), triggers };
         decide('promotion-started', `promoting v${result.version}`, { workflowId: promotionId, version: result.version });
         const promotionArgs = { ...s.policy.promotion, model, version: result.version } as PromotionInput;
-        const p = await executeChild<(i: PromotionInput) => Promise<PromotionStatus>>('promotion', { workflowId: promotionId, taskQueue: TASK_QUEUES.control, args: [promotionArgs] });
+        const p = await executeChild<(i: PromotionInput) => Promise<PromotionStatus>>('promotion', { workflowId: promotionId, taskQueue: taskQueues().control, args: [promotionArgs] });
         s.counters.promotions++;
         decide('promotion-finished', `v${result.version} ${p.outcome}${p.reason ? `: ${p.reason}` : ''}`, { workflowId: promotionId, version: result.version, figures: { outcome: p.outcome } });
         if (p.outcome === 'promoted') s.production = result.version;

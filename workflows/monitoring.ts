@@ -1,5 +1,6 @@
-import { allHandlersFinished, condition, continueAsNew, defineQuery, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import { STATUS_QUERY, TASK_QUEUES } from './definitions';
+import { allHandlersFinished, condition, continueAsNew, defineQuery, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import { STATUS_QUERY } from './definitions';
+import { lazyActivities, taskQueues } from './task-queues';
 import { issueLines, parseInput } from './input';
 import {
   latestReportQuery,
@@ -45,12 +46,12 @@ export interface MonitoringStatus {
 
 export const monitoringStatusQuery = defineQuery<MonitoringStatus>(STATUS_QUERY);
 
-const acts = proxyActivities<MonitoringActivities>({
-  taskQueue: TASK_QUEUES.cpu,
+const acts = lazyActivities<MonitoringActivities>(() => ({
+  taskQueue: taskQueues().cpu,
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '2 minutes',
   retry: { maximumAttempts: 5, initialInterval: '2s', nonRetryableErrorTypes: ['NotFound', 'InvalidInput'] },
-});
+}));
 
 /** The figures a retrain trigger carries: the worst few, not the whole report. */
 function triggerFigures(r: MonitoringReport, t: MonitoringThresholds): Record<string, unknown> {

@@ -1,6 +1,6 @@
-import { proxyActivities, setHandler } from '@temporalio/workflow';
+import { setHandler } from '@temporalio/workflow';
 import type { createStepActivities } from '../activities/steps';
-import { TASK_QUEUES } from './definitions';
+import { lazyActivities, taskQueues } from './task-queues';
 import { abortSignal, resumeSignal, trainingStatusQuery } from './continuous-training';
 import { Pipeline, decisionWaiter } from './pipeline';
 
@@ -10,7 +10,7 @@ import { Pipeline, decisionWaiter } from './pipeline';
  * the same number of raw activity calls).
  */
 
-const acts = proxyActivities<ReturnType<typeof createStepActivities>>({ taskQueue: TASK_QUEUES.control, startToCloseTimeout: '1 minute', retry: { maximumAttempts: 2 } });
+const acts = lazyActivities<ReturnType<typeof createStepActivities>>(() => ({ taskQueue: taskQueues().control, startToCloseTimeout: '1 minute', retry: { maximumAttempts: 2 } }));
 
 export async function noopPipeline(input: { steps: number; raw?: boolean }): Promise<{ steps: number; resumes: number }> {
   const names = Array.from({ length: input.steps }, (_, i) => `noop-${i}`);

@@ -10,7 +10,8 @@ import {
 import { TimeoutType } from '@temporalio/common';
 import { z } from 'zod';
 import type { PlatformActivities, ProbeResult } from '../activities/platform';
-import { GPU_CLASS_PATTERN, STATUS_QUERY, TASK_QUEUES, gpuClassQueue } from './definitions';
+import { STATUS_QUERY } from './definitions';
+import { GPU_CLASS_PATTERN, gpuClassQueue, taskQueues } from './task-queues';
 import { parseInput } from './input';
 
 export const platformCheckInput = z
@@ -52,9 +53,9 @@ function describeFailure(queue: string, err: unknown, timeoutSeconds: number): s
 export async function platformCheck(rawInput: PlatformCheckInput = {}): Promise<PlatformCheckResult> {
   const input = parseInput(platformCheckInput, rawInput ?? {}, 'platformCheck');
   const checkId = workflowInfo().workflowId;
-  const queues: string[] = [TASK_QUEUES.control, TASK_QUEUES.cpu];
+  const queues: string[] = [taskQueues().control, taskQueues().cpu];
   if (!input.skipGpu) {
-    queues.push(TASK_QUEUES.gpu);
+    queues.push(taskQueues().gpu);
     if (input.gpuClass) queues.push(gpuClassQueue(input.gpuClass));
   }
   const state: Record<string, string> = Object.fromEntries(queues.map((q) => [q, 'scheduled']));
@@ -83,7 +84,7 @@ export async function platformCheck(rawInput: PlatformCheckInput = {}): Promise<
   );
   const summary: PlatformCheckResult = { checkId, ok: outcomes.every((o) => o.ok), queues: outcomes };
   await proxyActivities<PlatformActivities>({
-    taskQueue: TASK_QUEUES.control,
+    taskQueue: taskQueues().control,
     startToCloseTimeout: '30s',
     retry: { maximumAttempts: 5 },
   }).finishPlatformCheck({

@@ -1,7 +1,8 @@
-import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { CanaryFigures, DeploymentActivities, Traffic } from '../activities/deployment';
-import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, TASK_QUEUES, promotionWorkflowId } from './definitions';
+import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, promotionWorkflowId } from './definitions';
+import { lazyActivities, taskQueues } from './task-queues';
 
 export { promotionWorkflowId };
 import { parseInput } from './input';
@@ -64,8 +65,8 @@ export const approveSignal = defineSignal<[{ by?: string }?]>(APPROVE_SIGNAL);
 export const rejectSignal = defineSignal<[{ by?: string; reason?: string }?]>(REJECT_SIGNAL);
 export const rollbackSignal = defineSignal<[{ reason?: string }?]>(ROLLBACK_SIGNAL);
 
-const acts = proxyActivities<DeploymentActivities>({ taskQueue: TASK_QUEUES.control, startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['NotFound', 'Rejected', 'ModelServerRefused', 'ConfigError', 'NoSample', 'ContractFailed'] } });
-const loadActs = proxyActivities<DeploymentActivities>({ taskQueue: TASK_QUEUES.control, startToCloseTimeout: '15 minutes', heartbeatTimeout: '15 minutes', retry: { maximumAttempts: 2 } });
+const acts = lazyActivities<DeploymentActivities>(() => ({ taskQueue: taskQueues().control, startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['NotFound', 'Rejected', 'ModelServerRefused', 'ConfigError', 'NoSample', 'ContractFailed'] } }));
+const loadActs = lazyActivities<DeploymentActivities>(() => ({ taskQueue: taskQueues().control, startToCloseTimeout: '15 minutes', heartbeatTimeout: '15 minutes', retry: { maximumAttempts: 2 } }));
 
 class GateFailed extends Error {}
 

@@ -96,8 +96,18 @@ export const logregHyperparameters = z
   .partial()
   .strict();
 
-/** A command trainer's hyperparameters are its own business: any small JSON object. */
-const commandHyperparameters = z.record(z.string().max(64), z.union([z.number(), z.string().max(1024), z.boolean(), z.null()]));
+export type GbdtHyperparameters = z.output<typeof gbdtHyperparameters>;
+export type LogregHyperparameters = z.output<typeof logregHyperparameters>;
+
+/**
+ * A command trainer's hyperparameters, and those of a trainer registered on the workers, are
+ * their own business here: any small JSON object. The train activity checks them against the
+ * registered trainer's own schema.
+ */
+const otherHyperparameters = z.record(z.string().max(64), z.union([z.number(), z.string().max(1024), z.boolean(), z.null()]));
+
+/** A trainer's name: `gbdt`, `logreg`, `command`, or one registered through the plugin options. */
+export const TRAINER_NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
 const sliceSpec = z
   .object({
@@ -118,7 +128,7 @@ export const trainingSpec = z
     features: z.array(featureSpec).min(1).max(200).optional(),
     label: labelSpec.optional(),
     split: splitSpec.optional(),
-    trainer: z.enum(['gbdt', 'logreg', 'command']).default('gbdt'),
+    trainer: z.string().regex(TRAINER_NAME, 'must be gbdt, logreg, command or the name of a trainer registered on the workers (lowercase letters, digits, dashes)').default('gbdt'),
     /** For `trainer: command`: the name of a trainer registered on the workers (MLOPS_COMMAND_TRAINERS). */
     command: modelName.optional(),
     hyperparameters: z.record(z.string(), z.unknown()).default({}),
@@ -180,7 +190,7 @@ export const trainingSpec = z
     }
     if (s.trainer === 'command' && !s.command) ctx.addIssue({ code: 'custom', path: ['command'], message: 'trainer "command" needs the name of a registered command trainer' });
     if (s.trainer !== 'command' && s.command) ctx.addIssue({ code: 'custom', path: ['command'], message: `only used with trainer "command" (trainer is "${s.trainer}")` });
-    const hp = s.trainer === 'gbdt' ? gbdtHyperparameters : s.trainer === 'logreg' ? logregHyperparameters : commandHyperparameters;
+    const hp = s.trainer === 'gbdt' ? gbdtHyperparameters : s.trainer === 'logreg' ? logregHyperparameters : otherHyperparameters;
     const parsed = hp.safeParse(s.hyperparameters);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: ['hyperparameters', ...issue.path.map(String)], message: `${issue.message} (trainer ${s.trainer})` });

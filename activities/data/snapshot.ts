@@ -30,7 +30,13 @@ export interface SnapshotRef {
 export const PARQUET = 'application/vnd.apache.parquet';
 
 export function flightsParquetPath(): string {
-  const file = path.join(PROJECT_ROOT, 'node_modules', 'vega-datasets', 'data', 'flights-3m.parquet');
+  // Resolved like any dependency, so it is found in a checkout and when we are installed under a user's node_modules.
+  let file: string;
+  try {
+    file = path.join(path.dirname(require.resolve('vega-datasets')), '..', 'data', 'flights-3m.parquet');
+  } catch {
+    file = path.join(PROJECT_ROOT, 'node_modules', 'vega-datasets', 'data', 'flights-3m.parquet');
+  }
   if (!existsSync(file)) throw new Error(`bundled flights data not found at ${file} (is the vega-datasets package installed? run npm install)`);
   return file;
 }

@@ -70,7 +70,7 @@ function solveSpd(a: number[][], b: number[]): number[] {
 }
 
 /** Standardised design matrix columns, exactly as the graph computes them (float32 steps). */
-function design(cols: Float32Array[], means: number[], stds: number[]): Float32Array[] {
+export function design(cols: Float32Array[], means: number[], stds: number[]): Float32Array[] {
   return cols.map((c, j) => {
     const out = new Float32Array(c.length);
     const m = Math.fround(means[j]!);

@@ -122,7 +122,7 @@ export async function runDemo(o: DemoOptions, opts: { signal: AbortSignal; out?:
 
     connection = await Connection.connect({ address: stack.temporal.address });
     const client = new Client({ connection, namespace: stack.temporal.namespace });
-    db = createDb(stack.databaseUrl, { max: stack.databaseSource === 'pglite' ? 1 : 2, applicationName: 'mlops-demo' });
+    db = createDb(stack.databaseUrl, { max: stack.databaseSource === 'pglite' ? 1 : 2, applicationName: 'mlops-demo', schema: stack.databaseSchema });
     const timeline = new Timeline(startedAt, out);
     watcher = new Watcher({ client, db, model: DEMO_MODEL, timeline, minRows: thresholds.minRows });
     const replayer = new Replayer({ serverUrl: stack.modelServerUrl, adminToken: stack.adminToken, model: DEMO_MODEL });

@@ -8,6 +8,7 @@ import { loadConfig } from '../../infra/config';
 import { redactUrl } from '../../infra/db/connection';
 import { UserFacingError, describeError } from '../../infra/errors';
 import type { Logger } from '../../infra/log';
+import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { canConnect, startPglite } from '../../infra/postgres';
 import { ManagedProcess, freePort, portIsFree, waitFor } from '../../infra/processes';
@@ -25,6 +26,8 @@ export interface DemoStack {
   dataDir: string;
   temporal: { address: string; uiUrl: string; namespace: string };
   databaseUrl: string;
+  /** The PostgreSQL schema the children's metadata store lives in (MLOPS_DB_SCHEMA). */
+  databaseSchema: string;
   databaseSource: 'local-server' | 'pglite';
   artifactRoot: string;
   modelServerUrl: string;
@@ -137,6 +140,7 @@ export async function startDemoStack(opts: { stateDir: string; database: string;
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_NAMESPACE: temporal.namespace,
       DATABASE_URL: databaseUrl,
+      MLOPS_DB_SCHEMA: config.databaseSchema,
       ARTIFACT_ROOT: artifactDir,
       MLOPS_STATE_DIR: stateDir,
       MLOPS_DATA_ROOTS: [...config.dataRoots, dataDir].join(','),
@@ -147,9 +151,9 @@ export async function startDemoStack(opts: { stateDir: string; database: string;
       MLOPS_ALLOW_CPU: 'true',
       MLOPS_LOG_LEVEL: process.env.MLOPS_LOG_LEVEL ?? 'WARN',
     });
-    // One node process each (tsx as a loader, not its CLI, which would add a second process).
+    // One plain node process each, from the compiled package.
     const node = (script: string, args: string[], logFile: string) =>
-      ManagedProcess.start(path.basename(script, '.ts'), process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, script), ...args], { logFile, env, cwd: PROJECT_ROOT });
+      ManagedProcess.start(path.basename(script, '.ts'), process.execPath, [compiledEntry(script), ...args], { logFile, env, cwd: PROJECT_ROOT });
 
     server = node('workers/model-server.ts', [], logs.modelServer);
     workers = node('workers/dev.ts', ['--queues', 'control,cpu,gpu', '--allow-cpu'], logs.workers);
@@ -177,6 +181,7 @@ export async function startDemoStack(opts: { stateDir: string; database: string;
       dataDir,
       temporal: { address: t.address, uiUrl: t.uiUrl, namespace: t.namespace },
       databaseUrl,
+      databaseSchema: config.databaseSchema,
       databaseSource,
       artifactRoot: artifactDir,
       modelServerUrl,

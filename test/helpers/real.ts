@@ -5,6 +5,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Client as MinioClient } from 'minio';
 import { Client as PgClient } from 'pg';
 import { loadConfig, type Config } from '../../infra/config';
+import { quoteIdent, validateSchemaName } from '../../infra/db/connection';
 import { createLogger } from '../../infra/log';
 import type { PostgresHandle } from '../../infra/postgres';
 import { openRuntime, type WorkerRuntime } from '../../workers/runtime';
@@ -60,10 +61,19 @@ export function independentS3(): MinioClient {
   });
 }
 
-/** A second, independent PostgreSQL connection for assertions. */
-export async function independentPg(): Promise<PgClient> {
+/**
+ * A second, independent PostgreSQL connection for assertions, its `search_path` set to the
+ * schema our tables live in (the test runtime's MLOPS_DB_SCHEMA, i.e. `mlops`, unless given).
+ */
+export async function independentPg(schema: string = testConfig().databaseSchema): Promise<PgClient> {
   const c = new PgClient({ connectionString: testServices.databaseUrl() });
   await c.connect();
+  try {
+    await c.query(`set search_path to ${quoteIdent(validateSchemaName(schema))}`);
+  } catch (err) {
+    await c.end();
+    throw err;
+  }
   return c;
 }
 

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 
 export interface EntryResult {
@@ -27,9 +28,9 @@ export function runProcess(command: string, args: string[], opts: { cwd: string;
   });
 }
 
-/** Runs a TypeScript entry point (`workers/control.ts`, …) in a fresh Node process, as npm scripts do. */
+/** Runs an entry point (`workers/control.ts`, …) from the compiled package in a fresh Node process, as npm scripts do. */
 export function runEntry(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<EntryResult> {
-  return runProcess(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, file), ...args], { cwd: PROJECT_ROOT, env, timeoutMs });
+  return runProcess(process.execPath, [compiledEntry(file), ...args], { cwd: PROJECT_ROOT, env, timeoutMs });
 }
 
 /** Whether a process with this pid still exists (signal 0 checks without signalling). */

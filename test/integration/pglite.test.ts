@@ -7,6 +7,7 @@ import { Client as PgClient } from 'pg';
 import { createDb } from '../../infra/db/connection';
 import { migrateToLatest } from '../../infra/db/migrate';
 import * as repo from '../../infra/db/repositories';
+import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 
 /**
@@ -17,7 +18,7 @@ import { PROJECT_ROOT } from '../../infra/paths';
  */
 test('embedded PGlite serves the Postgres protocol to pg and kysely', async () => {
   const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlops-pglite-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'infra/pglite-cli.ts')], {
+  const child = spawn(process.execPath, [compiledEntry('infra/pglite-cli.ts')], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, DATABASE_URL: '', MLOPS_STATE_DIR: stateDir, MLOPS_LOCAL_POSTGRES: 'off' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,9 +39,9 @@ test('embedded PGlite serves the Postgres protocol to pg and kysely', async () =
     expect(url).toContain(encodeURIComponent(path.join(stateDir, 'pglite', 'run')));
     expect(stderr).toMatch(/started embedded PGlite/);
 
-    const db = createDb(url, { max: 1 });
+    const db = createDb(url, { max: 1, schema: 'mlops' });
     try {
-      expect((await migrateToLatest(db)).applied).toEqual(Object.keys(migrations).sort());
+      expect((await migrateToLatest(db, 'mlops')).applied).toEqual(Object.keys(migrations).sort());
       const model = await repo.upsertModel(db, 'pglite-model');
       const v = await repo.registerModelVersion(db, {
         modelId: model.id,
@@ -58,8 +59,14 @@ test('embedded PGlite serves the Postgres protocol to pg and kysely', async () =
     const client = new PgClient({ connectionString: url });
     await client.connect();
     try {
+      // The search_path set by createDb's connection hook took effect on PGlite too: our tables,
+      // kysely's included, are in `mlops`, none in `public`.
+      const placed = await client.query(
+        `select table_schema, count(*)::int as n from information_schema.tables where table_name in ('models', 'prediction_log', 'kysely_migration') group by table_schema`,
+      );
+      expect(placed.rows).toEqual([{ table_schema: 'mlops', n: 3 }]);
       const rows = await client.query(
-        'select m.name, v.version, a.alias from models m join model_versions v on v.model_id = m.id join model_aliases a on a.model_version_id = v.id',
+        'select m.name, v.version, a.alias from mlops.models m join mlops.model_versions v on v.model_id = m.id join mlops.model_aliases a on a.model_version_id = v.id',
       );
       expect(rows.rows).toEqual([{ name: 'pglite-model', version: 1, alias: 'candidate' }]);
     } finally {

@@ -18,6 +18,7 @@ import { TASK_QUEUES } from '../../workflows/definitions';
 import { promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../workflows/promotion';
 import { PRESETS } from '../../workflows/training-spec';
 import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../helpers/real';
+import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
@@ -247,7 +248,7 @@ test('kill -9 of the worker during a canary step: the promotion continues after 
   await promote({ model, version: v1, strategy: 'direct', ...fast });
   const children: ChildProcess[] = [];
   const startWorker = () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers/dev.ts'), '--queues', 'control'], {
+    const child = spawn(process.execPath, [compiledEntry('workers/dev.ts'), '--queues', 'control'], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, ...testEnv(bucket), TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: env.namespace ?? 'default', MLOPS_LOG_LEVEL: 'WARN', MLOPS_MODEL_SERVER_URL: server.url, MLOPS_ADMIN_TOKEN: TOKEN },
       stdio: ['ignore', 'ignore', 'ignore'],

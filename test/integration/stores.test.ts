@@ -86,6 +86,8 @@ describe('metadata store', () => {
       const pg = new PgClient({ connectionString: url });
       await pg.connect();
       try {
+        // createDb's default schema: our tables are not in `public`.
+        await pg.query('set search_path to mlops');
         const rows = await pg.query('select count(*)::int as n from model_aliases where model_id = $1', [model.id]);
         expect(rows.rows[0].n).toBe(1);
         await expect(

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
+import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { TASK_QUEUES } from '../../workflows/definitions';
 import type { TrainingResult } from '../../workflows/continuous-training';
@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 function startWorker(): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers/dev.ts'), '--queues', 'control,cpu,gpu', '--allow-cpu'], {
+  const child = spawn(process.execPath, [compiledEntry('workers/dev.ts'), '--queues', 'control,cpu,gpu', '--allow-cpu'], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, ...testEnv(bucket), TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: env.namespace ?? 'default', MLOPS_LOG_LEVEL: 'WARN' },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -11,6 +11,7 @@ import { literal, withDuckDb } from '../../activities/data/duck';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import { signalLifecycle } from '../../client/lifecycle';
 import { createLogger } from '../../infra/log';
+import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { startWebhookServer, type RunningWebhook } from '../../infra/triggers/webhook';
 import type { WorkerRuntime } from '../../workers/runtime';
@@ -226,7 +227,7 @@ describe('Alertmanager webhook', () => {
   test('npm run webhook: the entry point serves the same API and stops on SIGTERM', async () => {
     const model = 'wh-entry';
     const { PATH, HOME } = process.env;
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers/webhook.ts')], {
+    const child = spawn(process.execPath, [compiledEntry('workers/webhook.ts')], {
       cwd: PROJECT_ROOT,
       env: { PATH, HOME, TEMPORAL_ADDRESS: env.address, MLOPS_WEBHOOK_TOKEN: TOKEN, MLOPS_WEBHOOK_PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],

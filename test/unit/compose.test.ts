@@ -29,7 +29,7 @@ test('the production-shaped services are all there', () => {
 test('the model server runs its entry point with the stores and a published port', () => {
   const svc = services['model-server']!;
   const pkg = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  expect(pkg.scripts[svc.command![2]!]).toBe('tsx workers/model-server.ts');
+  expect(pkg.scripts[svc.command![2]!]).toBe('node dist/workers/model-server.js');
   const env = svc.environment!;
   const documented = new Set(CONFIG_DOCS.flatMap((d) => d.name.split(' / ').map((n) => n.trim())));
   for (const key of Object.keys(env)) expect(documented).toContain(key);
@@ -40,7 +40,7 @@ test('the model server runs its entry point with the stores and a published port
 
 test('the Alertmanager webhook runs its entry point with a token and a published port', () => {
   const svc = services.webhook!;
-  expect(pkg.scripts[svc.command![2]!]).toBe('tsx workers/webhook.ts');
+  expect(pkg.scripts[svc.command![2]!]).toBe('node dist/workers/webhook.js');
   const env = svc.environment!;
   const documented = new Set(CONFIG_DOCS.flatMap((d) => d.name.split(' / ').map((n) => n.trim())));
   for (const key of Object.keys(env)) expect(documented).toContain(key);
@@ -50,11 +50,11 @@ test('the Alertmanager webhook runs its entry point with a token and a published
 });
 
 test('each worker runs the entry point for its queue', () => {
-  const expected: Record<string, string> = { 'worker-control': 'workers/control.ts', 'worker-cpu': 'workers/cpu.ts', 'worker-gpu': 'workers/gpu.ts' };
+  const expected: Record<string, string> = { 'worker-control': 'dist/workers/control.js', 'worker-cpu': 'dist/workers/cpu.js', 'worker-gpu': 'dist/workers/gpu.js' };
   for (const [name, svc] of workers) {
     expect(svc.command?.slice(0, 2)).toEqual(['npm', 'run']);
     const script = pkg.scripts[svc.command![2]!];
-    expect(script).toBe(`tsx ${expected[name]}`);
+    expect(script).toBe(`node ${expected[name]}`);
   }
   expect(Object.values(TASK_QUEUES).map((q) => q.replace('mlops-', 'worker-')).sort()).toEqual(workers.map(([n]) => n).sort());
 });

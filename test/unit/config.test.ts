@@ -10,6 +10,7 @@ describe('loadConfig', () => {
     expect(c.artifactRoot).toEqual({ kind: 'local', dir: '/tmp/st/artifacts', uri: 'file:///tmp/st/artifacts' });
     expect(c.localPostgresUrl).toBe('postgres://postgres@127.0.0.1:5432/postgres');
     expect(c.databaseName).toBe('mlops');
+    expect(c.databaseSchema).toBe('mlops');
     expect(c.s3).toBeUndefined();
     expect(c.allowCpu).toBe(false);
   });
@@ -37,6 +38,10 @@ describe('loadConfig', () => {
     [{ MLOPS_ALLOW_CPU: 'maybe' }, /MLOPS_ALLOW_CPU: expected true\/false/],
     [{ MLOPS_GPU_CLASS: 'H100 PCIe' }, /MLOPS_GPU_CLASS: must be lowercase/],
     [{ MLOPS_DATABASE_NAME: 'drop table' }, /MLOPS_DATABASE_NAME: must be a lowercase SQL identifier/],
+    [{ MLOPS_DB_SCHEMA: 'Bad-Name' }, /MLOPS_DB_SCHEMA: must be a lowercase SQL identifier/],
+    [{ MLOPS_DB_SCHEMA: '1st' }, /MLOPS_DB_SCHEMA: must be a lowercase SQL identifier/],
+    [{ MLOPS_DB_SCHEMA: 'mlops"; drop schema public; --' }, /MLOPS_DB_SCHEMA: must be a lowercase SQL identifier/],
+    [{ MLOPS_DB_SCHEMA: 'a'.repeat(64) }, /MLOPS_DB_SCHEMA: must be a lowercase SQL identifier/],
     [{ MLOPS_LOCAL_POSTGRES: 'localhost' }, /MLOPS_LOCAL_POSTGRES: must be a postgres:\/\/ URL or `off`/],
   ])('%j → one clear error', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
@@ -46,6 +51,14 @@ describe('loadConfig', () => {
     } catch (err) {
       expect((err as Error).message).not.toContain('\n');
     }
+  });
+
+  test('MLOPS_DB_SCHEMA: the schema our tables live in, `mlops` when unset or empty', () => {
+    expect(loadConfig({ MLOPS_DB_SCHEMA: 'team_a' }).databaseSchema).toBe('team_a');
+    expect(loadConfig({ MLOPS_DB_SCHEMA: ' _x9 ' }).databaseSchema).toBe('_x9');
+    expect(loadConfig({ MLOPS_DB_SCHEMA: 'a'.repeat(63) }).databaseSchema).toBe('a'.repeat(63));
+    expect(loadConfig({ MLOPS_DB_SCHEMA: '' }).databaseSchema).toBe('mlops');
+    expect(CONFIG_DOCS.find((d) => d.name === 'MLOPS_DB_SCHEMA')?.default).toBe('mlops');
   });
 
   test('file:// roots resolve to absolute folders', () => {

@@ -1,0 +1,122 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import readline from 'node:readline';
+import { literal, withDuckDb } from '../../data/duck';
+import { LABEL_COLUMN } from '../../data/prepare';
+import { withTempDir } from '../../data/sources';
+import { dataError } from '../../steps';
+import { defineTrainer, type Trainer } from './types';
+
+/**
+ * External trainers: a registered command (any language) under the contract of
+ * examples/trainers/README.md — data as CSV by environment variables, JSON lines on stdout
+ * (progress → heartbeats, checkpoints → uploaded and named in heartbeats), `model.onnx` in
+ * MLOPS_OUTPUT_DIR, SIGTERM on cancellation. Workflow inputs name a registered command, never
+ * give one.
+ */
+
+/** Stops a process group: SIGTERM, then SIGKILL if it is still there after `graceMs`. */
+function stopProcess(pid: number | undefined, graceMs = 5000): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  setTimeout(() => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }, graceMs).unref();
+}
+
+export function commandTrainer(commands: Record<string, string[]>): Trainer {
+  return defineTrainer<Record<string, unknown>>({
+    name: 'command',
+    description: `an external command registered on the worker (${Object.keys(commands).join(', ') || 'none registered'})`,
+    async train(ctx) {
+      const name = ctx.command;
+      const argv = name ? commands[name] : undefined;
+      if (!argv) throw dataError(`train: no command trainer named ${JSON.stringify(name)} on this worker (registered: ${Object.keys(commands).join(', ') || 'none'}; see MLOPS_COMMAND_TRAINERS)`);
+      return withTempDir('command-trainer', async (dir) => {
+        const trainCsv = path.join(dir, 'train.csv');
+        const validCsv = path.join(dir, 'valid.csv');
+        await withDuckDb(async (c) => {
+          await c.run(`COPY (SELECT * FROM read_parquet(${literal(ctx.files.train)})) TO ${literal(trainCsv)} (HEADER, DELIMITER ',')`);
+          await c.run(`COPY (SELECT * FROM read_parquet(${literal(ctx.files.test)})) TO ${literal(validCsv)} (HEADER, DELIMITER ',')`);
+        });
+        const outDir = path.join(dir, 'out');
+        const checkpointDir = path.join(dir, 'checkpoints');
+        await fs.mkdir(outDir);
+        await fs.mkdir(checkpointDir);
+        const env: NodeJS.ProcessEnv = {
+          ...ctx.childEnv(),
+          MLOPS_TRAIN_DATA: trainCsv,
+          MLOPS_VALID_DATA: validCsv,
+          MLOPS_LABEL: LABEL_COLUMN,
+          MLOPS_FEATURES: JSON.stringify(ctx.features),
+          MLOPS_HYPERPARAMETERS: JSON.stringify(ctx.hyperparameters),
+          MLOPS_SEED: String(ctx.seed),
+          MLOPS_OUTPUT_DIR: outDir,
+          MLOPS_CHECKPOINT_DIR: checkpointDir,
+        };
+        if (ctx.resumeFrom) {
+          const file = path.join(checkpointDir, `resume-${ctx.resumeFrom.round}`);
+          await fs.writeFile(file, await ctx.resumeFrom.bytes());
+          env.MLOPS_RESUME_CHECKPOINT = file;
+          ctx.log.info(`train: ${name} continues from its checkpoint at step ${ctx.resumeFrom.round}`);
+        }
+        const child = spawn(argv[0]!, argv.slice(1), { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        const onCancel = () => stopProcess(child.pid);
+        ctx.signal.addEventListener('abort', onCancel);
+        let stderrTail = '';
+        child.stderr.on('data', (d: Buffer) => (stderrTail = (stderrTail + d.toString()).slice(-4000)));
+        let rounds = 0;
+        let lastStep = ctx.resumeFrom?.round ?? 0;
+        let metrics: Record<string, unknown> = {};
+        const lines = readline.createInterface({ input: child.stdout });
+        lines.on('line', (line) => {
+          let event: { event?: string; step?: number; total?: number; path?: string; metrics?: Record<string, unknown>; message?: string };
+          try {
+            event = JSON.parse(line) as typeof event;
+          } catch {
+            ctx.log.warn(`train: ${name}: ignoring a stdout line that is not JSON: ${line.slice(0, 200)}`);
+            return;
+          }
+          if (event.event === 'progress' && typeof event.step === 'number') {
+            lastStep = event.step;
+            rounds = typeof event.total === 'number' ? event.total : rounds;
+            ctx.progress({ round: lastStep, rounds });
+          } else if (event.event === 'checkpoint' && typeof event.path === 'string') {
+            const file = path.resolve(checkpointDir, event.path);
+            const step = typeof event.step === 'number' ? event.step : lastStep;
+            if (!file.startsWith(checkpointDir + path.sep)) {
+              ctx.log.warn(`train: ${name}: checkpoint outside MLOPS_CHECKPOINT_DIR ignored: ${event.path}`);
+              return;
+            }
+            ctx.progress({ round: lastStep, rounds, checkpoint: async () => ({ round: step, data: await fs.readFile(file) }) });
+          } else if (event.event === 'metrics' && event.metrics && typeof event.metrics === 'object') {
+            metrics = event.metrics;
+          }
+        });
+        const code = await new Promise<number | null>((resolve, reject) => {
+          child.on('error', reject);
+          child.on('close', (c) => resolve(c));
+        });
+        ctx.signal.removeEventListener('abort', onCancel);
+        if (ctx.signal.aborted) throw new Error(`training cancelled (${name} stopped)`);
+        if (code !== 0) throw new Error(`command trainer ${name} exited with code ${code}: ${stderrTail.trim().split('\n').slice(-5).join(' | ') || '(no stderr)'}`);
+        let onnx: Buffer;
+        try {
+          onnx = await fs.readFile(path.join(outDir, 'model.onnx'));
+        } catch {
+          throw new Error(`command trainer ${name} exited 0 but wrote no model.onnx in MLOPS_OUTPUT_DIR`);
+        }
+        return { onnx, rounds, summary: { command: name, metrics } };
+      });
+    },
+  });
+}

@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Client as PgClient } from 'pg';
+import * as ort from 'onnxruntime-node';
+import { readAll } from '../../infra/artifacts';
+import { createLogger } from '../../infra/log';
+import { PROJECT_ROOT } from '../../infra/paths';
+import { startModelServer, type RunningModelServer } from '../../infra/serving/server';
+import type { WorkerRuntime } from '../../workers/runtime';
+import { TASK_QUEUES } from '../../workflows/definitions';
+import type { TrainingResult } from '../../workflows/continuous-training';
+import type { PipelineStatus } from '../../workflows/pipeline';
+import type { PromotionStatus } from '../../workflows/promotion';
+import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../helpers/real';
+
+/**
+ * A trainer of the user's own (test/fixtures/custom-trainer-worker.cjs: gradient-descent
+ * logistic regression), registered through the plugin options in a worker process of theirs:
+ * it trains with heartbeats and checkpoints, a `kill -9` of that process mid-training resumes
+ * from the last checkpoint, the model is evaluated, promoted and served.
+ */
+
+let env: TestWorkflowEnvironment;
+let runtime: WorkerRuntime;
+let pg: PgClient;
+let server: RunningModelServer;
+const bucket = `custom-${randomUUID().slice(0, 8)}`;
+const TOKEN = randomBytes(24).toString('base64url');
+const children: ChildProcess[] = [];
+let workerLog = '';
+
+beforeAll(async () => {
+  [env, runtime, pg] = await Promise.all([createTemporalEnv(), openTestRuntime(bucket), independentPg()]);
+  server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('test-serve'), adminToken: TOKEN, predictionLog: { intervalMs: 50 } });
+});
+
+afterAll(async () => {
+  for (const c of children) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    try {
+      process.kill(-c.pid!, 'SIGKILL');
+    } catch {
+      // exited between the check and the kill
+    }
+  }
+  await server?.close();
+  await pg?.end();
+  await runtime?.close();
+  await env?.teardown();
+});
+
+function startWorker(): ChildProcess {
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'test', 'fixtures', 'custom-trainer-worker.cjs')], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      ...testEnv(bucket),
+      TEMPORAL_ADDRESS: env.address,
+      MLOPS_MODEL_SERVER_URL: server.url,
+      MLOPS_ADMIN_TOKEN: TOKEN,
+      MLOPS_LOG_LEVEL: 'WARN',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
+  child.stderr!.on('data', (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-5000)));
+  children.push(child);
+  return child;
+}
+
+test('a trainer registered through the plugin options checkpoints, resumes after kill -9, is evaluated and is served', async () => {
+  const model = `custom-${randomUUID().slice(0, 8)}`;
+  const workflowId = `ct-custom-${randomUUID()}`;
+  const first = startWorker();
+  const handle = await env.client.workflow.start('continuousTraining', {
+    taskQueue: TASK_QUEUES.control,
+    workflowId,
+    args: [
+      {
+        model,
+        dataset: { flights: { from: '2001-01', to: '2001-01' } },
+        preset: 'flights-delay',
+        sampleRows: 20_000,
+        trainer: 'sgd-logreg',
+        hyperparameters: { epochs: 60_000, learningRate: 0.5 },
+        resources: { gpu: 0 },
+        gates: { minAuc: 0.5 },
+        training: { heartbeatSeconds: 4, checkpointEvery: 500 },
+      },
+    ],
+  });
+
+  // The server's view: the train activity heartbeated a stored checkpoint.
+  const deadline = Date.now() + 150_000;
+  let checkpointRound = 0;
+  while (Date.now() < deadline) {
+    const d = await handle.describe();
+    const pending = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'train');
+    const payload = pending?.heartbeatDetails?.payloads?.[0];
+    if (payload?.data) {
+      const details = JSON.parse(Buffer.from(payload.data).toString('utf8')) as { round: number; checkpoint?: { round: number } };
+      if ((details.checkpoint?.round ?? 0) >= 1000) {
+        checkpointRound = details.checkpoint!.round;
+        break;
+      }
+    }
+    if (d.status.name !== 'RUNNING') break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (checkpointRound < 1000) throw new Error(`no checkpoint heartbeat seen; status: ${JSON.stringify(await handle.query('status')).slice(0, 1500)}; worker: ${workerLog}`);
+  process.kill(-first.pid!, 'SIGKILL');
+  await new Promise((r) => first.once('exit', r));
+
+  startWorker();
+  const result = (await handle.result()) as TrainingResult;
+  expect(result.status).toBe('registered');
+  expect(result.resumedFromRound).toBeGreaterThanOrEqual(checkpointRound);
+  // Evaluated: real metrics on the test split, and ONNX scores equal the trainer's own.
+  expect(result.metrics.auc).toBeGreaterThan(0.55);
+  expect(result.parityMaxAbsDiff).toBeLessThan(1e-4);
+
+  const status = (await handle.query('status')) as PipelineStatus;
+  const train = status.steps.find((s) => s.name === 'train')!;
+  expect(train.attempts).toBe(2);
+  expect(train.outputs).toMatchObject({ trainer: 'sgd-logreg', rounds: 60_000 });
+  const versions = await pg.query(`select mv.version from model_versions mv join models m on m.id = mv.model_id where m.name = $1`, [model]);
+  expect(versions.rows).toEqual([{ version: 1 }]);
+
+  // Served: promoted directly, then answered over HTTP with the same score as the ONNX file.
+  const promotion = await env.client.workflow.execute('promotion', {
+    taskQueue: TASK_QUEUES.control,
+    workflowId: `promotion-${model}`,
+    args: [{ model, version: 1, strategy: 'direct', contractRows: 50, loadTest: { seconds: 1, concurrency: 2 } }],
+  });
+  expect((promotion as PromotionStatus).outcome).toBe('promoted');
+  const row = { hour: 17, dayofweek: 4, distance: 700, origin: 'ORD', destination: 'LGA' };
+  const meta = (await (await fetch(`${server.url}/v2/models/${model}`)).json()) as { inputs: Array<{ name: string; datatype: string }> };
+  const res = await fetch(`${server.url}/v2/models/${model}/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ inputs: meta.inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: [1, 1], data: [row[i.name as keyof typeof row]] })) }),
+  });
+  const body = (await res.json()) as { model_version: string; outputs: Array<{ name: string; data: number[] }> };
+  expect({ status: res.status, version: body.model_version }).toEqual({ status: 200, version: '1' });
+  const onnx = await readAll(await runtime.artifacts.get(runtime.artifacts.keyFromUri(result.modelUri)));
+  const session = await ort.InferenceSession.create(onnx);
+  const feeds = Object.fromEntries(meta.inputs.map((i) => [i.name, i.datatype === 'BYTES' ? new ort.Tensor('string', [String(row[i.name as keyof typeof row])], [1, 1]) : new ort.Tensor('float32', [Number(row[i.name as keyof typeof row])], [1, 1])]));
+  const offline = (await session.run(feeds)).probability!.data as Float32Array;
+  await session.release();
+  expect(Math.abs(body.outputs.find((o) => o.name === 'probability')!.data[0]! - offline[0]!)).toBeLessThan(1e-6);
+});

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { SimplePlugin } from '@temporalio/plugin';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { ConfigError } from '../../infra/errors';
+import type { WorkerRuntime } from '../../workers/runtime';
+import { MlopsPlugin, type MlopsPluginOptions } from '../../workers/plugin';
+import type { PlatformCheckResult } from '../../workflows/platform-check';
+import { createTemporalEnv, openTestRuntime } from '../helpers/real';
+
+/**
+ * The plugin as a user adds it: on workers of their own queue names, beside a workflows module
+ * of their own, bundled at worker start or prebuilt with bundleWorkflowCode; the queue names
+ * reach the workflow sandbox (platformCheck probes exactly the configured queues).
+ */
+
+const USER_WORKFLOWS = path.join(__dirname, '..', 'fixtures', 'workflows', 'team.ts');
+const silent = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+let env: TestWorkflowEnvironment;
+let runtime: WorkerRuntime;
+
+beforeAll(async () => {
+  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(`plugin-${randomUUID().slice(0, 8)}`)]);
+});
+
+afterAll(async () => {
+  await runtime?.close();
+  await env?.teardown();
+});
+
+function plugin(extra: Partial<MlopsPluginOptions>): MlopsPlugin {
+  return new MlopsPlugin({ config: runtime.config, database: { db: runtime.db, schema: runtime.config.databaseSchema }, artifacts: runtime.artifacts, gpus: 'cpu', ...extra });
+}
+
+async function withWorkers<T>(p: MlopsPlugin, control: Partial<Parameters<typeof Worker.create>[0]>, fn: () => Promise<T>): Promise<T> {
+  const q = p.taskQueues;
+  const workers = [
+    await Worker.create({ connection: env.nativeConnection, taskQueue: q.control, plugins: [p], ...control }),
+    await Worker.create({ connection: env.nativeConnection, taskQueue: q.cpu, plugins: [p] }),
+    await Worker.create({ connection: env.nativeConnection, taskQueue: q.gpu, plugins: [p] }),
+  ];
+  const running = Promise.all(workers.map((w) => w.run()));
+  try {
+    return await fn();
+  } finally {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await running;
+  }
+}
+
+test('the plugin is a SimplePlugin; our workflows and the user’s share a worker bundled at start, on the user’s queue names', async () => {
+  const p = plugin({ taskQueues: { prefix: `team-${randomUUID().slice(0, 6)}` } });
+  expect(p).toBeInstanceOf(SimplePlugin);
+  expect(p.name).toBe('temporal-mlops');
+  await withWorkers(p, { workflowsPath: USER_WORKFLOWS }, async () => {
+    const q = p.taskQueues;
+    const check = await env.client.workflow.execute('platformCheck', { taskQueue: q.control, workflowId: `pc-${randomUUID()}`, args: [{}] });
+    const result = check as PlatformCheckResult;
+    expect(result.ok).toBe(true);
+    expect(result.queues.map((o) => o.queue)).toEqual([q.control, q.cpu, q.gpu]);
+    expect(result.queues.map((o) => o.ok ? o.result.worker.split('@')[0] : o.error)).toEqual([q.control, q.cpu, q.gpu]);
+    expect(await env.client.workflow.execute('teamHello', { taskQueue: q.control, workflowId: `hello-${randomUUID()}`, args: ['acme'] })).toBe('hello acme');
+    // The user's workflow starts ours as a child by reference; it inherits the configured queues.
+    expect(await env.client.workflow.execute('teamPlatformCheck', { taskQueue: q.control, workflowId: `team-pc-${randomUUID()}` })).toEqual([`${q.control}:true`, `${q.cpu}:true`, `${q.gpu}:true`]);
+  });
+});
+
+test('a bundle prebuilt with bundleWorkflowCode({ plugins }) carries the queue names; explicit names work as well as a prefix', async () => {
+  const id = randomUUID().slice(0, 6);
+  const p = plugin({ taskQueues: { control: `wf-${id}`, cpu: `batch-${id}`, gpu: `accel-${id}` } });
+  const bundle = await bundleWorkflowCode({ workflowsPath: USER_WORKFLOWS, plugins: [p], logger: silent as never });
+  await withWorkers(p, { workflowBundle: bundle }, async () => {
+    const result = (await env.client.workflow.execute('platformCheck', { taskQueue: `wf-${id}`, workflowId: `pc-${randomUUID()}`, args: [{}] })) as PlatformCheckResult;
+    expect(result.queues.map((o) => `${o.queue}:${o.ok}`)).toEqual([`wf-${id}:true`, `batch-${id}:true`, `accel-${id}:true`]);
+    expect(await env.client.workflow.execute('teamHello', { taskQueue: `wf-${id}`, workflowId: `hello-${randomUUID()}`, args: ['bundled'] })).toBe('hello bundled');
+  });
+});
+
+test('misconfigurations fail when the worker is created, each with one clear message', async () => {
+  const p = plugin({ taskQueues: { prefix: 'acme' }, gpus: undefined });
+  await expect(Worker.create({ connection: env.nativeConnection, taskQueue: 'somebody-else', plugins: [p] })).rejects.toThrow(
+    /task queue "somebody-else" serves none of ours \(acme-control, acme-cpu, acme-gpu, acme-gpu-<class>\)/,
+  );
+  await expect(Worker.create({ connection: env.nativeConnection, taskQueue: 'acme-gpu-h100', plugins: [p] })).rejects.toThrow(/GPU queue acme-gpu-h100 needs GPUs: pass `gpus: await discoverGpuPool\(\)`/);
+  expect(() => new MlopsPlugin({ env: {}, database: undefined })).toThrow(ConfigError);
+  expect(() => new MlopsPlugin({ env: {} })).toThrow(/^no metadata store: set DATABASE_URL/);
+  expect(() => new MlopsPlugin({ env: {}, database: { url: 'postgres://x@127.0.0.1/x' }, taskQueues: { control: 'same', cpu: 'same' } })).toThrow(/must be three different queues/);
+});
