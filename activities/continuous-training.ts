@@ -26,7 +26,8 @@ import { evaluateModel, type Evaluation } from './training/evaluate';
 import { validateModel, type Gates, type ModelValidation } from './training/gates';
 import { signatureOf } from './training/scoring';
 import { trainModel, type ArtifactRef, type TrainOutput } from './training/train';
-import type { TrainerRegistry } from './training/trainers';
+import { TrainerRegistry } from './training/trainers';
+import { ApplicationFailure } from '@temporalio/activity';
 
 /**
  * The continuous-training steps, built from their dependencies (samples-typescript
@@ -74,7 +75,22 @@ export interface RegisterOutput {
 }
 
 export function createTrainingActivities(deps: TrainingDeps) {
+  const trainers = deps.trainers ?? new TrainerRegistry({ commandTrainers: deps.config.commandTrainers });
   return {
+    /**
+     * Before any step: is the spec's trainer registered here, and do its hyperparameters fit its
+     * schema? Workers share one plugin configuration, so the control worker knows every trainer;
+     * a misspelled name fails the run at once instead of after the data steps.
+     */
+    checkTrainer: async (input: { trainer: string; hyperparameters: Record<string, unknown> }): Promise<{ trainer: string; description?: string }> => {
+      const trainer = trainers.get(input.trainer);
+      if (!trainer) throw ApplicationFailure.nonRetryable(`trainer: ${JSON.stringify(input.trainer)} is not a registered trainer (registered: ${trainers.names().join(', ')})`, 'InvalidInput');
+      const parsed = trainer.hyperparameters?.safeParse(input.hyperparameters);
+      if (parsed && !parsed.success) {
+        throw ApplicationFailure.nonRetryable(parsed.error.issues.map((i) => `hyperparameters${i.path.length ? `.${i.path.join('.')}` : ''}: ${i.message} (trainer ${trainer.name})`).join('; '), 'InvalidInput');
+      }
+      return { trainer: trainer.name, description: trainer.description };
+    },
     snapshot: defineStep(deps, async (input: { model: string; dataset: DatasetDef }): Promise<SnapshotRef> => snapshotDataset(deps, input.dataset)),
 
     validateData: defineStep(deps, async (input: ValidateDataInput): Promise<ValidateDataOutput> => {

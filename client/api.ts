@@ -5,6 +5,7 @@ import { lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from '
 import {
   lifecycleStatusQuery,
   newDataSignal,
+  retrainRequest,
   retrainSignal,
   setPolicySignal,
   type LifecyclePolicyInput,
@@ -13,6 +14,7 @@ import {
   type RetrainRequest,
 } from '../workflows/lifecycle-api';
 import type { MonitoringStatus } from '../workflows/monitoring';
+import { requestRetrain, type RetrainAnswer } from './lifecycle';
 import { monitoringStatusQuery } from '../workflows/monitoring';
 import type { PipelineStatus } from '../workflows/pipeline';
 import { approveSignal, promotionStatusQuery, rejectSignal, rollbackSignal, type PromotionInput, type PromotionStatus } from '../workflows/promotion';
@@ -84,10 +86,16 @@ export class MlopsClient {
   }
 
   /**
-   * Signal-with-start of the model's lifecycle workflow (`model/<name>`): `policy` applies
-   * only when this call starts it.
+   * A retrain, as an Update-with-start of the model's lifecycle workflow (`model/<name>`),
+   * answered with what happened: started (with the training's workflow id), duplicate,
+   * coalesced or deferred. `policy` applies only when this call starts the lifecycle.
    */
-  retrain(model: string, request: RetrainRequest, policy?: LifecyclePolicyInput): Promise<WorkflowHandle<typeof modelLifecycle>> {
+  retrain(model: string, request: RetrainRequest, opts: { policy?: LifecyclePolicyInput; timeoutMs?: number } = {}): Promise<RetrainAnswer> {
+    return requestRetrain(this.client, model, retrainRequest.parse(request), { ...opts, taskQueue: this.taskQueues.control });
+  }
+
+  /** The same request as a signal (fire and forget), as the Temporal CLI sends it. */
+  signalRetrain(model: string, request: RetrainRequest, policy?: LifecyclePolicyInput): Promise<WorkflowHandle<typeof modelLifecycle>> {
     return this.client.workflow.signalWithStart(modelLifecycle, {
       workflowId: lifecycleWorkflowId(model),
       taskQueue: this.taskQueues.control,

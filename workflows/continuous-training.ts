@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, defineQuery, defineSignal, isCancellation, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, defineSignal, isCancellation, patched, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
 import type { TrainingActivities } from '../activities/continuous-training';
 import type { createStepActivities, StepCall, StepOutcome } from '../activities/steps';
 import type { TrainOutput } from '../activities/training/train';
@@ -116,6 +116,16 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
     else notes.push(`abort requested (${abortRequested}): the run stops before its next step`);
   });
 
+  // Guarded: runs started before this check replay without it.
+  if (patched('check-trainer')) {
+    try {
+      await control.checkTrainer({ trainer: spec.trainer, hyperparameters: spec.hyperparameters });
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === 'InvalidInput') throw ApplicationFailure.nonRetryable(`invalid continuousTraining input: ${cause.message}`, 'InvalidInput');
+      throw err;
+    }
+  }
   const { pipelineRunId } = await control.beginPipelineRun({ pipeline: 'continuousTraining', modelName: spec.model, spec });
   p.pipelineRunId = pipelineRunId;
   const waitDecision = decisionWaiter(pending);

@@ -38,6 +38,8 @@ export const SCHEDULED_RETRAIN = 'scheduledRetrain';
 export const DATASET_WATCHER = 'datasetWatcher';
 
 export const RETRAIN_SIGNAL = 'retrain';
+/** The same request as an Update: validated before it is recorded, answered with what happened. */
+export const RETRAIN_UPDATE = 'requestRetrain';
 export const NEW_DATA_SIGNAL = 'newData';
 export const SET_POLICY_SIGNAL = 'setPolicy';
 export const PAUSE_SIGNAL = 'pause';

@@ -1,4 +1,4 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import {
   LATEST_REPORT_QUERY,
@@ -6,6 +6,7 @@ import {
   PAUSE_SIGNAL,
   RESUME_SIGNAL,
   RETRAIN_SIGNAL,
+  RETRAIN_UPDATE,
   SET_POLICY_SIGNAL,
   SET_THRESHOLDS_SIGNAL,
   STATUS_QUERY,
@@ -184,6 +185,21 @@ export const monitoringInput = z
 export type MonitoringInput = z.input<typeof monitoringInput>;
 
 export const retrainSignal = defineSignal<[RetrainRequest]>(RETRAIN_SIGNAL);
+
+/** The answer to a retrain Update: what the lifecycle did with the request. */
+export type RetrainOutcome =
+  /** A training started for it (alone, or with others pending at the same moment). */
+  | { outcome: 'started'; workflowId: string }
+  /** The dedupe key was seen within the policy's window: dropped. */
+  | { outcome: 'duplicate'; dedupeKey: string }
+  /** A training runs: this request joins the one follow-up that starts after it. */
+  | { outcome: 'coalesced'; runningWorkflowId: string }
+  /** Cooldown or the daily budget: it waits until `until` (null: the budget is 0 until raised). */
+  | { outcome: 'deferred'; until: string | null; reason: 'cooldown' | 'budget' }
+  /** Accepted, but no training could be built (e.g. a bad template in the policy). */
+  | { outcome: 'rejected'; reason: string };
+
+export const retrainUpdate = defineUpdate<RetrainOutcome, [RetrainRequest]>(RETRAIN_UPDATE);
 export const newDataSignal = defineSignal<[NewDataRequest]>(NEW_DATA_SIGNAL);
 export const setPolicySignal = defineSignal<[LifecyclePolicyInput]>(SET_POLICY_SIGNAL);
 export const pauseSignal = defineSignal<[{ reason?: string }?]>(PAUSE_SIGNAL);

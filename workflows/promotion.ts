@@ -1,11 +1,12 @@
 import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { CanaryFigures, DeploymentActivities, Traffic } from '../activities/deployment';
+import type { DeploymentActivities, Traffic } from '../activities/deployment';
 import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, promotionWorkflowId } from './definitions';
 import { lazyActivities, taskQueues } from './task-queues';
 
 export { promotionWorkflowId };
 import { parseInput } from './input';
+import { STRATEGIES, STRATEGY_NAMES } from './strategies';
 import { MODEL_NAME } from './training-spec';
 
 /**
@@ -23,7 +24,7 @@ export const promotionInput = z
     /** Return at once, without gates, to the version production replaced most recently. */
     rollback: z.boolean().default(false),
     reason: z.string().max(500).optional(),
-    strategy: z.enum(['direct', 'canary', 'shadow']).default('canary'),
+    strategy: z.enum(STRATEGY_NAMES).default('canary'),
     canarySteps: z.array(z.number().gt(0).max(100)).min(1).max(10).default([5, 25, 50, 100]),
     bakeSeconds: z.number().min(0).max(7 * 24 * 3600).default(60),
     contractRows: z.number().int().min(1).max(10_000).default(200),
@@ -48,6 +49,7 @@ export const promotionInput = z
   .refine((i) => (i.version === undefined) === i.rollback, { message: 'give a version to promote, or rollback: true (not both)', path: ['version'] });
 
 export type PromotionInput = z.input<typeof promotionInput>;
+export type PromotionInputParsed = z.output<typeof promotionInput>;
 
 export interface PromotionStatus {
   model: string;
@@ -148,30 +150,18 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
     }
 
     const prev = status.previous;
-    if (prev !== null && input.strategy === 'canary') {
-      for (const w of input.canarySteps.filter((x) => x < 100)) {
-        status.stage = `canary ${w}%`;
-        const since = new Date().toISOString();
-        await setTraffic({ stable: prev, canary: version, canaryWeight: w }, { stable: prev });
-        await sleep(input.bakeSeconds * 1000);
-        const f: CanaryFigures = await acts.canaryFigures({ model: input.model, stable: prev, canary: version, since });
-        const judged = f.canaryRows >= input.gates.minCanaryRows;
-        gate(
-          `canary ${w}%`,
-          !judged ||
-            (f.canaryErrors === 0 &&
-              (f.canaryP99Ms ?? 0) <= input.gates.maxP99Ms &&
-              (f.predictionPsi ?? 0) <= input.gates.maxPredictionPsi),
-          f,
-        );
-      }
-    } else if (prev !== null && input.strategy === 'shadow') {
-      status.stage = 'shadow';
-      const since = new Date().toISOString();
-      await setTraffic({ stable: prev, shadow: version }, { stable: prev });
-      await sleep(input.bakeSeconds * 1000);
-      const f = await acts.canaryFigures({ model: input.model, stable: prev, canary: version, since });
-      gate('shadow', (f.predictionPsi ?? 0) <= input.gates.maxPredictionPsi, f);
+    if (prev !== null) {
+      await STRATEGIES[input.strategy].rollout({
+        input,
+        candidate: version,
+        production: prev,
+        status,
+        acts,
+        setTraffic,
+        gate,
+        sleep,
+        now: () => new Date().toISOString(),
+      });
     }
 
     status.stage = 'promoting';

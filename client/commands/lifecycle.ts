@@ -1,15 +1,12 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client } from '@temporalio/client';
-import { UserFacingError } from '../../infra/errors';
+import { UserFacingError, describeError } from '../../infra/errors';
 import { lifecycleWorkflowId } from '../../workflows/definitions';
-import { STAND_IN_DATA, lifecyclePolicy, retrainRequest, trainingSpecInput, type LifecycleDecision, type LifecyclePolicyInput, type LifecycleStatus, type RetrainRequest } from '../../workflows/lifecycle-api';
+import { STAND_IN_DATA, lifecyclePolicy, retrainRequest, trainingSpecInput, type LifecyclePolicyInput, type RetrainOutcome, type RetrainRequest } from '../../workflows/lifecycle-api';
 import { formatZodIssues, parseCommand, parseDuration, readJson, requireModel, requireString, validate } from '../args';
 import { trainingSpec } from '../../workflows/training-spec';
 import { connectClient } from '../connection';
 import { isoSeconds, print, printJson } from '../output';
 import { createProgress } from '../progress';
-import { signalLifecycle } from '../lifecycle';
-import { tryQuery } from '../workflows';
+import { requestRetrain, signalLifecycle } from '../lifecycle';
 import { EXIT_NOT_FINISHED } from './train';
 
 /**
@@ -43,85 +40,47 @@ export async function retrain(argv: string[]): Promise<void> {
   const { client, connection } = await connectClient();
   try {
     const workflowId = lifecycleWorkflowId(model);
-    const baseline = values.wait ? await baselineOf(client, workflowId) : { triggers: 0, duplicates: 0 };
-    // Workflow time is the server's clock; allow for a little skew against ours.
-    const since = Date.now() - 2000;
-    await signalLifecycle(client, model, 'retrain', request, policy);
     if (!values.wait) {
+      await signalLifecycle(client, model, 'retrain', request, policy);
       if (values.json) printJson({ workflowId, model, request });
       else print(`retrain signalled to ${workflowId}${policy ? ' (policy used if this started it)' : ''}; follow it: mlops status --model ${model}`);
       return;
     }
-    const outcome = await waitForTrainingStart(client, workflowId, since, baseline, { reason: request.reason!, dedupeKey: request.dedupeKey }, timeoutMs, values.json);
-    if (values.json) printJson({ workflowId, model, request, ...outcome });
-    else if (outcome.trainingWorkflowId) print(`${model}: training ${outcome.trainingWorkflowId} started by ${workflowId}\nfollow it: mlops status --workflow-id ${outcome.trainingWorkflowId}`);
-    else print(`${model}: no training started: ${outcome.decision?.kind ?? 'timeout'}${outcome.decision ? ` — ${outcome.decision.detail}` : ''}${outcome.nextEligibleAt ? ` (next eligible ${isoSeconds(outcome.nextEligibleAt)})` : ''}`);
-    if (!outcome.trainingWorkflowId) process.exitCode = EXIT_NOT_FINISHED;
+    const progress = createProgress({ quiet: values.json });
+    progress.update(`${workflowId}: asking for a retrain (Update-with-start)`);
+    let answered;
+    try {
+      answered = await requestRetrain(client, model, request, { policy, timeoutMs });
+    } catch (err) {
+      throw new UserFacingError(describeError(err));
+    } finally {
+      progress.stop();
+    }
+    const answer = answered.answer;
+    if (!answer) throw new UserFacingError(`${workflowId} accepted the retrain but did not answer within ${Math.round(timeoutMs / 1000)}s; see mlops status --model ${model}`);
+    // The lifecycle's id is `workflowId`; a started training's is `trainingWorkflowId`.
+    if (values.json) printJson({ ...answer, workflowId, model, request, ...(answer.outcome === 'started' ? { trainingWorkflowId: answer.workflowId } : {}) });
+    else print(describeRetrainOutcome(model, workflowId, answer));
+    // Only a started or a coalesced request will be trained on.
+    if (answer.outcome !== 'started' && answer.outcome !== 'coalesced') process.exitCode = EXIT_NOT_FINISHED;
   } finally {
     await connection.close();
   }
 }
 
-export interface StartOutcome {
-  trainingWorkflowId?: string;
-  /** Why no training started (dropped as a duplicate, deferred by cooldown or budget). */
-  decision?: LifecycleDecision;
-  nextEligibleAt?: string;
-}
-
-export type TriggerBaseline = Pick<LifecycleStatus['counters'], 'triggers' | 'duplicates'>;
-
-/**
- * What the lifecycle did with our trigger, sent at `since` when its counters stood at
- * `baseline`; `undefined` while it has not decided yet. A trigger that arrives during a training
- * joins the follow-up training, so "a training is running" alone does not answer it.
- */
-export function triggerOutcome(st: LifecycleStatus, since: number, baseline: TriggerBaseline, mine: { reason: string; dedupeKey?: string }): StartOutcome | undefined {
-  if (st.counters.triggers <= baseline.triggers) return undefined;
-  const ours = (t: { source: string; reason: string; dedupeKey?: string }) => t.source === 'cli' && t.reason === mine.reason && t.dedupeKey === mine.dedupeKey;
-  if (st.running?.kind === 'training' && st.running.triggers.some(ours)) return { trainingWorkflowId: st.running.workflowId };
-  // Before "a training started lately": a duplicate sent right after the original would
-  // otherwise be taken for the original's training.
-  if (st.counters.duplicates > baseline.duplicates) return { decision: [...st.decisions].reverse().find((d) => d.kind === 'duplicate-dropped') };
-  const recent = st.decisions.filter((d) => Date.parse(d.at) >= since);
-  // Every pending trigger goes into the next training, so one started after ours was accepted serves it.
-  const started = recent.find((d) => d.kind === 'training-started' && d.workflowId);
-  if (started && !st.pending.some(ours)) return { trainingWorkflowId: started.workflowId };
-  const deferred = recent.find((d) => d.kind === 'deferred');
-  if (deferred) return { decision: deferred, nextEligibleAt: st.nextEligibleAt };
-  return undefined;
-}
-
-/** The lifecycle's counters before our signal (zero when none runs: signal-with-start makes a fresh one). */
-async function baselineOf(client: Client, workflowId: string): Promise<TriggerBaseline> {
-  const running = await client.workflow
-    .getHandle(workflowId)
-    .describe()
-    .then((d) => d.status.name === 'RUNNING')
-    .catch(() => false);
-  const st = running ? await tryQuery<LifecycleStatus>(client, workflowId, 'status') : undefined;
-  return { triggers: st?.counters.triggers ?? 0, duplicates: st?.counters.duplicates ?? 0 };
-}
-
-async function waitForTrainingStart(client: Client, workflowId: string, since: number, baseline: TriggerBaseline, mine: { reason: string; dedupeKey?: string }, timeoutMs: number, quiet: boolean): Promise<StartOutcome> {
-  const progress = createProgress({ quiet });
-  const deadline = Date.now() + timeoutMs;
-  try {
-    for (;;) {
-      const st = await tryQuery<LifecycleStatus>(client, workflowId, 'status');
-      if (st) {
-        const outcome = triggerOutcome(st, since, baseline, mine);
-        if (outcome) return outcome;
-        const last = st.decisions.at(-1);
-        progress.update(`${workflowId}: ${st.phase}${st.running ? ` (${st.running.kind} ${st.running.workflowId})` : ''}${last ? `; last decision ${last.kind}` : ''}; waiting for the training`);
-      } else {
-        progress.update(`${workflowId}: waiting for the lifecycle workflow to answer`);
-      }
-      if (Date.now() > deadline) throw new UserFacingError(`${workflowId} started no training for this trigger within ${Math.round(timeoutMs / 1000)}s; see mlops status --model ${workflowId.slice('model/'.length)}`);
-      await sleep(1000);
-    }
-  } finally {
-    progress.stop();
+/** One line for each answer of the lifecycle's retrain Update. */
+export function describeRetrainOutcome(model: string, lifecycleId: string, o: RetrainOutcome): string {
+  switch (o.outcome) {
+    case 'started':
+      return `${model}: training ${o.workflowId} started by ${lifecycleId}\nfollow it: mlops status --workflow-id ${o.workflowId}`;
+    case 'coalesced':
+      return `${model}: coalesced: a training runs (${o.runningWorkflowId}); this request joins the one follow-up after it`;
+    case 'duplicate':
+      return `${model}: no training started: duplicate-dropped — dedupe key ${o.dedupeKey} was seen within the policy's window`;
+    case 'deferred':
+      return `${model}: no training started: deferred (${o.reason === 'budget' ? 'daily budget used' : 'cooldown'}) until ${o.until ? isoSeconds(o.until) : 'the budget is raised'}`;
+    case 'rejected':
+      return `${model}: no training started: rejected — ${o.reason}`;
   }
 }
 

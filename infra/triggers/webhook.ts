@@ -1,18 +1,18 @@
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
-import { z } from 'zod';
-import { signalLifecycle } from '../../client/lifecycle';
+import { requestRetrain } from '../../client/lifecycle';
 import { lifecycleWorkflowId } from '../../workflows/definitions';
-import { modelName, retrainRequest, type RetrainRequest } from '../../workflows/lifecycle-api';
+import type { RetrainRequest } from '../../workflows/lifecycle-api';
 import { ConfigError } from '../errors';
-import { HttpError, bearerToken, parseJsonBody, readJsonBody, send, tokenMatches } from '../http';
+import { HttpError, bearerToken, readJsonBody, send, tokenMatches } from '../http';
 import type { Logger } from '../log';
+import { TRIGGER_SOURCES, type TriggerOutcome, type TriggerSource } from './sources';
 
 /**
  * The HTTP trigger: Prometheus Alertmanager (webhook_config, payload version 4) and plain
- * scripts turn into `retrain` signals to `model/<name>` by signal-with-start. The webhook
+ * scripts turn into retrain requests to `model/<name>` by Update-with-start, and the answer
+ * says what the lifecycle did (started, duplicate, coalesced, deferred). The webhook
  * decides nothing itself — cooldown, budget, dedupe and coalescing are the lifecycle
  * workflow's — so a redelivered alert is harmless: its dedupe key is the alert's fingerprint
  * and start time.
@@ -28,6 +28,10 @@ export interface WebhookOptions {
   port?: number;
   host?: string;
   maxBodyBytes?: number;
+  /** The lifecycle's task queue (the plugin's control queue); default `mlops-control`. */
+  taskQueue?: string;
+  /** How long one alert waits for the lifecycle's answer (default 10 s); past it the request still stands, unanswered. */
+  answerTimeoutMs?: number;
 }
 
 export interface RunningWebhook {
@@ -36,97 +40,8 @@ export interface RunningWebhook {
   close(): Promise<void>;
 }
 
-const labelMap = z.record(z.string().max(1024), z.string().max(64 * 1024));
-
-const alert = z.looseObject({
-  status: z.enum(['firing', 'resolved']),
-  labels: labelMap,
-  annotations: labelMap.default({}),
-  startsAt: z.string().min(1).max(64),
-  endsAt: z.string().max(64).optional(),
-  generatorURL: z.string().max(8192).optional(),
-  fingerprint: z.string().min(1).max(128).optional(),
-});
-type Alert = z.output<typeof alert>;
-
-/** Alertmanager's webhook payload; fields we do not use are let through, so newer Alertmanagers keep working. */
-export const alertmanagerPayload = z.looseObject({
-  version: z.literal('4', { message: 'must be "4" (Alertmanager webhook payload version 4)' }),
-  receiver: z.string().max(1024).optional(),
-  status: z.enum(['firing', 'resolved']).optional(),
-  alerts: z.array(alert).max(1000),
-  groupLabels: labelMap.default({}),
-  commonLabels: labelMap.default({}),
-  commonAnnotations: labelMap.default({}),
-  externalURL: z.string().max(8192).optional(),
-  groupKey: z.string().max(8192).optional(),
-  truncatedAlerts: z.number().int().min(0).optional(),
-});
-export type AlertmanagerPayload = z.input<typeof alertmanagerPayload>;
-
-export const retrainBody = z
-  .object({
-    model: modelName,
-    reason: z.string().min(1).max(500).optional(),
-    dedupeKey: z.string().min(1).max(200).optional(),
-    figures: z.record(z.string().max(128), z.unknown()).optional(),
-  })
-  .strict();
-
-export interface AlertOutcome {
-  index: number;
-  alertname?: string;
-  fingerprint?: string;
-  status: 'firing' | 'resolved';
-  model?: string;
-  /** signalled: the lifecycle got a `retrain`; ignored: a resolved alert; rejected: no usable model; failed: Temporal refused (Alertmanager will retry). */
-  outcome: 'signalled' | 'ignored' | 'rejected' | 'failed';
-  workflowId?: string;
-  dedupeKey?: string;
-  reason?: string;
-}
-
-function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
-
-/** At most 24 entries of at most 200 characters: figures describe the alert, they do not carry it. */
-function smallMap(m: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(m)
-      .slice(0, 24)
-      .map(([k, v]) => [clip(k, 64), clip(v, 200)]),
-  );
-}
-
-function fingerprintOf(a: Alert): string {
-  if (a.fingerprint) return clip(a.fingerprint, 64);
-  // Alertmanager always sends one; for other senders, the label set names the alert the same way.
-  const labels = Object.entries(a.labels).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-  return createHash('sha256').update(JSON.stringify(labels)).digest('hex').slice(0, 16);
-}
-
-/** The retrain signal one firing alert becomes. */
-export function retrainFromAlert(a: Alert, payload: z.output<typeof alertmanagerPayload>): RetrainRequest {
-  const alertname = a.labels.alertname ?? payload.commonLabels.alertname;
-  const summary = a.annotations.summary ?? a.annotations.description ?? payload.commonAnnotations.summary;
-  const figures: Record<string, unknown> = {
-    ...(alertname ? { alertname } : {}),
-    startsAt: a.startsAt,
-    fingerprint: fingerprintOf(a),
-    labels: smallMap(a.labels),
-    annotations: smallMap(a.annotations),
-    ...(a.generatorURL ? { generatorURL: clip(a.generatorURL, 500) } : {}),
-    ...(payload.receiver ? { receiver: clip(payload.receiver, 200) } : {}),
-  };
-  if (JSON.stringify(figures).length > 15 * 1024) delete figures.annotations;
-  return {
-    reason: clip(summary ? `${alertname ?? 'alert'}: ${summary}` : `alert ${alertname ?? '(no alertname)'} is firing`, 500),
-    source: 'webhook',
-    dedupeKey: clip(`alertmanager:${fingerprintOf(a)}:${a.startsAt}`, 200),
-    figures,
-  };
-}
+export { alertmanagerPayload, retrainFromAlert, type AlertOutcome, type AlertmanagerPayload } from './sources/alertmanager';
+export { retrainBody } from './sources/retrain';
 
 export async function startWebhookServer(opts: WebhookOptions): Promise<RunningWebhook> {
   if (!opts.token) throw new ConfigError('MLOPS_WEBHOOK_TOKEN is not set: the webhook refuses to start without a token (callers send it as "Authorization: Bearer <token>")');
@@ -139,63 +54,32 @@ export async function startWebhookServer(opts: WebhookOptions): Promise<RunningW
     if (!tokenMatches(given, opts.token)) throw new HttpError(given ? 'wrong bearer token' : 'missing bearer token (Authorization: Bearer <MLOPS_WEBHOOK_TOKEN>)', 401, { 'www-authenticate': 'Bearer' });
   };
 
-  const signal = async (model: string, request: RetrainRequest): Promise<string> => {
-    const handle = await signalLifecycle(opts.client, model, 'retrain', request);
-    return handle.workflowId;
-  };
+  const ask = (model: string, request: RetrainRequest) => requestRetrain(opts.client, model, request, { taskQueue: opts.taskQueue, timeoutMs: opts.answerTimeoutMs ?? 10_000 });
 
-  const alertmanager = async (body: unknown) => {
-    const payload = parseJsonBody(alertmanagerPayload, body, 'Alertmanager payload');
-    const outcomes: AlertOutcome[] = [];
-    for (const [index, a] of payload.alerts.entries()) {
-      const base = { index, status: a.status, ...(a.labels.alertname ? { alertname: a.labels.alertname } : {}), fingerprint: fingerprintOf(a) };
-      if (a.status === 'resolved') {
-        outcomes.push({ ...base, outcome: 'ignored', reason: 'resolved alerts do not trigger a retrain' });
-        continue;
-      }
-      const named = a.labels.model ?? payload.commonLabels.model;
-      const model = modelName.safeParse(named);
-      if (!model.success) {
-        outcomes.push({ ...base, outcome: 'rejected', reason: named === undefined ? 'no `model` label on the alert or in commonLabels' : `label model=${JSON.stringify(clip(named, 80))}: ${model.error.issues[0]!.message}` });
-        continue;
-      }
-      const request = retrainFromAlert(a, payload);
-      const checked = retrainRequest.safeParse(request);
-      if (!checked.success) {
-        outcomes.push({ ...base, model: model.data, outcome: 'rejected', reason: checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+  /** One source's payload: each item it asks for goes to its model's lifecycle, in order. */
+  const run = async (source: TriggerSource, body: unknown) => {
+    const outcomes: TriggerOutcome[] = [];
+    for (const item of source.parse(body)) {
+      if (item.skip || !item.model || !item.request) {
+        outcomes.push({ item, outcome: item.skip?.outcome ?? 'rejected', reason: item.skip?.reason ?? 'no model or request' });
         continue;
       }
       try {
-        const workflowId = await signal(model.data, request);
-        outcomes.push({ ...base, model: model.data, outcome: 'signalled', workflowId, dedupeKey: request.dedupeKey });
-        log.info(`alert ${base.alertname ?? '?'} (${base.fingerprint}) → retrain ${workflowId}`);
+        const { workflowId, answer } = await ask(item.model, item.request);
+        outcomes.push({ item, outcome: 'accepted', workflowId, ...(answer ? { retrain: answer } : {}) });
+        log.info(`${source.name}: ${JSON.stringify(item.describe)} → retrain ${workflowId}: ${answer?.outcome ?? 'no answer yet'}`);
       } catch (err) {
-        outcomes.push({ ...base, model: model.data, outcome: 'failed', workflowId: lifecycleWorkflowId(model.data), reason: err instanceof Error ? err.message : String(err) });
-        log.error(`alert ${base.alertname ?? '?'}: signalling ${lifecycleWorkflowId(model.data)} failed: ${err instanceof Error ? err.message : String(err)}`);
+        const reason = err instanceof Error ? err.message : String(err);
+        outcomes.push({ item, outcome: 'failed', workflowId: lifecycleWorkflowId(item.model), reason });
+        log.error(`${source.name}: retrain request to ${lifecycleWorkflowId(item.model)} failed: ${reason}`);
       }
     }
-    const count = (o: AlertOutcome['outcome']) => outcomes.filter((x) => x.outcome === o).length;
-    const summary = { receiver: payload.receiver, signalled: count('signalled'), ignored: count('ignored'), rejected: count('rejected'), failed: count('failed'), alerts: outcomes };
-    // 5xx makes Alertmanager send the group again; the dedupe keys make the repeat harmless.
-    return { status: summary.failed ? 503 : 200, body: summary };
-  };
-
-  const retrain = async (body: unknown) => {
-    const b = parseJsonBody(retrainBody, body, 'retrain request');
-    const request = parseJsonBody(retrainRequest, { reason: b.reason ?? 'retrain requested by webhook', source: 'webhook', ...(b.dedupeKey ? { dedupeKey: b.dedupeKey } : {}), ...(b.figures ? { figures: b.figures } : {}) }, 'retrain request');
-    try {
-      const workflowId = await signal(b.model, request);
-      log.info(`retrain ${b.model} → ${workflowId}`);
-      return { status: 200, body: { model: b.model, outcome: 'signalled', workflowId, ...(request.dedupeKey ? { dedupeKey: request.dedupeKey } : {}) } };
-    } catch (err) {
-      throw new HttpError(`signalling ${lifecycleWorkflowId(b.model)} failed: ${err instanceof Error ? err.message : String(err)}`, 503);
-    }
+    return source.respond(outcomes, body);
   };
 
   const routes: Record<string, { method: string; auth: boolean; run: (req: http.IncomingMessage) => Promise<{ status: number; body: unknown }> }> = {
     '/healthz': { method: 'GET', auth: false, run: async () => ({ status: 200, body: { status: 'ok' } }) },
-    '/v1/alertmanager': { method: 'POST', auth: true, run: async (req) => alertmanager(await readJsonBody(req, maxBody)) },
-    '/v1/retrain': { method: 'POST', auth: true, run: async (req) => retrain(await readJsonBody(req, maxBody)) },
+    ...Object.fromEntries(TRIGGER_SOURCES.map((source) => [source.path, { method: 'POST', auth: true, run: async (req: http.IncomingMessage) => run(source, await readJsonBody(req, maxBody)) }])),
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -230,7 +114,7 @@ export async function startWebhookServer(opts: WebhookOptions): Promise<RunningW
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
-  log.info(`webhook listening on ${url} (POST /v1/alertmanager, POST /v1/retrain, GET /healthz)`);
+  log.info(`webhook listening on ${url} (${TRIGGER_SOURCES.map((t) => `POST ${t.path}`).join(', ')}, GET /healthz)`);
   return {
     url,
     port,

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { PROJECT_ROOT } from '../../infra/paths';
 import type { WorkerRuntime } from '../../workers/runtime';
@@ -248,6 +249,36 @@ describe('closed loop', () => {
     expect(human.stdout).toMatch(new RegExp(`^model ${model}: `));
     expect(human.stdout).toContain('last decisions:');
     expect(human.stdout).toContain('monitoring: not running');
+  }, 240_000);
+
+  test('retrain --wait reports each answer of the lifecycle: started, coalesced, duplicate, deferred', async () => {
+    const held = `cli-held-${uid}`;
+    // A training that pauses at its first step (its data does not exist) holds the lifecycle:
+    // later requests can only join its follow-up, whatever the machine's speed.
+    const missing = pathToFileURL(path.join(os.tmpdir(), `missing-${uid}.parquet`)).href;
+    await fs.writeFile(path.join(workDir, 'held.json'), JSON.stringify({ ...LIGHT_POLICY, training: { ...LIGHT_TRAINING, dataset: { uris: [missing] } } }));
+    const started = json<{ outcome: string; workflowId: string; trainingWorkflowId: string }>(await mlops(['retrain', '--model', held, '--dedupe-key', `a-${uid}`, '--policy', 'held.json', '--wait', '--json']));
+    expect(started).toMatchObject({ outcome: 'started', trainingWorkflowId: expect.stringMatching(new RegExp(`^train-${held}-`)) });
+    try {
+      await waitFor('the training to pause', async () => ((await env.client.workflow.getHandle(started.trainingWorkflowId).query<PipelineStatus>('status')).state === 'awaiting-resume' ? true : undefined));
+      const coalesced = await mlops(['retrain', '--model', held, '--dedupe-key', `b-${uid}`, '--wait']);
+      expect({ code: coalesced.code, stdout: coalesced.stdout.trim() }).toEqual({ code: 0, stdout: `${held}: coalesced: a training runs (${started.trainingWorkflowId}); this request joins the one follow-up after it` });
+      const duplicate = await mlops(['retrain', '--model', held, '--dedupe-key', `a-${uid}`, '--wait', '--json']);
+      expect(duplicate.code).toBe(3);
+      expect(JSON.parse(duplicate.stdout)).toMatchObject({ outcome: 'duplicate', dedupeKey: `a-${uid}` });
+      // The server's record agrees: one training, one pending follow-up, one duplicate.
+      const st = await env.client.workflow.getHandle(lifecycleWorkflowId(held)).query<LifecycleStatus>('status');
+      expect({ trainings: st.counters.trainings, duplicates: st.counters.duplicates, pending: st.pending.map((t) => t.dedupeKey) }).toEqual({ trainings: 1, duplicates: 1, pending: [`b-${uid}`] });
+    } finally {
+      await env.client.workflow.getHandle(lifecycleWorkflowId(held)).terminate('test done').catch(() => undefined);
+      await env.client.workflow.getHandle(started.trainingWorkflowId).terminate('test done').catch(() => undefined);
+    }
+
+    const budgetless = `cli-nobudget-${uid}`;
+    await fs.writeFile(path.join(workDir, 'nobudget.json'), JSON.stringify({ ...LIGHT_POLICY, dailyBudget: 0 }));
+    const deferred = await mlops(['retrain', '--model', budgetless, '--policy', 'nobudget.json', '--wait']);
+    expect({ code: deferred.code, stdout: deferred.stdout.trim() }).toEqual({ code: 3, stdout: `${budgetless}: no training started: deferred (daily budget used) until the budget is raised` });
+    await env.client.workflow.getHandle(lifecycleWorkflowId(budgetless)).terminate('test done').catch(() => undefined);
   }, 240_000);
 });
 

@@ -69,7 +69,7 @@ const dataSpec = (name: string) => ({ model: model(), dataset: { uris: [file(nam
 
 const specCases: Array<[string, () => unknown, RegExp]> = [
   ['traversal in the model name', () => ({ model: '../../etc/passwd', dataset: { flights: { from: '2001-01', to: '2001-01' } }, preset: 'flights-delay' }), /model: must be 1–63 lowercase/],
-  ['unknown trainer', () => ({ model: model(), dataset: { flights: { from: '2001-01', to: '2001-01' } }, preset: 'flights-delay', trainer: 'catboost' }), /trainer: Invalid option/i],
+  ['unknown trainer', () => ({ model: model(), dataset: { flights: { from: '2001-01', to: '2001-01' } }, preset: 'flights-delay', trainer: 'catboost' }), /trainer: "catboost" is not a registered trainer \(registered: gbdt, logreg, command\)/],
   ['hyperparameter out of range', () => ({ model: model(), dataset: { flights: { from: '2001-01', to: '2001-01' } }, preset: 'flights-delay', hyperparameters: { maxBins: 1000 } }), /hyperparameters\.maxBins: .*255.*\(trainer gbdt\)/],
   ['unknown hyperparameter', () => ({ model: model(), dataset: { flights: { from: '2001-01', to: '2001-01' } }, preset: 'flights-delay', hyperparameters: { depth: 3 } }), /hyperparameters: .*depth/],
   ['no features and no preset', () => ({ model: model(), dataset: { flights: { from: '2001-01', to: '2001-01' } } }), /features: give features and label, or a preset/],

@@ -143,7 +143,7 @@ describe('Alertmanager webhook', () => {
     await hook?.close();
   });
 
-  test('firing alerts become retrain signals that start one training; resolved and unnamed ones are reported, not signalled', async () => {
+  test('firing alerts become retrain requests that start one training, answered by the lifecycle; resolved and unnamed ones are reported, not sent', async () => {
     await withTestWorkers(
       env,
       runtime,
@@ -152,9 +152,12 @@ describe('Alertmanager webhook', () => {
           await signalLifecycle(client, model, 'setPolicy', cheapPolicy, cheapPolicy);
           const res = await post('/v1/alertmanager', payload);
           expect(res.status).toBe(200);
-          const body = (await res.json()) as { signalled: number; ignored: number; rejected: number; alerts: Array<{ outcome: string; workflowId?: string; model?: string; reason?: string; dedupeKey?: string }> };
-          expect(body).toMatchObject({ signalled: 2, ignored: 1, rejected: 1 });
-          expect(body.alerts.map((a) => a.outcome)).toEqual(['signalled', 'signalled', 'ignored', 'rejected']);
+          const body = (await res.json()) as { accepted: number; ignored: number; rejected: number; alerts: Array<{ outcome: string; workflowId?: string; model?: string; reason?: string; dedupeKey?: string; retrain?: { outcome: string; workflowId?: string; runningWorkflowId?: string } }> };
+          expect(body).toMatchObject({ accepted: 2, ignored: 1, rejected: 1 });
+          expect(body.alerts.map((a) => a.outcome)).toEqual(['accepted', 'accepted', 'ignored', 'rejected']);
+          // The Update's answers: the first alert started the training, the second joined its follow-up.
+          expect(body.alerts[0]!.retrain).toEqual({ outcome: 'started', workflowId: expect.stringMatching(new RegExp(`^train-${model}-`)) });
+          expect(body.alerts[1]!.retrain).toEqual({ outcome: 'coalesced', runningWorkflowId: body.alerts[0]!.retrain!.workflowId });
           expect(body.alerts[0]).toMatchObject({ model, workflowId: `model/${model}`, dedupeKey: 'alertmanager:a1b2c3d4e5f60718:2026-11-23T05:00:00Z' });
           expect(body.alerts[1]).toMatchObject({ model, workflowId: `model/${model}` });
           expect(body.alerts[3]!.reason).toMatch(/model="Not A Model"/);
@@ -172,7 +175,10 @@ describe('Alertmanager webhook', () => {
 
           // Alertmanager re-sends a group until it gets a 2xx, and every group_interval: the
           // same alerts again are duplicates, not new trainings.
-          expect((await post('/v1/alertmanager', payload)).status).toBe(200);
+          const repeat = await post('/v1/alertmanager', payload);
+          expect(repeat.status).toBe(200);
+          const repeated = (await repeat.json()) as typeof body;
+          expect(repeated.alerts.slice(0, 2).map((a) => a.retrain?.outcome)).toEqual(['duplicate', 'duplicate']);
           const again = await waitFor('the repeats dropped', async () => {
             const x = await lifecycle(model);
             return x.counters.duplicates >= 2 ? x : undefined;
@@ -182,7 +188,9 @@ describe('Alertmanager webhook', () => {
           // The plain JSON form.
           const plain = await post('/v1/retrain', { model, reason: 'nightly check failed', dedupeKey: 'ops-42', figures: { auc: 0.61 } });
           expect(plain.status).toBe(200);
-          expect(await plain.json()).toMatchObject({ model, outcome: 'signalled', workflowId: `model/${model}`, dedupeKey: 'ops-42' });
+          const plainBody = (await plain.json()) as { retrain?: { outcome: string } };
+          expect(plainBody).toMatchObject({ model, outcome: 'accepted', workflowId: `model/${model}`, dedupeKey: 'ops-42' });
+          expect(['coalesced', 'deferred']).toContain(plainBody.retrain?.outcome);
           await waitFor('the plain retrain at the lifecycle', async () => (await lifecycle(model)).decisions.some((d) => d.source === 'webhook' && /nightly check failed/.test(d.detail)) || undefined);
           expect((await lifecycle(model)).counters.trainings).toBe(1);
         } finally {

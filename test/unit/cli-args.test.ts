@@ -1,12 +1,11 @@
 import { Writable } from 'node:stream';
 import { UserFacingError } from '../../infra/errors';
 import { checkCron, parseCommand, parseDuration, parseMonths, readJson } from '../../client/args';
-import { triggerOutcome } from '../../client/commands/lifecycle';
+import { describeRetrainOutcome } from '../../client/commands/lifecycle';
 import { main } from '../../client/main';
 import { createProgress, formatElapsed } from '../../client/progress';
 import { buildTrainingSpec, defaultTrainingWorkflowId } from '../../client/training-spec-args';
 import { trainingProgressLine } from '../../client/views';
-import type { LifecycleStatus } from '../../workflows/lifecycle-api';
 import type { PipelineStatus } from '../../workflows/pipeline';
 
 function userError(fn: () => unknown): string {
@@ -80,54 +79,6 @@ describe('train spec', () => {
   });
 });
 
-describe('retrain --wait', () => {
-  const base: LifecycleStatus = {
-    model: 'm1',
-    phase: 'idle',
-    policy: {} as LifecycleStatus['policy'],
-    production: null,
-    pending: [],
-    dataUris: [],
-    trainingsToday: { day: '2025-01-01', count: 0 },
-    decisions: [],
-    counters: { triggers: 1, duplicates: 0, coalesced: 0, trainings: 0, promotions: 0 },
-    generation: 1,
-  };
-  const since = Date.parse('2025-01-01T10:00:00Z');
-  const before = { triggers: 0, duplicates: 0 };
-  const mine = { reason: 'because', dedupeKey: 'k1' };
-  const trigger = { reason: 'because', source: 'cli' as const, dedupeKey: 'k1' };
-
-  test('nothing to say until the lifecycle has counted the trigger', () => {
-    expect(triggerOutcome({ ...base, counters: { ...base.counters, triggers: 0 } }, since, before, mine)).toBeUndefined();
-    expect(triggerOutcome(base, since, before, mine)).toBeUndefined();
-  });
-
-  test('the running training carries our trigger', () => {
-    const st = { ...base, phase: 'training' as const, running: { kind: 'training' as const, workflowId: 'run-1', startedAt: '2025-01-01T10:00:01Z', triggers: [trigger] } };
-    expect(triggerOutcome(st, since, before, mine)).toEqual({ trainingWorkflowId: 'run-1' });
-  });
-
-  test('coalesced behind a running training: wait for the follow-up', () => {
-    const running = { kind: 'training' as const, workflowId: 'run-0', startedAt: '2025-01-01T09:59:00Z', triggers: [{ ...trigger, dedupeKey: 'other' }] };
-    const st = { ...base, phase: 'training' as const, running, pending: [trigger], decisions: [{ at: '2025-01-01T09:59:00Z', kind: 'training-started' as const, detail: 'old', workflowId: 'run-0' }] };
-    expect(triggerOutcome(st, since, before, mine)).toBeUndefined();
-    const later = { ...st, running: { ...running, workflowId: 'run-2', triggers: [trigger] }, pending: [], decisions: [...st.decisions, { at: '2025-01-01T10:05:00Z', kind: 'training-started' as const, detail: 'follow-up', workflowId: 'run-2' }] };
-    expect(triggerOutcome(later, since, before, mine)).toEqual({ trainingWorkflowId: 'run-2' });
-  });
-
-  test('dropped as a duplicate or deferred: no training, with the reason', () => {
-    const dropped = { at: '2025-01-01T09:00:00Z', kind: 'duplicate-dropped' as const, detail: 'duplicate trigger k1 dropped' };
-    expect(triggerOutcome({ ...base, counters: { ...base.counters, duplicates: 1 }, decisions: [dropped] }, since, before, mine)).toEqual({ decision: dropped });
-    // A duplicate sent just after the original's training started is still a duplicate.
-    const original = { at: '2025-01-01T10:00:01Z', kind: 'training-started' as const, detail: 'original', workflowId: 'run-1' };
-    const justAfter = { ...base, counters: { ...base.counters, duplicates: 1 }, decisions: [original, { ...dropped, at: '2025-01-01T10:00:02Z' }] };
-    expect(triggerOutcome(justAfter, since, before, { reason: 'again', dedupeKey: 'k1' })).toEqual({ decision: { ...dropped, at: '2025-01-01T10:00:02Z' } });
-    const deferred = { at: '2025-01-01T10:00:02Z', kind: 'deferred' as const, detail: 'cooldown' };
-    expect(triggerOutcome({ ...base, pending: [trigger], decisions: [deferred], nextEligibleAt: '2025-01-01T11:00:00Z' }, since, before, mine)).toEqual({ decision: deferred, nextEligibleAt: '2025-01-01T11:00:00Z' });
-  });
-});
-
 describe('progress', () => {
   function sink(tty: boolean) {
     let text = '';
@@ -182,4 +133,14 @@ test('unknown commands are user errors', async () => {
   await expect(main(['schedule', 'explode'])).rejects.toThrow(/schedule: expected one of create/);
   await expect(main(['status'])).rejects.toThrow(/status: give --model <name> or --workflow-id <id>/);
   await expect(main(['monitor', 'stop', '--model', 'm1'])).rejects.toThrow(/monitor: usage/);
+});
+
+describe('retrain answers', () => {
+  test('each outcome of the Update reads as one line naming what happened', () => {
+    expect(describeRetrainOutcome('m1', 'model/m1', { outcome: 'started', workflowId: 'train-m1-1' })).toMatch(/^m1: training train-m1-1 started by model\/m1\n/);
+    expect(describeRetrainOutcome('m1', 'model/m1', { outcome: 'coalesced', runningWorkflowId: 'train-m1-1' })).toMatch(/coalesced: a training runs \(train-m1-1\)/);
+    expect(describeRetrainOutcome('m1', 'model/m1', { outcome: 'duplicate', dedupeKey: 'k1' })).toMatch(/no training started: duplicate-dropped — dedupe key k1/);
+    expect(describeRetrainOutcome('m1', 'model/m1', { outcome: 'deferred', until: '2025-01-01T11:00:00.000Z', reason: 'cooldown' })).toMatch(/deferred \(cooldown\) until 2025-01-01T11:00:00Z/);
+    expect(describeRetrainOutcome('m1', 'model/m1', { outcome: 'deferred', until: null, reason: 'budget' })).toMatch(/deferred \(daily budget used\) until the budget is raised/);
+  });
 });

@@ -1,0 +1,130 @@
+import type { MonitoringFeatureFigures, MonitoringReport } from '../../workflows/lifecycle-api';
+import { alignCategorical, histogram, jensenShannon, ks2, psi, quantileEdges } from '../data/drift';
+import { auc, logLoss } from '../training/metrics';
+import type { CategoricalBaseline, DriftCheckInput, NumericBaseline } from './drift-check';
+
+/** The monitoring figures, pure: per-feature drift, prediction drift, online performance. */
+
+export const f2 = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 0.01 || x === 0 ? x.toFixed(2) : x.toExponential(1));
+export const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+/** JSON has no NaN/Infinity: a figure that cannot be computed is 0 and says nothing (missingness is judged separately). */
+const finite = (x: number) => (Number.isFinite(x) ? x : 0);
+
+export function numericFigures(b: NumericBaseline, values: ArrayLike<number>): MonitoringFeatureFigures {
+  const hist = histogram(values, b.edges);
+  let present = 0;
+  for (const c of hist) present += c;
+  const missing = values.length - present;
+  const fig: MonitoringFeatureFigures = {
+    kind: 'numeric',
+    psi: present ? finite(psi(b.histogram, hist)) : 0,
+    js: present ? finite(jensenShannon(b.histogram, hist)) : 0,
+    missingFraction: values.length ? missing / values.length : 0,
+    baselineMissingFraction: b.rows ? b.missing / b.rows : 0,
+  };
+  if (b.sample && present) {
+    const ks = ks2(b.sample, values);
+    if (Number.isFinite(ks.statistic)) Object.assign(fig, { ks: ks.statistic, ksPValue: finite(ks.pValue) });
+  }
+  return fig;
+}
+
+/** Categories below this share of the training rows are compared as one bucket (see binnedCategories). */
+export const MIN_CATEGORY_SHARE = 0.01;
+export const MAX_CATEGORY_BINS = 30;
+/** The bucket of rare and unseen categories: not a string any category can be. */
+export const OTHER_CATEGORY = '\u0000other';
+
+/**
+ * The categories compared one by one: those with at least MIN_CATEGORY_SHARE of the training
+ * rows, at most MAX_CATEGORY_BINS of them (most frequent first, ties by name). Everything else —
+ * rare and unseen categories — falls into OTHER_CATEGORY. Without this, a feature like origin
+ * airport (~250 values, most under 0.5%) has a PSI of about (K−1)/n from sampling noise alone:
+ * ~0.5 on a 500-row window of traffic drawn from the training distribution itself.
+ */
+export function binnedCategories(categories: Record<string, number>): Set<string> {
+  let total = 0;
+  for (const n of Object.values(categories)) total += n;
+  const kept = Object.entries(categories)
+    .filter(([, n]) => n >= MIN_CATEGORY_SHARE * total)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .slice(0, MAX_CATEGORY_BINS);
+  return new Set(kept.map(([k]) => k));
+}
+
+function bucketed(counts: Record<string, number>, kept: Set<string>): Record<string, number> {
+  // A Map, then fromEntries: a category called "__proto__" must stay a key, not become a prototype.
+  const out = new Map<string, number>();
+  for (const [k, n] of Object.entries(counts)) {
+    const key = kept.has(k) ? k : OTHER_CATEGORY;
+    out.set(key, (out.get(key) ?? 0) + n);
+  }
+  return Object.fromEntries(out);
+}
+
+export function categoricalFigures(b: CategoricalBaseline, w: { counts: Record<string, number>; missing: number }): MonitoringFeatureFigures {
+  const kept = binnedCategories(b.categories);
+  const { p, q } = alignCategorical(bucketed(b.categories, kept), bucketed(w.counts, kept));
+  let present = 0;
+  let unseen = 0;
+  for (const [k, n] of Object.entries(w.counts)) {
+    present += n;
+    if (!Object.hasOwn(b.categories, k)) unseen += n;
+  }
+  const rows = present + w.missing;
+  return {
+    kind: 'categorical',
+    psi: present ? finite(psi(p, q)) : 0,
+    js: present ? finite(jensenShannon(p, q)) : 0,
+    missingFraction: rows ? w.missing / rows : 0,
+    baselineMissingFraction: b.rows ? b.missing / b.rows : 0,
+    unseenFraction: rows ? unseen / rows : 0,
+  };
+}
+
+function withoutNaN(values: ArrayLike<number>): Float64Array {
+  let n = 0;
+  for (let i = 0; i < values.length; i++) if (!Number.isNaN(values[i]!)) n++;
+  const out = new Float64Array(n);
+  for (let i = 0, k = 0; i < values.length; i++) if (!Number.isNaN(values[i]!)) out[k++] = values[i]!;
+  return out;
+}
+
+const mean = (xs: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i]!;
+  return xs.length ? s / xs.length : 0;
+};
+
+/** Prediction drift on the deciles of the baseline scores: equal-width bins would put most of a 20%-positive model's mass in two bins. */
+export function predictionFigures(baseline: ArrayLike<number>, window: ArrayLike<number>): NonNullable<MonitoringReport['prediction']> | undefined {
+  const b = withoutNaN(baseline);
+  const w = withoutNaN(window);
+  if (!b.length || !w.length) return undefined;
+  const edges = quantileEdges(b, 10);
+  const hb = histogram(b, edges);
+  const hw = histogram(w, edges);
+  return { psi: finite(psi(hb, hw)), js: finite(jensenShannon(hb, hw)), ks: finite(ks2(b, w).statistic), mean: mean(w), baselineMean: mean(b) };
+}
+
+export function performanceFigures(probs: ArrayLike<number>, labels: ArrayLike<number>, offline: DriftCheckInput['offline']): NonNullable<MonitoringReport['performance']> {
+  let correct = 0;
+  let positives = 0;
+  for (let i = 0; i < probs.length; i++) {
+    const y = labels[i] ? 1 : 0;
+    positives += y;
+    if ((probs[i]! >= 0.5 ? 1 : 0) === y) correct++;
+  }
+  const n = probs.length;
+  const a = auc(probs, labels);
+  return {
+    auc: Number.isNaN(a) ? null : a,
+    logLoss: n ? logLoss(probs, labels) : 0,
+    accuracy: n ? correct / n : 0,
+    positiveRate: n ? positives / n : 0,
+    meanPrediction: mean(probs),
+    offlineAuc: offline?.auc ?? null,
+    offlineLogLoss: offline?.logLoss ?? null,
+  };
+}
+
