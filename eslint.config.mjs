@@ -33,8 +33,8 @@ export default tseslint.config(
             })),
           ],
           patterns: [
-            { group: ['../infra/*', '../infra/**', '../workers/**', '../client/**'], message: 'Workflows may import only workflow-safe modules.' },
-            { group: ['../activities/*', '../activities/**'], allowTypeImports: true, message: 'Import activities with `import type` only.' },
+            { group: ['../infra/*', '../infra/**', '../workers/**', '../client/**', '../../infra/*', '../../infra/**', '../../workers/**', '../../client/**'], message: 'Workflows may import only workflow-safe modules.' },
+            { group: ['../activities/*', '../activities/**', '../../activities/*', '../../activities/**'], allowTypeImports: true, message: 'Import activities with `import type` only.' },
           ],
         },
       ],

@@ -8,6 +8,6 @@ export { MlopsPlugin, mlopsPlugin, workflowsEntry, PLUGIN_NAME, type MlopsPlugin
 export { discoverGpuPool } from './workers/start';
 export { GpuPool } from './activities/gpu-context';
 export { MlopsClient } from './client/api';
-export { DEFAULT_TASK_QUEUES, resolveTaskQueues, type TaskQueues } from './workflows/task-queues';
+export { DEFAULT_TASK_QUEUES, resolveTaskQueues, type TaskQueues } from './workflows/contracts/task-queues';
 export type { ArtifactStore } from './infra/artifacts';
 export { CheckpointRefused, defineTrainer, type Trainer, type TrainerContext, type TrainedModel } from './activities/training/trainers/types';

@@ -15,7 +15,7 @@ import {
   upsertDataSpan,
   upsertModel,
 } from '../infra/db/repositories';
-import type { FeatureDef, LabelDef, SplitDef, SliceDef, DatasetDef } from '../workflows/training-spec';
+import type { FeatureDef, LabelDef, SplitDef, SliceDef, DatasetDef } from '../workflows/contracts/training-spec';
 import { literal, withDuckDb } from './data/duck';
 import { prepareData, type PreparedData } from './data/prepare';
 import { PARQUET, snapshotDataset, type SnapshotRef } from './data/snapshot';

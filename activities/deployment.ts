@@ -4,11 +4,11 @@ import type { ArtifactStore } from '../infra/artifacts';
 import type { Config } from '../infra/config';
 import type { Database } from '../infra/db/schema';
 import { getAlias, getModelByName, getModelVersion, setAlias, upsertDeployment } from '../infra/db/repositories';
-import { psi } from './data/drift';
+import { psi } from './ml/drift';
 import { withDuckDb } from './data/duck';
 import { loadTable } from './data/prepare';
 import { localArtifact, readVerified } from './data/sources';
-import { quantile } from './training/metrics';
+import { quantile } from './ml/metrics';
 import { createSession, featuresOfSignature, scoreTable } from './training/scoring';
 
 /**

@@ -4,10 +4,10 @@ import { z } from 'zod';
 import type { ArtifactStore } from '../infra/artifacts';
 import type { Database } from '../infra/db/schema';
 import { getAlias, getModelByName, prepareStepOutputs, readLabeledPredictions, readPredictionWindow, upsertMonitoringCheck } from '../infra/db/repositories';
-import { modelName, monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../workflows/lifecycle-api';
+import { modelName, monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../workflows/contracts/lifecycle';
 import { featuresOfSignature } from './training/scoring';
 import { loadFeatureBaselines, scoreTestSample, trainingRefs, type TrainingRefs } from './monitoring/baseline';
-import { checkDrift, type FeatureBaseline, type FeatureWindow } from './monitoring/drift-check';
+import { checkDrift, type FeatureBaseline, type FeatureWindow } from './ml/monitoring/drift-check';
 
 /**
  * The monitoring check: one window of served traffic (and the labels that arrived) against the

@@ -2,7 +2,7 @@ import { ApplicationFailure, activityInfo, heartbeat, log } from '@temporalio/ac
 import type { Kysely } from 'kysely';
 import type { Database } from '../infra/db/schema';
 import { finishPipelineRun, findCachedStep, getPipelineRun, upsertPipelineRun, upsertStepRun } from '../infra/db/repositories';
-import { stableJson } from '../workflows/stable-json';
+import { stableJson } from '../workflows/contracts/stable-json';
 import { sha256Hex } from './hash';
 
 /**

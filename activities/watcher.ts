@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { createS3Client, readAll, type ArtifactStore } from '../infra/artifacts';
 import type { Config } from '../infra/config';
-import { datasetUri } from '../workflows/training-spec';
+import { datasetUri } from '../workflows/contracts/training-spec';
 import { allowedLocalPath, insideDataRoots } from './data/sources';
 
 /**

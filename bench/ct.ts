@@ -11,8 +11,8 @@ import { loadTable, prepareData } from '../activities/data/prepare';
 import { flightsParquetPath } from '../activities/data/snapshot';
 import { computeStatistics, inferSchema, validateSpan } from '../activities/data/validate';
 import type { StepCall } from '../activities/steps';
-import { predictGbdt, trainGbdt, type GbdtParams } from '../activities/training/gbdt';
-import { auc, quantile } from '../activities/training/metrics';
+import { predictGbdt, trainGbdt, type GbdtParams } from '../activities/ml/gbdt';
+import { auc, quantile } from '../activities/ml/metrics';
 import { xgboostReference } from '../test/reference/xgboost';
 import { LocalArtifactStore } from '../infra/artifacts';
 import { TEMPORAL_CLI, resolveBinary } from '../infra/binaries';
@@ -22,8 +22,8 @@ import { printTable, writeResult } from './report';
 import { startTemporalDevServer } from '../infra/services';
 import { installSdkRuntime } from '../workers/start';
 import { openRuntime } from '../workers/runtime';
-import { TASK_QUEUES } from '../workflows/definitions';
-import { PRESETS } from '../workflows/training-spec';
+import { TASK_QUEUES } from '../workflows/contracts/names';
+import { PRESETS } from '../workflows/contracts/training-spec';
 
 /**
  * `npm run bench -- ct`: the continuous-training figures the README quotes, each a ratio

@@ -1,9 +1,9 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ident, literal, withDuckDb } from '../activities/data/duck';
 import { flightsParquetPath } from '../activities/data/snapshot';
-import { checkDrift, countCategories, profileBaseline, type FeatureBaseline, type NumericBaseline } from '../activities/monitoring/drift-check';
-import { quantile } from '../activities/training/metrics';
-import { monitoringThresholds } from '../workflows/lifecycle-api';
+import { checkDrift, countCategories, profileBaseline, type FeatureBaseline, type NumericBaseline } from '../activities/ml/monitoring/drift-check';
+import { quantile } from '../activities/ml/metrics';
+import { monitoringThresholds } from '../workflows/contracts/lifecycle';
 
 /**
  * The monitoring check's pure drift computation on real flights traffic — one month as the

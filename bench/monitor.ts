@@ -3,15 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
-import { quantile } from '../activities/training/metrics';
+import { quantile } from '../activities/ml/metrics';
 import { TEMPORAL_CLI, resolveBinary } from '../infra/binaries';
 import { loadConfig } from '../infra/config';
 import { createLogger } from '../infra/log';
 import { printTable, writeResult } from './report';
 import { startTemporalDevServer } from '../infra/services';
 import { installSdkRuntime } from '../workers/start';
-import { TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId } from '../workflows/definitions';
-import type { MonitoringCheckInput, MonitoringReport } from '../workflows/lifecycle-api';
+import { TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId } from '../workflows/contracts/names';
+import type { MonitoringCheckInput, MonitoringReport } from '../workflows/contracts/lifecycle';
 import { benchDrift } from './monitor-drift';
 
 /**

@@ -3,15 +3,15 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { seededRandom, type Table } from '../activities/training/dataset';
-import { exportGbdtOnnx, trainGbdt } from '../activities/training/gbdt';
-import { quantile } from '../activities/training/metrics';
+import { seededRandom, type Table } from '../activities/ml/dataset';
+import { exportGbdtOnnx, trainGbdt } from '../activities/ml/gbdt';
+import { quantile } from '../activities/ml/metrics';
 import { signatureOf } from '../activities/training/scoring';
 import { loadConfig } from '../infra/config';
 import { recordArtifact, registerModelVersion, upsertModel } from '../infra/db/repositories';
 import { createLogger } from '../infra/log';
 import { writeResult } from './report';
-import { startModelServer } from '../infra/serving/server';
+import { startModelServer } from '../workers/serving/server';
 import { openRuntime } from '../workers/runtime';
 
 /**

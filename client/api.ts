@@ -1,7 +1,7 @@
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { continuousTraining, modelLifecycle, monitoring, promotion } from '../workflows';
 import { abortSignal, resumeSignal, trainingStatusQuery, type TrainingResult } from '../workflows/continuous-training';
-import { lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from '../workflows/definitions';
+import { lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from '../workflows/contracts/names';
 import {
   lifecycleStatusQuery,
   newDataSignal,
@@ -12,14 +12,14 @@ import {
   type LifecycleStatus,
   type NewDataRequest,
   type RetrainRequest,
-} from '../workflows/lifecycle-api';
+} from '../workflows/contracts/lifecycle';
 import type { MonitoringStatus } from '../workflows/monitoring';
 import { requestRetrain, type RetrainAnswer } from './lifecycle';
 import { monitoringStatusQuery } from '../workflows/monitoring';
 import type { PipelineStatus } from '../workflows/pipeline';
 import { approveSignal, promotionStatusQuery, rejectSignal, rollbackSignal, type PromotionInput, type PromotionStatus } from '../workflows/promotion';
-import { resolveTaskQueues, type TaskQueues } from '../workflows/task-queues';
-import type { ResumeOverrides, TrainingSpecInput } from '../workflows/training-spec';
+import { resolveTaskQueues, type TaskQueues } from '../workflows/contracts/task-queues';
+import type { ResumeOverrides, TrainingSpecInput } from '../workflows/contracts/training-spec';
 
 /**
  * Typed access to our workflows from a Temporal client: starts by function reference with

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { z } from 'zod';
 import { UserFacingError } from '../infra/errors';
-import { MODEL_NAME } from '../workflows/training-spec';
+import { MODEL_NAME } from '../workflows/contracts/training-spec';
 
 /**
  * Argument helpers shared by the CLI's commands. Everything a user types goes through here or

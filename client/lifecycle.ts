@@ -1,8 +1,8 @@
 import { WithStartWorkflowOperation, WorkflowUpdateStage, type Client, type WorkflowHandle } from '@temporalio/client';
 import { modelLifecycle } from '../workflows/lifecycle';
-import { NEW_DATA_SIGNAL, RETRAIN_SIGNAL, SET_POLICY_SIGNAL, lifecycleWorkflowId } from '../workflows/definitions';
-import { retrainUpdate, type LifecyclePolicyInput, type NewDataRequest, type RetrainOutcome, type RetrainRequest } from '../workflows/lifecycle-api';
-import { DEFAULT_TASK_QUEUES } from '../workflows/task-queues';
+import { NEW_DATA_SIGNAL, RETRAIN_SIGNAL, SET_POLICY_SIGNAL, lifecycleWorkflowId } from '../workflows/contracts/names';
+import { retrainUpdate, type LifecyclePolicyInput, type NewDataRequest, type RetrainOutcome, type RetrainRequest } from '../workflows/contracts/lifecycle';
+import { DEFAULT_TASK_QUEUES } from '../workflows/contracts/task-queues';
 
 /**
  * Every trigger reaches a model through its lifecycle workflow (`model/<name>`): the first one

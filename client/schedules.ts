@@ -1,7 +1,7 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleSummary } from '@temporalio/client';
 import { UserFacingError, describeError } from '../infra/errors';
-import { SCHEDULED_RETRAIN, TASK_QUEUES } from '../workflows/definitions';
-import type { LifecyclePolicyInput } from '../workflows/lifecycle-api';
+import { SCHEDULED_RETRAIN, TASK_QUEUES } from '../workflows/contracts/names';
+import type { LifecyclePolicyInput } from '../workflows/contracts/lifecycle';
 
 /**
  * Retraining on a timetable: a Temporal Schedule whose action starts `scheduledRetrain`, which

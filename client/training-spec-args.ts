@@ -1,5 +1,5 @@
 import { UserFacingError } from '../infra/errors';
-import { MAX_SPEC_BYTES, MODEL_NAME, trainingSpec, type TrainingSpecInput } from '../workflows/training-spec';
+import { MAX_SPEC_BYTES, MODEL_NAME, trainingSpec, type TrainingSpecInput } from '../workflows/contracts/training-spec';
 import { formatZodIssues, parseMonths, readJson } from './args';
 
 /**

@@ -1,5 +1,5 @@
 import type { TrainingResult } from '../workflows/continuous-training';
-import type { LifecycleStatus, MonitoringReport } from '../workflows/lifecycle-api';
+import type { LifecycleStatus, MonitoringReport } from '../workflows/contracts/lifecycle';
 import type { PipelineStatus, StepState } from '../workflows/pipeline';
 import type { PromotionStatus } from '../workflows/promotion';
 import { fixed, isoSeconds, table } from './output';

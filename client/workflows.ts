@@ -1,6 +1,6 @@
 import { QueryNotRegisteredError, WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { UserFacingError, describeError } from '../infra/errors';
-import { STATUS_QUERY } from '../workflows/definitions';
+import { STATUS_QUERY } from '../workflows/contracts/names';
 
 /**
  * Handles on our workflows with the failures a user can act on turned into one-line errors:

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ConfigError, UserFacingError, runMain } from '../infra/errors';
 import { createLogger } from '../infra/log';
-import { startModelServer } from '../infra/serving/server';
+import { startModelServer } from './serving/server';
 import { openRuntime } from './runtime';
 
 /**

@@ -17,7 +17,7 @@ import { migrateToLatest } from '../infra/db/migrate';
 import type { Database } from '../infra/db/schema';
 import { ConfigError, UserFacingError, describeError } from '../infra/errors';
 import { createLogger, type Logger } from '../infra/log';
-import { GPU_CLASS_PATTERN, resolveTaskQueues, type TaskQueues } from '../workflows/task-queues';
+import { GPU_CLASS_PATTERN, resolveTaskQueues, type TaskQueues } from '../workflows/contracts/task-queues';
 
 /**
  * The temporal-mlops plugin, on the SDK's own plugin API. Add it to `Worker.create({ plugins })`
@@ -89,7 +89,7 @@ function ourWorkflowsPath(): string {
 }
 
 function taskQueuesModulePath(): string {
-  return require.resolve('../workflows/task-queues');
+  return require.resolve('../workflows/contracts/task-queues');
 }
 
 /**

@@ -1,5 +1,5 @@
 import { UserFacingError } from '../infra/errors';
-import { GPU_CLASS_PATTERN, TASK_QUEUES } from '../workflows/definitions';
+import { GPU_CLASS_PATTERN, TASK_QUEUES } from '../workflows/contracts/names';
 
 export type QueueSelection = { control: boolean; cpu: boolean; gpu: boolean; gpuClass?: string };
 

@@ -4,7 +4,7 @@ import { GpuPool } from '../activities/gpu-context';
 import { UserFacingError } from '../infra/errors';
 import type { Logger } from '../infra/log';
 import { temporalSettings, unreachable, withTimeout, type TemporalSettings } from '../infra/temporal';
-import { gpuClassQueue, resolveTaskQueues } from '../workflows/task-queues';
+import { gpuClassQueue, resolveTaskQueues } from '../workflows/contracts/task-queues';
 import { MlopsPlugin } from './plugin';
 import { discoverGpus, gpuClassOf, type GpuDiscovery } from './gpu-discovery';
 import type { QueueSelection } from './queues';

@@ -3,7 +3,7 @@ import { connectClient } from '../client/connection';
 import { loadConfig } from '../infra/config';
 import { ConfigError, UserFacingError, runMain } from '../infra/errors';
 import { createLogger } from '../infra/log';
-import { MIN_TOKEN_LENGTH, startWebhookServer } from '../infra/triggers/webhook';
+import { MIN_TOKEN_LENGTH, startWebhookServer } from './triggers/webhook';
 
 /**
  * `npm run webhook`: the HTTP trigger (Alertmanager and plain retrain requests → `retrain`

@@ -2,11 +2,11 @@ import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, de
 import type { TrainingActivities } from '../activities/continuous-training';
 import type { createStepActivities, StepCall, StepOutcome } from '../activities/steps';
 import type { TrainOutput } from '../activities/training/train';
-import { ABORT_SIGNAL, RESUME_SIGNAL, STATUS_QUERY } from './definitions';
-import { gpuClassQueue, lazyActivities, taskQueues } from './task-queues';
+import { ABORT_SIGNAL, RESUME_SIGNAL, STATUS_QUERY } from './contracts/names';
+import { gpuClassQueue, lazyActivities, taskQueues } from './contracts/task-queues';
 import { issueLines, parseInput } from './input';
 import { Pipeline, decisionWaiter, isScheduleToStartTimeout, type PipelineStatus, type StepHandle } from './pipeline';
-import { MAX_SPEC_BYTES, resolveTask, resumeOverrides, trainingSpec, type ResumeOverrides, type TrainingSpec, type TrainingSpecInput } from './training-spec';
+import { MAX_SPEC_BYTES, resolveTask, resumeOverrides, trainingSpec, type ResumeOverrides, type TrainingSpec, type TrainingSpecInput } from './contracts/training-spec';
 
 /**
  * continuousTraining: snapshot → validate data → prepare → train (GPU queue) → evaluate →

@@ -1,10 +1,10 @@
 import { ActivityFailure, ApplicationFailure, allHandlersFinished, condition, continueAsNew, defineQuery, setHandler, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { WatcherActivities, WatcherCursor } from '../activities/watcher';
-import { STATUS_QUERY, lifecycleWorkflowId } from './definitions';
-import { lazyActivities, taskQueues } from './task-queues';
+import { STATUS_QUERY, lifecycleWorkflowId } from './contracts/names';
+import { lazyActivities, taskQueues } from './contracts/task-queues';
 import { parseInput } from './input';
-import { lifecyclePolicy, modelName, pauseSignal, resumeMonitoringSignal } from './lifecycle-api';
+import { lifecyclePolicy, modelName, pauseSignal, resumeMonitoringSignal } from './contracts/lifecycle';
 import { signalOrStartLifecycle } from './lifecycle-signal';
 
 /**

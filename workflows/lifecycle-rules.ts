@@ -8,7 +8,7 @@ import {
   type NewDataRequest,
   type RetrainOutcome,
   type RetrainTrigger,
-} from './lifecycle-api';
+} from './contracts/lifecycle';
 
 /**
  * The lifecycle's rules as a plain class the workflow drives (samples-typescript's

@@ -1,7 +1,7 @@
 import { ParentClosePolicy, getExternalWorkflowHandle, startChild, WorkflowIdReusePolicy } from '@temporalio/workflow';
-import { MODEL_LIFECYCLE, lifecycleWorkflowId } from './definitions';
-import { taskQueues } from './task-queues';
-import { newDataSignal, retrainSignal, type LifecyclePolicyInput, type NewDataRequest, type RetrainRequest } from './lifecycle-api';
+import { MODEL_LIFECYCLE, lifecycleWorkflowId } from './contracts/names';
+import { taskQueues } from './contracts/task-queues';
+import { newDataSignal, retrainSignal, type LifecyclePolicyInput, type NewDataRequest, type RetrainRequest } from './contracts/lifecycle';
 
 export type LifecycleMessage = { retrain: RetrainRequest } | { newData: NewDataRequest };
 

@@ -15,8 +15,8 @@ import {
 import { z } from 'zod';
 import type { DeploymentActivities } from '../activities/deployment';
 import { continuousTraining } from './continuous-training';
-import { lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from './definitions';
-import { lazyActivities, taskQueues } from './task-queues';
+import { lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from './contracts/names';
+import { lazyActivities, taskQueues } from './contracts/task-queues';
 import { issueLines, parseInput } from './input';
 import {
   lifecyclePolicy,
@@ -34,11 +34,11 @@ import {
   type LifecyclePolicy,
   type MonitoringInput,
   type RetrainOutcome,
-} from './lifecycle-api';
+} from './contracts/lifecycle';
 import { carriedState, LifecycleRules, type CarriedState } from './lifecycle-rules';
 import { monitoring } from './monitoring';
 import { promotion, type PromotionInput } from './promotion';
-import { trainingSpec, type TrainingSpec } from './training-spec';
+import { trainingSpec, type TrainingSpec } from './contracts/training-spec';
 
 /**
  * modelLifecycle: the one stable address of a model (`model/<name>`). Every trigger — CLI,

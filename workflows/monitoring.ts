@@ -1,6 +1,6 @@
 import { allHandlersFinished, condition, continueAsNew, defineQuery, log, setHandler, workflowInfo } from '@temporalio/workflow';
-import { STATUS_QUERY } from './definitions';
-import { lazyActivities, taskQueues } from './task-queues';
+import { STATUS_QUERY } from './contracts/names';
+import { lazyActivities, taskQueues } from './contracts/task-queues';
 import { issueLines, parseInput } from './input';
 import {
   latestReportQuery,
@@ -13,7 +13,7 @@ import {
   type MonitoringInput,
   type MonitoringReport,
   type MonitoringThresholds,
-} from './lifecycle-api';
+} from './contracts/lifecycle';
 import { signalOrStartLifecycle } from './lifecycle-signal';
 
 /**

@@ -1,6 +1,6 @@
 import { setHandler } from '@temporalio/workflow';
 import type { createStepActivities } from '../activities/steps';
-import { lazyActivities, taskQueues } from './task-queues';
+import { lazyActivities, taskQueues } from './contracts/task-queues';
 import { abortSignal, resumeSignal, trainingStatusQuery } from './continuous-training';
 import { Pipeline, decisionWaiter } from './pipeline';
 

@@ -1,7 +1,7 @@
 import { ActivityFailure, ApplicationFailure, TimeoutFailure, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import type { StepCacheLookup, StepCall, StepOutcome } from '../activities/steps';
-import { stableJson } from './stable-json';
+import { stableJson } from './contracts/stable-json';
 
 /**
  * The step engine shared by our pipelines. A pipeline is a list of named steps, each one

@@ -10,8 +10,8 @@ import {
 import { TimeoutType } from '@temporalio/common';
 import { z } from 'zod';
 import type { PlatformActivities, ProbeResult } from '../activities/platform';
-import { STATUS_QUERY } from './definitions';
-import { GPU_CLASS_PATTERN, gpuClassQueue, taskQueues } from './task-queues';
+import { STATUS_QUERY } from './contracts/names';
+import { GPU_CLASS_PATTERN, gpuClassQueue, taskQueues } from './contracts/task-queues';
 import { parseInput } from './input';
 
 export const platformCheckInput = z

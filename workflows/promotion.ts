@@ -1,13 +1,13 @@
 import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { DeploymentActivities, Traffic } from '../activities/deployment';
-import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, promotionWorkflowId } from './definitions';
-import { lazyActivities, taskQueues } from './task-queues';
+import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, promotionWorkflowId } from './contracts/names';
+import { lazyActivities, taskQueues } from './contracts/task-queues';
 
 export { promotionWorkflowId };
 import { parseInput } from './input';
 import { STRATEGIES, STRATEGY_NAMES } from './strategies';
-import { MODEL_NAME } from './training-spec';
+import { MODEL_NAME } from './contracts/training-spec';
 
 /**
  * promotion: deploy a registered version next to production, prove it (contract test, load

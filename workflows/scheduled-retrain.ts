@@ -1,8 +1,8 @@
 import { workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
-import { lifecycleWorkflowId } from './definitions';
+import { lifecycleWorkflowId } from './contracts/names';
 import { parseInput } from './input';
-import { lifecyclePolicy, modelName } from './lifecycle-api';
+import { lifecyclePolicy, modelName } from './contracts/lifecycle';
 import { signalOrStartLifecycle } from './lifecycle-signal';
 
 /**

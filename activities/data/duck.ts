@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { COLUMN } from '../../workflows/training-spec';
+import { COLUMN } from '../../workflows/contracts/training-spec';
 
 /**
  * DuckDB, the columnar engine behind snapshot, validation and preparation: one in-memory

@@ -7,7 +7,7 @@ import type { Config } from '../../infra/config';
 import type { Database } from '../../infra/db/schema';
 import { recordArtifact } from '../../infra/db/repositories';
 import { PROJECT_ROOT } from '../../infra/paths';
-import type { DatasetDef } from '../../workflows/training-spec';
+import type { DatasetDef } from '../../workflows/contracts/training-spec';
 import { dataError } from '../steps';
 import { literal, readExpr, withDuckDb } from './duck';
 import { fetchSource, hashFile, withTempDir } from './sources';

@@ -1,7 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { type ColumnKind, ident, kindOfDuckType } from './duck';
-import { alignCategorical, jensenShannon, lInfinity, psi } from './drift';
-import type { FeatureDef, LabelDef } from '../../workflows/training-spec';
+import { alignCategorical, jensenShannon, lInfinity, psi } from '../ml/drift';
+import type { FeatureDef, LabelDef } from '../../workflows/contracts/training-spec';
 
 /**
  * Data validation in the manner of TFX's StatisticsGen + SchemaGen + ExampleValidator:

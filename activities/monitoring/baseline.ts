@@ -2,9 +2,9 @@ import { z } from 'zod';
 import type { ArtifactStore } from '../../infra/artifacts';
 import { loadTable } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
-import type { FeatureSpec } from '../training/dataset';
+import type { FeatureSpec } from '../ml/dataset';
 import { createSession, scoreTable } from '../training/scoring';
-import { baselineFromStats, type FeatureBaseline } from './drift-check';
+import { baselineFromStats, type FeatureBaseline } from '../ml/monitoring/drift-check';
 
 /**
  * What a monitoring check compares served traffic with, read from a model version's training

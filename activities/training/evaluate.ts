@@ -1,12 +1,12 @@
 import { heartbeat } from '@temporalio/activity';
 import type { ArtifactStore } from '../../infra/artifacts';
-import type { SliceDef } from '../../workflows/training-spec';
+import type { SliceDef } from '../../workflows/contracts/training-spec';
 import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
-import type { Table } from './dataset';
-import { predictLogreg, trainLogreg } from './logreg';
-import { auc, binaryMetrics, logLoss, type BinaryMetrics } from './metrics';
+import type { Table } from '../ml/dataset';
+import { predictLogreg, trainLogreg } from '../ml/logreg';
+import { auc, binaryMetrics, logLoss, type BinaryMetrics } from '../ml/metrics';
 import { createSession, scoreTable } from './scoring';
 import type { ArtifactRef } from './train';
 

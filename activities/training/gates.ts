@@ -5,7 +5,7 @@ import { getAlias, getModelByName } from '../../infra/db/repositories';
 import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
-import { auc, quantile } from './metrics';
+import { auc, quantile } from '../ml/metrics';
 import { createSession, feedsFor, scoreTable, signatureProblems } from './scoring';
 import type { Evaluation } from './evaluate';
 import type { ArtifactRef } from './train';

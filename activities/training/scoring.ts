@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import type { FeatureSpec, Table } from './dataset';
+import type { FeatureSpec, Table } from '../ml/dataset';
 
 /**
  * Scoring a raw-feature ONNX model (one [batch, 1] input per feature, strings for categorical

@@ -6,7 +6,7 @@ import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact } from '../data/sources';
 import { gpuChildEnv } from '../gpu-context';
 import { currentWorkflow, dataError } from '../steps';
-import type { FeatureSpec, Table } from './dataset';
+import type { FeatureSpec, Table } from '../ml/dataset';
 import { CheckpointRefused, TrainerRegistry, type ResumePoint, type TrainerCheckpoint, type TrainerContext, type TrainedModel } from './trainers';
 
 /**

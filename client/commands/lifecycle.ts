@@ -1,8 +1,8 @@
 import { UserFacingError, describeError } from '../../infra/errors';
-import { lifecycleWorkflowId } from '../../workflows/definitions';
-import { STAND_IN_DATA, lifecyclePolicy, retrainRequest, trainingSpecInput, type LifecyclePolicyInput, type RetrainOutcome, type RetrainRequest } from '../../workflows/lifecycle-api';
+import { lifecycleWorkflowId } from '../../workflows/contracts/names';
+import { STAND_IN_DATA, lifecyclePolicy, retrainRequest, trainingSpecInput, type LifecyclePolicyInput, type RetrainOutcome, type RetrainRequest } from '../../workflows/contracts/lifecycle';
 import { formatZodIssues, parseCommand, parseDuration, readJson, requireModel, requireString, validate } from '../args';
-import { trainingSpec } from '../../workflows/training-spec';
+import { trainingSpec } from '../../workflows/contracts/training-spec';
 import { connectClient } from '../connection';
 import { isoSeconds, print, printJson } from '../output';
 import { createProgress } from '../progress';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { TASK_QUEUES, promotionWorkflowId } from '../../workflows/definitions';
+import { TASK_QUEUES, promotionWorkflowId } from '../../workflows/contracts/names';
 import type { PlatformCheckResult } from '../../workflows/platform-check';
 import type { PromotionStatus } from '../../workflows/promotion';
 import { parseCommand, requireModel } from '../args';

@@ -1,6 +1,6 @@
 import { UserFacingError } from '../../infra/errors';
-import { ABORT_SIGNAL, APPROVE_SIGNAL, PAUSE_SIGNAL, REJECT_SIGNAL, RESUME_SIGNAL, monitoringWorkflowId, promotionWorkflowId } from '../../workflows/definitions';
-import { resumeOverrides } from '../../workflows/training-spec';
+import { ABORT_SIGNAL, APPROVE_SIGNAL, PAUSE_SIGNAL, REJECT_SIGNAL, RESUME_SIGNAL, monitoringWorkflowId, promotionWorkflowId } from '../../workflows/contracts/names';
+import { resumeOverrides } from '../../workflows/contracts/training-spec';
 import { parseCommand, readJson, requireModel, requireString, validate } from '../args';
 import { connectClient } from '../connection';
 import { print, printJson } from '../output';

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { UserFacingError } from '../../infra/errors';
-import { LATEST_REPORT_QUERY, lifecycleWorkflowId, monitoringWorkflowId } from '../../workflows/definitions';
-import type { LifecycleStatus, MonitoringReport } from '../../workflows/lifecycle-api';
+import { LATEST_REPORT_QUERY, lifecycleWorkflowId, monitoringWorkflowId } from '../../workflows/contracts/names';
+import type { LifecycleStatus, MonitoringReport } from '../../workflows/contracts/lifecycle';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import type { PromotionStatus } from '../../workflows/promotion';
 import { parseCommand, requireModel } from '../args';

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter, WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { UserFacingError } from '../../infra/errors';
-import { CONTINUOUS_TRAINING, TASK_QUEUES } from '../../workflows/definitions';
+import { CONTINUOUS_TRAINING, TASK_QUEUES } from '../../workflows/contracts/names';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineState, PipelineStatus } from '../../workflows/pipeline';
 import { parseCommand, parseIntFlag } from '../args';

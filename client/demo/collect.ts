@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { z } from 'zod';
-import { auc, logLoss } from '../../activities/training/metrics';
+import { auc, logLoss } from '../../activities/ml/metrics';
 import type { Database } from '../../infra/db/schema';
 import { monthLabel, type MonthSample } from './data';
 import type { ReportSummary } from './figures';

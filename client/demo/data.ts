@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ident, literal, withDuckDb } from '../../activities/data/duck';
 import { featureExpr } from '../../activities/data/prepare';
 import { flightsParquetPath } from '../../activities/data/snapshot';
-import { PRESETS } from '../../workflows/training-spec';
+import { PRESETS } from '../../workflows/contracts/training-spec';
 
 /**
  * The months the demo replays, read from the bundled flights data with DuckDB: a deterministic

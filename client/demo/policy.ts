@@ -1,4 +1,4 @@
-import type { LifecyclePolicyInput } from '../../workflows/lifecycle-api';
+import type { LifecyclePolicyInput } from '../../workflows/contracts/lifecycle';
 import type { DemoOptions } from './options';
 
 export const DEMO_MODEL = 'flights-delay';

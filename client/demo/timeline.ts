@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../infra/db/schema';
-import { STATUS_QUERY, lifecycleWorkflowId } from '../../workflows/definitions';
+import { STATUS_QUERY, lifecycleWorkflowId } from '../../workflows/contracts/names';
 import { monthLabel } from './data';
 import { fmt, lifecycleStatusSchema, summarizeReport, type Decision, type LifecycleView, type ReportSummary } from './figures';
 

@@ -6,7 +6,7 @@
 import { condition, defineQuery, defineSignal, setHandler } from '@temporalio/workflow';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PromotionInput, PromotionStatus } from '../../workflows/promotion';
-import type { TrainingSpecInput } from '../../workflows/training-spec';
+import type { TrainingSpecInput } from '../../workflows/contracts/training-spec';
 
 export { modelLifecycle } from '../../workflows/lifecycle';
 export { monitoring } from '../../workflows/monitoring';

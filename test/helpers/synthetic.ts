@@ -1,4 +1,4 @@
-import { seededRandom, type Table } from '../../activities/training/dataset';
+import { seededRandom, type Table } from '../../activities/ml/dataset';
 
 /** Nonlinear synthetic data: an interaction, a threshold and a categorical effect, plus noise. */
 export function synthetic(rows: number, seed: number, opts: { unseen?: boolean; missing?: boolean } = {}): Table {

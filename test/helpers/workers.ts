@@ -3,7 +3,7 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities, type Activities } from '../../activities';
 import type { WorkerRuntime } from '../../workers/runtime';
-import { TASK_QUEUES } from '../../workflows/definitions';
+import { TASK_QUEUES } from '../../workflows/contracts/names';
 
 /**
  * In-process workers for integration tests: the workflow bundle is built once per test file,

@@ -6,7 +6,7 @@ import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@t
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { signalLifecycle } from '../../client/lifecycle';
-import { TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId } from '../../workflows/definitions';
+import { TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId } from '../../workflows/contracts/names';
 import {
   lifecycleStatusQuery,
   monitoringThresholds,
@@ -18,7 +18,7 @@ import {
   type LifecycleStatus,
   type MonitoringCheckInput,
   type MonitoringReport,
-} from '../../workflows/lifecycle-api';
+} from '../../workflows/contracts/lifecycle';
 import { monitoringStatusQuery, type MonitoringActivities } from '../../workflows/monitoring';
 import { releaseSignal, specQuery } from '../helpers/fake-workflows';
 import { PROJECT_ROOT } from '../../infra/paths';

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import type { Client as PgClient } from 'pg';
-import { seededRandom, type Table } from '../../activities/training/dataset';
-import { exportGbdtOnnx, trainGbdt } from '../../activities/training/gbdt';
+import { seededRandom, type Table } from '../../activities/ml/dataset';
+import { exportGbdtOnnx, trainGbdt } from '../../activities/ml/gbdt';
 import { signatureOf } from '../../activities/training/scoring';
 import { recordArtifact, registerModelVersion, upsertModel } from '../../infra/db/repositories';
 import { createLogger } from '../../infra/log';
-import { startModelServer, type RunningModelServer } from '../../infra/serving/server';
+import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { independentPg, openTestRuntime } from '../helpers/real';
 

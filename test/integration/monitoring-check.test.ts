@@ -5,13 +5,13 @@ import { literal, withDuckDb } from '../../activities/data/duck';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import { createMonitoringActivities } from '../../activities/monitoring';
 import { readVerified } from '../../activities/data/sources';
-import type { FeatureSpec, Table } from '../../activities/training/dataset';
+import type { FeatureSpec, Table } from '../../activities/ml/dataset';
 import { createSession, scoreTable } from '../../activities/training/scoring';
 import { getModelByName, getModelVersion, setAlias, upsertModel } from '../../infra/db/repositories';
 import type { WorkerRuntime } from '../../workers/runtime';
 import type { TrainingResult } from '../../workflows/continuous-training';
-import { TASK_QUEUES } from '../../workflows/definitions';
-import { monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../../workflows/lifecycle-api';
+import { TASK_QUEUES } from '../../workflows/contracts/names';
+import { monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../../workflows/contracts/lifecycle';
 import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 

@@ -8,7 +8,7 @@ import { readAll } from '../../infra/artifacts';
 import { createLogger } from '../../infra/log';
 import { createWorkers } from '../../workers/start';
 import type { WorkerRuntime } from '../../workers/runtime';
-import { TASK_QUEUES } from '../../workflows/definitions';
+import { TASK_QUEUES } from '../../workflows/contracts/names';
 import type { PlatformCheckResult } from '../../workflows/platform-check';
 import { createTemporalEnv, independentPg, independentS3, openTestRuntime } from '../helpers/real';
 

@@ -1,15 +1,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { CategoricalEncoding, Table } from '../../activities/training/dataset';
+import type { CategoricalEncoding, Table } from '../../activities/ml/dataset';
 import { xgboostReference } from '../reference/xgboost';
-import { predictGbdt, trainGbdt } from '../../activities/training/gbdt';
-import { auc } from '../../activities/training/metrics';
+import { predictGbdt, trainGbdt } from '../../activities/ml/gbdt';
+import { auc } from '../../activities/ml/metrics';
 import { LocalArtifactStore } from '../../infra/artifacts';
 import { literal, withDuckDb } from '../../activities/data/duck';
 import { loadTable, prepareData } from '../../activities/data/prepare';
 import { flightsParquetPath } from '../../activities/data/snapshot';
-import { PRESETS } from '../../workflows/training-spec';
+import { PRESETS } from '../../workflows/contracts/training-spec';
 import { synthetic } from '../helpers/synthetic';
 
 /** Our GBDT against Debian's xgboost (`hist`), the reference users will compare it with. */

@@ -9,7 +9,7 @@ import type { Client as PgClient } from 'pg';
 import { literal, withDuckDb } from '../../activities/data/duck';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import type { WorkerRuntime } from '../../workers/runtime';
-import { TASK_QUEUES } from '../../workflows/definitions';
+import { TASK_QUEUES } from '../../workflows/contracts/names';
 import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 

@@ -4,7 +4,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
 import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
-import { TASK_QUEUES } from '../../workflows/definitions';
+import { TASK_QUEUES } from '../../workflows/contracts/names';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import { createTemporalEnv, independentPg, testEnv } from '../helpers/real';

@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { CategoricalEncoding, Table } from '../../activities/training/dataset';
-import { featureMatrix } from '../../activities/training/features';
+import type { CategoricalEncoding, Table } from '../../activities/ml/dataset';
+import { featureMatrix } from '../../activities/ml/features';
 import { pythonInterpreter } from '../../infra/config';
 import { PROJECT_ROOT } from '../../infra/paths';
 

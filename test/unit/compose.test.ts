@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { CONFIG_DOCS, loadConfig } from '../../infra/config';
 import { PROJECT_ROOT } from '../../infra/paths';
-import { TASK_QUEUES } from '../../workflows/definitions';
+import { TASK_QUEUES } from '../../workflows/contracts/names';
 
 /** No Docker engine runs here, so the compose file is checked against the code instead. */
 interface Service {

@@ -1,8 +1,8 @@
 import { literal, withDuckDb } from '../../activities/data/duck';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import { computeStatistics, inferSchema, validateSpan } from '../../activities/data/validate';
-import { psi } from '../../activities/data/drift';
-import { PRESETS } from '../../workflows/training-spec';
+import { psi } from '../../activities/ml/drift';
+import { PRESETS } from '../../workflows/contracts/training-spec';
 
 /** Statistics, schema checks and drift on the real flights months, computed by DuckDB. */
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { seededRandom } from '../../activities/training/dataset';
-import { alignCategorical, histogram, jensenShannon, ks2, kstwoSf, lInfinity, psi, PSI_EPSILON, quantileEdges } from '../../activities/data/drift';
+import { seededRandom } from '../../activities/ml/dataset';
+import { alignCategorical, histogram, jensenShannon, ks2, kstwoSf, lInfinity, psi, PSI_EPSILON, quantileEdges } from '../../activities/ml/drift';
 
 /** Reference values from scipy/numpy: regenerate with `python3 test/reference/drift_fixtures.py`. */
 interface NumericCase {

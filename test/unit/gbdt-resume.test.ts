@@ -1,5 +1,5 @@
-import type { Table } from '../../activities/training/dataset';
-import { exportGbdtOnnx, trainGbdt, type GbdtCheckpoint } from '../../activities/training/gbdt';
+import type { Table } from '../../activities/ml/dataset';
+import { exportGbdtOnnx, trainGbdt, type GbdtCheckpoint } from '../../activities/ml/gbdt';
 import { synthetic } from '../helpers/synthetic';
 
 const params = { rounds: 12, maxDepth: 4, learningRate: 0.3, subsample: 0.8, seed: 5 };

@@ -1,4 +1,4 @@
-import { lifecyclePolicy } from '../../workflows/lifecycle-api';
+import { lifecyclePolicy } from '../../workflows/contracts/lifecycle';
 import { LifecycleRules, carriedState } from '../../workflows/lifecycle-rules';
 
 /** The lifecycle's rules without a Temporal server: the workflow only drives this class. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { seededRandom } from '../../activities/training/dataset';
-import { auc, binaryMetrics, expectedCalibrationError, logLoss, type BinaryMetrics } from '../../activities/training/metrics';
+import { seededRandom } from '../../activities/ml/dataset';
+import { auc, binaryMetrics, expectedCalibrationError, logLoss, type BinaryMetrics } from '../../activities/ml/metrics';
 
 /** Reference values from scikit-learn/numpy: regenerate with `python3 test/reference/drift_fixtures.py`. */
 interface Case {

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { baselineFromStats, checkDrift, countCategories, performanceFigures, predictionFigures, profileBaseline, type CategoricalBaseline, type FeatureWindow, type NumericBaseline } from '../../activities/monitoring/drift-check';
-import { alignCategorical, psi } from '../../activities/data/drift';
-import { monitoringThresholds } from '../../workflows/lifecycle-api';
+import { baselineFromStats, checkDrift, countCategories, performanceFigures, predictionFigures, profileBaseline, type CategoricalBaseline, type FeatureWindow, type NumericBaseline } from '../../activities/ml/monitoring/drift-check';
+import { alignCategorical, psi } from '../../activities/ml/drift';
+import { monitoringThresholds } from '../../workflows/contracts/lifecycle';
 
 /** Reference values from numpy/scipy/sklearn: regenerate with `/usr/bin/python3 test/reference/monitoring_fixtures.py`. */
 interface NumericCase {

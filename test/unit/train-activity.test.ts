@@ -7,7 +7,7 @@ import { prepareData, type PreparedData } from '../../activities/data/prepare';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import { trainModel, type TrainInput, type TrainOutput } from '../../activities/training/train';
 import { LocalArtifactStore } from '../../infra/artifacts';
-import { PRESETS } from '../../workflows/training-spec';
+import { PRESETS } from '../../workflows/contracts/training-spec';
 
 /** The train activity under MockActivityEnvironment: heartbeats, checkpoint resume, cancellation. */
 

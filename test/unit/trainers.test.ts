@@ -1,9 +1,9 @@
 import * as ort from 'onnxruntime-node';
-import type { Table } from '../../activities/training/dataset';
+import type { Table } from '../../activities/ml/dataset';
 import { synthetic } from '../helpers/synthetic';
-import { exportGbdtOnnx, predictGbdt, trainGbdt } from '../../activities/training/gbdt';
-import { exportLogregOnnx, predictLogreg, trainLogreg } from '../../activities/training/logreg';
-import { auc } from '../../activities/training/metrics';
+import { exportGbdtOnnx, predictGbdt, trainGbdt } from '../../activities/ml/gbdt';
+import { exportLogregOnnx, predictLogreg, trainLogreg } from '../../activities/ml/logreg';
+import { auc } from '../../activities/ml/metrics';
 
 async function onnxScores(model: Buffer, t: Table): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(model);

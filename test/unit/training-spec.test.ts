@@ -1,4 +1,4 @@
-import { resolveTask, trainingSpec } from '../../workflows/training-spec';
+import { resolveTask, trainingSpec } from '../../workflows/contracts/training-spec';
 import { trainQueues } from '../../workflows/continuous-training';
 
 const base = { model: 'flights-delay', dataset: { flights: { from: '2001-01', to: '2001-02' } }, preset: 'flights-delay' };

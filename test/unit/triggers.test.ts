@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { LocalArtifactStore } from '../../infra/artifacts';
 import { tokenMatches } from '../../infra/http';
-import { alertmanagerPayload, retrainFromAlert } from '../../infra/triggers/webhook';
+import { alertmanagerPayload, retrainFromAlert } from '../../workers/triggers/webhook';
 import { MAX_CURSOR_URIS, advanceCursor, createWatcherActivities, isNewer, type ListedObject } from '../../activities/watcher';
-import { retrainRequest } from '../../workflows/lifecycle-api';
+import { retrainRequest } from '../../workflows/contracts/lifecycle';
 
 /** The trigger pieces that need no server: the watcher's file:// listing and cursor, the alert → retrain mapping. */
 

@@ -1,6 +1,6 @@
-import { exportGbdtOnnx, predictGbdt, trainGbdt, type GbdtCheckpoint, type GbdtParams } from '../gbdt';
-import type { Table } from '../dataset';
-import { gbdtHyperparameters, type GbdtHyperparameters } from '../../../workflows/training-spec';
+import { exportGbdtOnnx, predictGbdt, trainGbdt, type GbdtCheckpoint, type GbdtParams } from '../../ml/gbdt';
+import type { Table } from '../../ml/dataset';
+import { gbdtHyperparameters, type GbdtHyperparameters } from '../../../workflows/contracts/training-spec';
 import type { ThreadPost } from './thread';
 import { runInThread } from './thread-runner';
 import { CheckpointRefused, defineTrainer } from './types';

@@ -1,6 +1,6 @@
-import type { Table } from '../dataset';
-import { exportLogregOnnx, predictLogreg, trainLogreg, type LogregParams } from '../logreg';
-import { logregHyperparameters, type LogregHyperparameters } from '../../../workflows/training-spec';
+import type { Table } from '../../ml/dataset';
+import { exportLogregOnnx, predictLogreg, trainLogreg, type LogregParams } from '../../ml/logreg';
+import { logregHyperparameters, type LogregHyperparameters } from '../../../workflows/contracts/training-spec';
 import type { ThreadPost } from './thread';
 import { runInThread } from './thread-runner';
 import { defineTrainer } from './types';

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import { TRAINER_NAME } from '../../../workflows/training-spec';
-import type { FeatureSpec, Table } from '../dataset';
+import { TRAINER_NAME } from '../../../workflows/contracts/training-spec';
+import type { FeatureSpec, Table } from '../../ml/dataset';
 
 export { TRAINER_NAME };
 

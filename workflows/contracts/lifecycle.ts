@@ -10,7 +10,7 @@ import {
   SET_POLICY_SIGNAL,
   SET_THRESHOLDS_SIGNAL,
   STATUS_QUERY,
-} from './definitions';
+} from './names';
 import { MODEL_NAME, datasetUri } from './training-spec';
 
 /**

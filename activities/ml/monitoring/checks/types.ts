@@ -1,4 +1,4 @@
-import type { MonitoringThresholds } from '../../../workflows/lifecycle-api';
+import type { MonitoringThresholds } from '../../../../workflows/contracts/lifecycle';
 import type { DriftCheckInput, DriftCheckResult } from '../drift-check';
 
 /** What a monitoring check reads (one window against the training baseline) and where it writes. */

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema';
-import { insertPredictions } from '../db/repositories';
+import type { Database } from '../../infra/db/schema';
+import { insertPredictions } from '../../infra/db/repositories';
 
 export interface PredictionRow {
   requestId: string;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { GPU_CLASS_PATTERN } from './definitions';
+import { GPU_CLASS_PATTERN } from './names';
 
 /**
  * The continuous-training spec: what a user passes as plain JSON from the Temporal CLI or a

@@ -1,6 +1,6 @@
-import type { MonitoringFeatureFigures, MonitoringReport } from '../../workflows/lifecycle-api';
-import { alignCategorical, histogram, jensenShannon, ks2, psi, quantileEdges } from '../data/drift';
-import { auc, logLoss } from '../training/metrics';
+import type { MonitoringFeatureFigures, MonitoringReport } from '../../../workflows/contracts/lifecycle';
+import { alignCategorical, histogram, jensenShannon, ks2, psi, quantileEdges } from '../drift';
+import { auc, logLoss } from '../metrics';
 import type { CategoricalBaseline, DriftCheckInput, NumericBaseline } from './drift-check';
 
 /** The monitoring figures, pure: per-feature drift, prediction drift, online performance. */

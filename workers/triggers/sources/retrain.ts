@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { modelName, retrainRequest } from '../../../workflows/lifecycle-api';
-import { HttpError, parseJsonBody } from '../../http';
+import { modelName, retrainRequest } from '../../../workflows/contracts/lifecycle';
+import { HttpError, parseJsonBody } from '../../../infra/http';
 import type { TriggerSource } from './types';
 
 /** Plain JSON from a script or another system: `{ model, reason?, dedupeKey?, figures? }`. */

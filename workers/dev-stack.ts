@@ -1,18 +1,18 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NativeConnection } from '@temporalio/worker';
-import { connectWorkerToTemporal, createWorkers, installSdkRuntime, type StartedWorkers } from '../workers/start';
-import { parseQueueList } from '../workers/queues';
-import { openRuntime, type WorkerRuntime } from '../workers/runtime';
-import { MINIO_SERVER, TEMPORAL_CLI, resolveBinary } from './binaries';
-import { loadConfig } from './config';
-import { redactUrl } from './db/connection';
-import { UserFacingError, runMain } from './errors';
-import { createLogger } from './log';
-import { resolvePostgres, type PostgresHandle } from './postgres';
-import { canConnect } from './processes';
-import { startMinio, startTemporalDevServer, type MinioServer, type TemporalDevServer } from './services';
-import { temporalSettings } from './temporal';
+import { connectWorkerToTemporal, createWorkers, installSdkRuntime, type StartedWorkers } from './start';
+import { parseQueueList } from './queues';
+import { openRuntime, type WorkerRuntime } from './runtime';
+import { MINIO_SERVER, TEMPORAL_CLI, resolveBinary } from '../infra/binaries';
+import { loadConfig } from '../infra/config';
+import { redactUrl } from '../infra/db/connection';
+import { UserFacingError, runMain } from '../infra/errors';
+import { createLogger } from '../infra/log';
+import { resolvePostgres, type PostgresHandle } from '../infra/postgres';
+import { canConnect } from '../infra/processes';
+import { startMinio, startTemporalDevServer, type MinioServer, type TemporalDevServer } from '../infra/services';
+import { temporalSettings } from '../infra/temporal';
 
 /**
  * `npm run dev`: starts whatever is missing (Temporal dev server, MinIO when asked, PGlite

@@ -1,4 +1,4 @@
-import type { RetrainOutcome, RetrainRequest } from '../../../workflows/lifecycle-api';
+import type { RetrainOutcome, RetrainRequest } from '../../../workflows/contracts/lifecycle';
 
 /**
  * A trigger source: an HTTP payload some system sends (Alertmanager, a script, …) turned into

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import type { Kysely } from 'kysely';
-import { readAll, type ArtifactStore } from '../artifacts';
-import type { Database } from '../db/schema';
-import { getModelByName, getModelVersion } from '../db/repositories';
+import { readAll, type ArtifactStore } from '../../infra/artifacts';
+import type { Database } from '../../infra/db/schema';
+import { getModelByName, getModelVersion } from '../../infra/db/repositories';
 import { BadRequest, type InputSignature } from './oip';
 
 /**

@@ -1,6 +1,6 @@
-import type { MonitoringReport, MonitoringThresholds } from '../../workflows/lifecycle-api';
-import type { ColumnStats } from '../data/validate';
-import { histogram, quantileEdges } from '../data/drift';
+import type { MonitoringReport, MonitoringThresholds } from '../../../workflows/contracts/lifecycle';
+import type { ColumnStats } from '../../data/validate';
+import { histogram, quantileEdges } from '../drift';
 import { MONITORING_CHECKS, type CheckContext } from './checks';
 
 /**

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
-import { HttpError } from '../http';
+import { HttpError } from '../../infra/http';
 
 /**
  * Open Inference Protocol (KServe v2) request parsing: every request is checked against the

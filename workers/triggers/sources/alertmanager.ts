@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { modelName, retrainRequest, type RetrainOutcome, type RetrainRequest } from '../../../workflows/lifecycle-api';
-import { parseJsonBody } from '../../http';
+import { modelName, retrainRequest, type RetrainOutcome, type RetrainRequest } from '../../../workflows/contracts/lifecycle';
+import { parseJsonBody } from '../../../infra/http';
 import type { TriggerItem, TriggerSource } from './types';
 
 /**

@@ -2,11 +2,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import { requestRetrain } from '../../client/lifecycle';
-import { lifecycleWorkflowId } from '../../workflows/definitions';
-import type { RetrainRequest } from '../../workflows/lifecycle-api';
-import { ConfigError } from '../errors';
-import { HttpError, bearerToken, readJsonBody, send, tokenMatches } from '../http';
-import type { Logger } from '../log';
+import { lifecycleWorkflowId } from '../../workflows/contracts/names';
+import type { RetrainRequest } from '../../workflows/contracts/lifecycle';
+import { ConfigError } from '../../infra/errors';
+import { HttpError, bearerToken, readJsonBody, send, tokenMatches } from '../../infra/http';
+import type { Logger } from '../../infra/log';
 import { TRIGGER_SOURCES, type TriggerOutcome, type TriggerSource } from './sources';
 
 /**
