@@ -1,8 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../infra/config';
 import { temporalSettings, unreachable, withTimeout } from '../infra/temporal';
+import type { TaskQueues } from '../workflows/contracts/task-queues';
 
 /** A Temporal client configured like the Temporal CLI (TEMPORAL_* env vars, temporal.toml profile). */
-export async function connectClient(): Promise<{ client: Client; connection: Connection; address: string }> {
+export async function connectClient(): Promise<{ client: Client; connection: Connection; address: string; taskQueues: TaskQueues }> {
   const settings = temporalSettings();
   let connection: Connection;
   try {
@@ -10,5 +12,5 @@ export async function connectClient(): Promise<{ client: Client; connection: Con
   } catch (err) {
     throw unreachable(settings, err);
   }
-  return { client: new Client({ connection, namespace: settings.namespace }), connection, address: settings.address };
+  return { client: new Client({ connection, namespace: settings.namespace }), connection, address: settings.address, taskQueues: loadConfig().taskQueues };
 }

@@ -1,6 +1,7 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleSummary } from '@temporalio/client';
 import { UserFacingError, describeError } from '../infra/errors';
-import { SCHEDULED_RETRAIN, TASK_QUEUES } from '../workflows/contracts/names';
+import { SCHEDULED_RETRAIN } from '../workflows/contracts/names';
+import { DEFAULT_TASK_QUEUES } from '../workflows/contracts/task-queues';
 import type { LifecyclePolicyInput } from '../workflows/contracts/lifecycle';
 
 /**
@@ -41,7 +42,7 @@ export function defaultScheduleId(model: string): string {
 
 const SCHEDULE_ID = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/;
 
-export async function createRetrainSchedule(client: Client, req: ScheduleRequest): Promise<ScheduleView> {
+export async function createRetrainSchedule(client: Client, req: ScheduleRequest, taskQueue: string = DEFAULT_TASK_QUEUES.control): Promise<ScheduleView> {
   if ((req.cron === undefined) === (req.everySeconds === undefined)) throw new UserFacingError('schedule create: give --cron <expr> or --every <duration> (one of them)');
   const scheduleId = req.scheduleId ?? defaultScheduleId(req.model);
   if (!SCHEDULE_ID.test(scheduleId)) throw new UserFacingError(`--schedule-id: must be letters, digits and . _ / - (got ${JSON.stringify(scheduleId)})`);
@@ -53,7 +54,7 @@ export async function createRetrainSchedule(client: Client, req: ScheduleRequest
       action: {
         type: 'startWorkflow',
         workflowType: SCHEDULED_RETRAIN,
-        taskQueue: TASK_QUEUES.control,
+        taskQueue,
         // Temporal appends the scheduled time to this id, so each run has its own.
         workflowId: `scheduled-retrain/${req.model}`,
         args: [{ model: req.model, ...(req.reason ? { reason: req.reason } : {}), ...(req.policy ? { policy: req.policy } : {}) }],

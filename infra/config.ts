@@ -4,6 +4,7 @@ import { pathToFileURL, fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { validateArtifactKey } from './artifacts/keys';
+import { resolveTaskQueues, type TaskQueues } from '../workflows/contracts/task-queues';
 import { PROJECT_ROOT, defaultDataRoots, defaultProjectBinDir, defaultStateDir, defaultToolCacheDir } from './paths';
 
 /**
@@ -122,6 +123,7 @@ const envSchema = z.object({
   MLOPS_WEBHOOK_TOKEN: optionalString,
   MLOPS_WEBHOOK_PORT: optionalString.refine((v) => v === undefined || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), { message: 'must be a port number (0–65535)' }),
   MLOPS_WEBHOOK_HOST: optionalString,
+  MLOPS_TASK_QUEUE_PREFIX: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$/.test(v), { message: 'must be letters, digits and . _ - (e.g. acme-ml)' }),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -158,6 +160,8 @@ export interface Config {
   commandTrainers: Record<string, string[]>;
   /** The model server the deployment activities drive through its admin API. */
   modelServer: { url: string; adminToken?: string };
+  /** Our task queues: `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (MLOPS_TASK_QUEUE_PREFIX, default mlops). */
+  taskQueues: TaskQueues;
   /** The trigger webhook (`npm run webhook`); it refuses to start without a token. */
   webhook: { token?: string; port: number; host: string };
 }
@@ -224,6 +228,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_SERVE_PORT / MLOPS_SERVE_HOST', default: '8000 / 127.0.0.1', meaning: 'where `npm run serve` (the model server) listens' },
   { name: 'MLOPS_ADMIN_TOKEN', default: 'unset (admin and feedback APIs disabled)', meaning: 'bearer token (≥ 16 characters) for the model server’s admin and feedback endpoints' },
   { name: 'MLOPS_MODEL_SERVER_URL', default: 'http://127.0.0.1:8000', meaning: 'the model server the promotion workflow’s deployment activities drive (admin API, with MLOPS_ADMIN_TOKEN)' },
+  { name: 'MLOPS_TASK_QUEUE_PREFIX', default: 'mlops', meaning: 'our task queues are `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (and `<prefix>-gpu-<class>`): read by our workers, the `mlops` CLI and the webhook; the plugin takes `taskQueues` instead' },
   { name: 'MLOPS_WEBHOOK_TOKEN', default: 'unset (`npm run webhook` refuses to start)', meaning: 'bearer token (≥ 16 characters) that callers of the trigger webhook (Alertmanager, scripts) must send' },
   { name: 'MLOPS_WEBHOOK_PORT / MLOPS_WEBHOOK_HOST', default: '8010 / 127.0.0.1', meaning: 'where `npm run webhook` (Alertmanager and plain retrain webhook) listens' },
   { name: 'MLOPS_SERVE_MAX_BODY_BYTES', default: '1048576', meaning: 'largest inference request body the model server reads' },
@@ -284,6 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataRoots: (e.MLOPS_DATA_ROOTS ? e.MLOPS_DATA_ROOTS.split(',').map((d) => d.trim()).filter(Boolean) : defaultDataRoots()).map((d) => path.resolve(d)),
     commandTrainers: parseCommandTrainers(e.MLOPS_COMMAND_TRAINERS, env),
     modelServer: { url: (e.MLOPS_MODEL_SERVER_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, ''), adminToken: e.MLOPS_ADMIN_TOKEN },
+    taskQueues: resolveTaskQueues({ prefix: e.MLOPS_TASK_QUEUE_PREFIX }),
     webhook: { token: e.MLOPS_WEBHOOK_TOKEN, port: e.MLOPS_WEBHOOK_PORT === undefined ? 8010 : Number(e.MLOPS_WEBHOOK_PORT), host: e.MLOPS_WEBHOOK_HOST ?? '127.0.0.1' },
   };
 }

@@ -184,12 +184,12 @@ export class MlopsPlugin extends SimplePlugin {
 
   constructor(opts: MlopsPluginOptions = {}) {
     super({ name: PLUGIN_NAME });
+    const base = opts.config ?? loadConfig(opts.env ?? process.env);
     try {
-      this.taskQueues = resolveTaskQueues(opts.taskQueues);
+      this.taskQueues = opts.taskQueues ? resolveTaskQueues(opts.taskQueues) : base.taskQueues;
     } catch (err) {
       throw new ConfigError(`temporal-mlops plugin: ${(err as Error).message}`);
     }
-    const base = opts.config ?? loadConfig(opts.env ?? process.env);
     let artifactRoot = base.artifactRoot;
     let s3 = base.s3;
     if (opts.artifacts && !isArtifactStore(opts.artifacts)) {

@@ -4,7 +4,7 @@ import { GpuPool } from '../activities/gpu-context';
 import { UserFacingError } from '../infra/errors';
 import type { Logger } from '../infra/log';
 import { temporalSettings, unreachable, withTimeout, type TemporalSettings } from '../infra/temporal';
-import { gpuClassQueue, resolveTaskQueues } from '../workflows/contracts/task-queues';
+import { gpuClassQueue } from '../workflows/contracts/task-queues';
 import { MlopsPlugin } from './plugin';
 import { discoverGpus, gpuClassOf, type GpuDiscovery } from './gpu-discovery';
 import type { QueueSelection } from './queues';
@@ -77,7 +77,7 @@ export async function createWorkers(opts: {
   gpus?: GpuDiscovery;
 }): Promise<StartedWorkers> {
   const { selection, runtime, connection, namespace, log } = opts;
-  const queueNames = resolveTaskQueues();
+  const queueNames = runtime.config.taskQueues;
   let pool: GpuPool | 'cpu' | undefined;
   let gpuClass = selection.gpuClass ?? runtime.config.gpuClass;
   if (selection.gpu) {
@@ -97,6 +97,7 @@ export async function createWorkers(opts: {
   }
   const plugin = new MlopsPlugin({
     config: runtime.config,
+    taskQueues: runtime.config.taskQueues,
     database: { db: runtime.db, schema: runtime.config.databaseSchema },
     artifacts: runtime.artifacts,
     codeVersion: runtime.codeVersion,

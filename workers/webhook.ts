@@ -25,7 +25,7 @@ runMain(async () => {
   const { client, connection, address } = await connectClient();
   let server;
   try {
-    server = await startWebhookServer({ client, token, port, host, log });
+    server = await startWebhookServer({ client, token, port, host, log, taskQueue: config.taskQueues.control });
   } catch (err) {
     await connection.close();
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserFacingError(`port ${port} is in use (MLOPS_WEBHOOK_PORT)`);

@@ -37,11 +37,11 @@ export async function retrain(argv: string[]): Promise<void> {
   validate(retrainRequest, request, 'retrain request');
   const policy = values.policy ? readPolicy('--policy', values.policy, model) : undefined;
   const timeoutMs = (values.timeout ? parseDuration('timeout', values.timeout) : 600) * 1000;
-  const { client, connection } = await connectClient();
+  const { client, connection, taskQueues } = await connectClient();
   try {
     const workflowId = lifecycleWorkflowId(model);
     if (!values.wait) {
-      await signalLifecycle(client, model, 'retrain', request, policy);
+      await signalLifecycle(client, model, 'retrain', request, policy, taskQueues.control);
       if (values.json) printJson({ workflowId, model, request });
       else print(`retrain signalled to ${workflowId}${policy ? ' (policy used if this started it)' : ''}; follow it: mlops status --model ${model}`);
       return;
@@ -50,7 +50,7 @@ export async function retrain(argv: string[]): Promise<void> {
     progress.update(`${workflowId}: asking for a retrain (Update-with-start)`);
     let answered;
     try {
-      answered = await requestRetrain(client, model, request, { policy, timeoutMs });
+      answered = await requestRetrain(client, model, request, { policy, timeoutMs, taskQueue: taskQueues.control });
     } catch (err) {
       throw new UserFacingError(describeError(err));
     } finally {
@@ -89,9 +89,9 @@ export async function policy(argv: string[]): Promise<void> {
   const model = requireModel('policy', values.model);
   const file = requireString('policy', 'file', values.file);
   const input = readPolicy('--file', file, model);
-  const { client, connection } = await connectClient();
+  const { client, connection, taskQueues } = await connectClient();
   try {
-    await signalLifecycle(client, model, 'setPolicy', input, input);
+    await signalLifecycle(client, model, 'setPolicy', input, input, taskQueues.control);
     if (values.json) printJson({ workflowId: lifecycleWorkflowId(model), model, policy: lifecyclePolicy.parse(input) });
     else print(`policy sent to ${lifecycleWorkflowId(model)}: ${Object.keys(input).join(', ') || '(defaults)'}`);
   } finally {

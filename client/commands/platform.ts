@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { TASK_QUEUES, promotionWorkflowId } from '../../workflows/contracts/names';
+import { promotionWorkflowId } from '../../workflows/contracts/names';
+import { platformCheck as platformCheckWorkflow } from '../../workflows/platform-check';
+import { promotion } from '../../workflows/promotion';
 import type { PlatformCheckResult } from '../../workflows/platform-check';
 import type { PromotionStatus } from '../../workflows/promotion';
 import { parseCommand, requireModel } from '../args';
@@ -11,7 +13,7 @@ export async function rollback(argv: string[]): Promise<void> {
   const { values } = parseCommand('rollback', argv, { model: { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean', default: false } });
   const model = requireModel('rollback', values.model);
   const workflowId = promotionWorkflowId(model);
-  const { client, connection } = await connectClient();
+  const { client, connection, taskQueues } = await connectClient();
   try {
     const running = await client.workflow
       .getHandle(workflowId)
@@ -24,7 +26,7 @@ export async function rollback(argv: string[]): Promise<void> {
       await handle.signal('rollback', { reason: values.reason ?? 'mlops rollback' });
       if (!values.json) process.stderr.write(`signalled rollback to the running promotion ${workflowId}; waiting…\n`);
     } else {
-      handle = await client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId, args: [{ model, rollback: true, reason: values.reason }] });
+      handle = await client.workflow.start(promotion, { taskQueue: taskQueues.control, workflowId, args: [{ model, rollback: true, reason: values.reason }] });
       if (!values.json) process.stderr.write(`started ${workflowId} (rollback); waiting…\n`);
     }
     const result = await resultOf<PromotionStatus>(handle);
@@ -37,11 +39,11 @@ export async function rollback(argv: string[]): Promise<void> {
 
 export async function platformCheck(argv: string[]): Promise<void> {
   const { values } = parseCommand('platform-check', argv, { 'gpu-class': { type: 'string' }, 'skip-gpu': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
-  const { client, connection, address } = await connectClient();
+  const { client, connection, address, taskQueues } = await connectClient();
   try {
     const workflowId = `platform-check-${randomUUID().slice(0, 8)}`;
-    const handle = await client.workflow.start('platformCheck', {
-      taskQueue: TASK_QUEUES.control,
+    const handle = await client.workflow.start(platformCheckWorkflow, {
+      taskQueue: taskQueues.control,
       workflowId,
       args: [{ gpuClass: values['gpu-class'], skipGpu: values['skip-gpu'] }],
     });

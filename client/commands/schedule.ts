@@ -39,9 +39,9 @@ async function create(argv: string[]): Promise<void> {
   const everySeconds = values.every !== undefined ? parseDuration('every', values.every) : undefined;
   if (values.reason !== undefined && (values.reason.length === 0 || values.reason.length > 400)) throw new UserFacingError('--reason: must be 1–400 characters');
   const policy = values.policy ? readPolicy('--policy', values.policy, model) : undefined;
-  const { client, connection } = await connectClient();
+  const { client, connection, taskQueues } = await connectClient();
   try {
-    const view = await createRetrainSchedule(client, { model, scheduleId: values['schedule-id'], cron, everySeconds, reason: values.reason, policy, paused: values.paused });
+    const view = await createRetrainSchedule(client, { model, scheduleId: values['schedule-id'], cron, everySeconds, reason: values.reason, policy, paused: values.paused }, taskQueues.control);
     if (values.json) printJson(view);
     else print(`created schedule ${view.scheduleId}: ${view.spec} → scheduledRetrain(${model}); next ${view.nextActionTimes.slice(0, 3).map((t) => isoSeconds(t)).join(', ') || '-'}\nrun it now: mlops schedule trigger --schedule-id ${view.scheduleId}`);
   } finally {

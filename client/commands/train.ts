@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter, WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { UserFacingError } from '../../infra/errors';
-import { CONTINUOUS_TRAINING, TASK_QUEUES } from '../../workflows/contracts/names';
+import { continuousTraining } from '../../workflows/continuous-training';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineState, PipelineStatus } from '../../workflows/pipeline';
 import { parseCommand, parseIntFlag } from '../args';
@@ -29,11 +29,11 @@ export async function train(argv: string[]): Promise<void> {
   const spec = buildTrainingSpec({ model: values.model, spec: values.spec, specJson: values['spec-json'], months: values.months, sampleRows: parseIntFlag('sample-rows', values['sample-rows'], 1) });
   const model = spec.model;
   const workflowId = values['workflow-id'] ?? defaultTrainingWorkflowId(model);
-  const { client, connection, address } = await connectClient();
+  const { client, connection, address, taskQueues } = await connectClient();
   try {
     let handle: WorkflowHandleWithFirstExecutionRunId;
     try {
-      handle = await client.workflow.start(CONTINUOUS_TRAINING, { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
+      handle = await client.workflow.start(continuousTraining, { taskQueue: taskQueues.control, workflowId, args: [spec] });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) throw new UserFacingError(`--workflow-id ${workflowId}: a workflow with this id is already running (mlops status --workflow-id ${workflowId})`);
       throw err;

@@ -13,6 +13,7 @@ import { TASK_QUEUES } from '../../workflows/contracts/names';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import type { PromotionStatus } from '../../workflows/promotion';
+import { waitForCheckpoint } from '../helpers/checkpoints';
 import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../helpers/real';
 
 /**
@@ -92,24 +93,7 @@ test('a trainer registered through the plugin options checkpoints, resumes after
     ],
   });
 
-  // The server's view: the train activity heartbeated a stored checkpoint.
-  const deadline = Date.now() + 150_000;
-  let checkpointRound = 0;
-  while (Date.now() < deadline) {
-    const d = await handle.describe();
-    const pending = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'train');
-    const payload = pending?.heartbeatDetails?.payloads?.[0];
-    if (payload?.data) {
-      const details = JSON.parse(Buffer.from(payload.data).toString('utf8')) as { round: number; checkpoint?: { round: number } };
-      if ((details.checkpoint?.round ?? 0) >= 1000) {
-        checkpointRound = details.checkpoint!.round;
-        break;
-      }
-    }
-    if (d.status.name !== 'RUNNING') break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  if (checkpointRound < 1000) throw new Error(`no checkpoint heartbeat seen; status: ${JSON.stringify(await handle.query('status')).slice(0, 1500)}; worker: ${workerLog}`);
+  const checkpointRound = await waitForCheckpoint(handle, 1000, () => `worker: ${workerLog}`);
   process.kill(-first.pid!, 'SIGKILL');
   await new Promise((r) => first.once('exit', r));
 

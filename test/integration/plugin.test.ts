@@ -4,6 +4,11 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { SimplePlugin } from '@temporalio/plugin';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ConfigError } from '../../infra/errors';
+import { createLogger } from '../../infra/log';
+import { PROJECT_ROOT } from '../../infra/paths';
+import { createWorkers } from '../../workers/start';
+import { resolveTaskQueues } from '../../workflows/contracts/task-queues';
+import { runProcess } from '../helpers/run-entry';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { MlopsPlugin, type MlopsPluginOptions } from '../../workers/plugin';
 import type { PlatformCheckResult } from '../../workflows/platform-check';
@@ -87,4 +92,32 @@ test('misconfigurations fail when the worker is created, each with one clear mes
   expect(() => new MlopsPlugin({ env: {}, database: undefined })).toThrow(ConfigError);
   expect(() => new MlopsPlugin({ env: {} })).toThrow(/^no metadata store: set DATABASE_URL/);
   expect(() => new MlopsPlugin({ env: {}, database: { url: 'postgres://x@127.0.0.1/x' }, taskQueues: { control: 'same', cpu: 'same' } })).toThrow(/must be three different queues/);
+});
+
+test('MLOPS_TASK_QUEUE_PREFIX moves our own workers and the mlops CLI to the same queues', async () => {
+  const taskQueues = resolveTaskQueues({ prefix: `ops-${randomUUID().slice(0, 6)}` });
+  const started = await createWorkers({
+    selection: { control: true, cpu: true, gpu: true },
+    runtime: { ...runtime, config: { ...runtime.config, taskQueues } },
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    allowCpu: true,
+    log: createLogger('test-worker'),
+  });
+  expect(started.queues).toEqual([taskQueues.control, taskQueues.cpu, taskQueues.gpu]);
+  const running = started.run();
+  try {
+    const { PATH, HOME } = process.env;
+    const r = await runProcess(path.join(PROJECT_ROOT, 'bin', 'mlops'), ['platform-check', '--json'], {
+      cwd: PROJECT_ROOT,
+      env: { PATH, HOME, TEMPORAL_ADDRESS: env.address, MLOPS_TASK_QUEUE_PREFIX: taskQueues.control.replace(/-control$/, '') },
+      timeoutMs: 120_000,
+    });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const result = JSON.parse(r.stdout) as PlatformCheckResult;
+    expect(result.queues.map((q) => `${q.queue}:${q.ok}`)).toEqual([`${taskQueues.control}:true`, `${taskQueues.cpu}:true`, `${taskQueues.gpu}:true`]);
+  } finally {
+    started.shutdown();
+    await running;
+  }
 });

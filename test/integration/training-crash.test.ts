@@ -7,6 +7,7 @@ import { PROJECT_ROOT } from '../../infra/paths';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
+import { waitForCheckpoint } from '../helpers/checkpoints';
 import { createTemporalEnv, independentPg, testEnv } from '../helpers/real';
 
 /**
@@ -68,24 +69,7 @@ test('kill -9 during training: the retry continues from a checkpoint and one ver
     ],
   });
 
-  // Wait until the train activity has heartbeated a stored checkpoint.
-  const deadline = Date.now() + 150_000;
-  let checkpointRound = 0;
-  while (Date.now() < deadline) {
-    const d = await handle.describe();
-    const pending = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'train');
-    const payload = pending?.heartbeatDetails?.payloads?.[0];
-    if (payload?.data) {
-      const details = JSON.parse(Buffer.from(payload.data).toString('utf8')) as { round: number; checkpoint?: { round: number } };
-      if ((details.checkpoint?.round ?? 0) >= 10) {
-        checkpointRound = details.checkpoint!.round;
-        break;
-      }
-    }
-    if (d.status.name !== 'RUNNING') break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  if (checkpointRound < 10) throw new Error(`no checkpoint heartbeat seen; status: ${JSON.stringify(await handle.query('status')).slice(0, 1500)}; worker: ${workerLog}`);
+  const checkpointRound = await waitForCheckpoint(handle, 10, () => `worker: ${workerLog}`);
   process.kill(-first.pid!, 'SIGKILL');
   await new Promise((r) => first.once('exit', r));
 

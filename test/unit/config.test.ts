@@ -79,4 +79,10 @@ describe('loadConfig', () => {
       expect(documented).toContain(name);
     }
   });
+
+  test('MLOPS_TASK_QUEUE_PREFIX names our three queues; a bad prefix names the variable', () => {
+    expect(loadConfig({}).taskQueues).toEqual({ control: 'mlops-control', cpu: 'mlops-cpu', gpu: 'mlops-gpu' });
+    expect(loadConfig({ MLOPS_TASK_QUEUE_PREFIX: 'acme-ml' }).taskQueues).toEqual({ control: 'acme-ml-control', cpu: 'acme-ml-cpu', gpu: 'acme-ml-gpu' });
+    expect(() => loadConfig({ MLOPS_TASK_QUEUE_PREFIX: 'acme ml' })).toThrow(/MLOPS_TASK_QUEUE_PREFIX: must be letters, digits/);
+  });
 });
