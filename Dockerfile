@@ -12,7 +12,8 @@ COPY package.json package-lock.json .npmrc ./
 # Scripts wait for the sources: `prepare` builds the package, which needs them.
 RUN npm ci --ignore-scripts
 COPY . .
-# Every entry point runs from the compiled output (dist/) with plain node.
-RUN npm run build
+# Every entry point runs from the compiled output (dist/) with plain node; the plugin writes
+# its generated workflows entry (queue names) under node_modules/.cache.
+RUN npm run build && mkdir -p node_modules/.cache && chown node node_modules/.cache
 USER node
 CMD ["npm", "run", "worker:control"]

@@ -135,8 +135,12 @@ function writeOnce(dir: string, stem: string, content: string, ext: string): str
     // not written yet
   }
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, content);
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, content);
+    renameSync(tmp, file);
+  } catch (err) {
+    throw new ConfigError(`temporal-mlops plugin: cannot write the generated workflows module in ${dir} (${(err as Error).message}); make that folder writable for the worker's user`);
+  }
   return file;
 }
 

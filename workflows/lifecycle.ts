@@ -258,7 +258,10 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     }
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength >= input.maxHistoryEvents) {
-      await condition(allHandlersFinished);
+      // A retrain Update waits for the training this loop starts: if one arrives meanwhile,
+      // serve it first instead of waiting for it (it would wait for us).
+      await condition(() => allHandlersFinished() || rules.wake !== seenWake);
+      if (rules.wake !== seenWake) continue;
       const state: CarriedState = { ...s, generation: s.generation + 1 };
       await continueAsNew<typeof modelLifecycle>({ model, maxHistoryEvents: input.maxHistoryEvents, state });
     }

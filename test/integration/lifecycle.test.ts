@@ -98,6 +98,8 @@ async function trainingsStarted(model: string): Promise<string[]> {
 }
 
 async function release(workflowId: string, version: number, s: 'registered' | 'rejected' = 'registered') {
+  // The lifecycle names its child in its state before the server has started it: wait for the child itself.
+  await waitFor(`child ${workflowId} started`, async () => ((await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING' ? true : undefined));
   await client.workflow.getHandle(workflowId).signal(releaseSignal, { version, status: s });
 }
 
