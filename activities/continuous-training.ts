@@ -75,7 +75,7 @@ export interface RegisterOutput {
 }
 
 export function createTrainingActivities(deps: TrainingDeps) {
-  const trainers = deps.trainers ?? new TrainerRegistry({ commandTrainers: deps.config.commandTrainers });
+  const trainers = deps.trainers ?? new TrainerRegistry({ commandTrainers: deps.config.commandTrainers, trainerEnv: deps.config.trainerEnv });
   return {
     /**
      * Before any step: is the spec's trainer registered here, and do its hyperparameters fit its

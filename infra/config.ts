@@ -117,6 +117,7 @@ const envSchema = z.object({
   MLOPS_CODE_VERSION: optionalString,
   MLOPS_DATA_ROOTS: optionalString,
   MLOPS_COMMAND_TRAINERS: optionalString,
+  MLOPS_TRAINER_ENV: optionalString,
   MLOPS_PYTHON: optionalString,
   MLOPS_MODEL_SERVER_URL: optionalString.refine((v) => v === undefined || /^https?:\/\/[^/]+\/?$/.test(v), { message: 'must look like http://host:port' }),
   MLOPS_ADMIN_TOKEN: optionalString,
@@ -158,6 +159,8 @@ export interface Config {
   dataRoots: string[];
   /** Registered external trainers: name → argv (workflow inputs name one, never give a command). */
   commandTrainers: Record<string, string[]>;
+  /** Further worker variables a command trainer inherits (it gets none of the others). */
+  trainerEnv: string[];
   /** The model server the deployment activities drive through its admin API. */
   modelServer: { url: string; adminToken?: string };
   /** Our task queues: `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (MLOPS_TASK_QUEUE_PREFIX, default mlops). */
@@ -233,6 +236,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_WEBHOOK_PORT / MLOPS_WEBHOOK_HOST', default: '8010 / 127.0.0.1', meaning: 'where `npm run webhook` (Alertmanager and plain retrain webhook) listens' },
   { name: 'MLOPS_SERVE_MAX_BODY_BYTES', default: '1048576', meaning: 'largest inference request body the model server reads' },
   { name: 'MLOPS_PYTHON', default: '/usr/bin/python3 if present, else python3', meaning: 'Python for the example trainer and the reference checks (needs Debian python3-sklearn, python3-onnx, python3-xgboost)' },
+  { name: 'MLOPS_TRAINER_ENV', default: 'unset', meaning: 'comma-separated names of further worker variables a command trainer inherits; it gets PATH, HOME, locale, CUDA/NVIDIA, thread-count and Python-path variables and none of the others (no DATABASE_URL, S3 keys or tokens)' },
   { name: 'MLOPS_COMMAND_TRAINERS', default: '`sklearn-logreg` (examples/trainers)', meaning: 'external trainers: a JSON object `{"name": ["cmd", "arg"]}` or the path of a JSON file holding one' },
 ];
 
@@ -288,6 +292,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     codeVersion: e.MLOPS_CODE_VERSION,
     dataRoots: (e.MLOPS_DATA_ROOTS ? e.MLOPS_DATA_ROOTS.split(',').map((d) => d.trim()).filter(Boolean) : defaultDataRoots()).map((d) => path.resolve(d)),
     commandTrainers: parseCommandTrainers(e.MLOPS_COMMAND_TRAINERS, env),
+    trainerEnv: (e.MLOPS_TRAINER_ENV ?? '').split(',').map((n) => n.trim()).filter(Boolean),
     modelServer: { url: (e.MLOPS_MODEL_SERVER_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, ''), adminToken: e.MLOPS_ADMIN_TOKEN },
     taskQueues: resolveTaskQueues({ prefix: e.MLOPS_TASK_QUEUE_PREFIX }),
     webhook: { token: e.MLOPS_WEBHOOK_TOKEN, port: e.MLOPS_WEBHOOK_PORT === undefined ? 8010 : Number(e.MLOPS_WEBHOOK_PORT), host: e.MLOPS_WEBHOOK_HOST ?? '127.0.0.1' },

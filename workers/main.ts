@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../infra/config';
+import { unmetRequirements } from '../infra/requirements';
 import { ConfigError, UserFacingError } from '../infra/errors';
 import { createLogger } from '../infra/log';
 import { temporalSettings } from '../infra/temporal';
@@ -39,6 +40,10 @@ export async function workerMain(argv: string[], fixed?: QueueSelection, mode: {
   // fallbacks belong to the dev entry points (npm run worker, npm run dev, the demo, tests).
   if (!mode.dev && !config.databaseUrl) {
     throw new ConfigError('no metadata store: set DATABASE_URL=postgres://… (this production worker does not fall back to a local server or embedded PGlite; `npm run worker` does)');
+  }
+  if (!mode.dev && fixed) {
+    const script = fixed.control ? 'worker:control' : fixed.cpu ? 'worker:cpu' : 'worker:gpu';
+    for (const unmet of unmetRequirements(script, config, process.env)) log.warn(`${script}: ${unmet} is not set`);
   }
   const settings = temporalSettings();
   const allowCpu = args['allow-cpu'] || config.allowCpu;

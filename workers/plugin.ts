@@ -215,7 +215,7 @@ export class MlopsPlugin extends SimplePlugin {
     this.artifacts = opts.artifacts && isArtifactStore(opts.artifacts) ? opts.artifacts : createArtifactStore(this.config);
     this.codeVersion = resolveCodeVersion(opts.codeVersion ?? this.config.codeVersion);
     try {
-      this.trainers = new TrainerRegistry({ commandTrainers: this.config.commandTrainers }, opts.trainers ?? []);
+      this.trainers = new TrainerRegistry({ commandTrainers: this.config.commandTrainers, trainerEnv: this.config.trainerEnv }, opts.trainers ?? []);
     } catch (err) {
       throw new ConfigError(`temporal-mlops plugin: trainers: ${(err as Error).message}`);
     }

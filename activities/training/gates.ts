@@ -16,6 +16,9 @@ import type { ArtifactRef } from './train';
  * the serving contract, and batch-1 latency is within budget.
  */
 
+/** See the baseline gate. */
+const AUC_PRECISION = 1e-4;
+
 export interface Gates {
   minAuc: number;
   maxRegression: number;
@@ -23,6 +26,10 @@ export interface Gates {
   minSliceRows: number;
   latencyBudgetMs: number;
   maxParityDiff: number;
+  /** How far below the logistic baseline's AUC on the same split a candidate may be (default 0). */
+  maxBaselineLoss?: number;
+  /** A production champion that cannot be scored on this split: reject the candidate (default), or accept without the comparison. */
+  onIncomparableChampion?: 'reject' | 'accept';
 }
 
 export interface ModelValidation {
@@ -37,7 +44,7 @@ export interface ValidateModelInput {
   modelName: string;
   model: ArtifactRef;
   data: Pick<PreparedData, 'test' | 'features'>;
-  evaluation: Pick<Evaluation, 'metrics' | 'slices' | 'parity'>;
+  evaluation: Pick<Evaluation, 'metrics' | 'slices' | 'parity' | 'baseline'>;
   gates: Gates;
 }
 
@@ -78,6 +85,15 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   // Quality gates.
   const candidateAuc = evaluation.metrics.auc;
   check('min-auc', candidateAuc >= gates.minAuc, candidateAuc, gates.minAuc);
+  // The trainer-independent yardstick: a candidate that loses to a logistic regression fitted on
+  // the same split has learned nothing worth serving. ONNX scores are float32, the baseline's
+  // float64: AUC differences below AUC_PRECISION are rounding, not evidence.
+  if (evaluation.baseline) {
+    const loss = gates.maxBaselineLoss ?? 0;
+    check(`vs-baseline ${evaluation.baseline.trainer}`, candidateAuc >= evaluation.baseline.auc - loss - AUC_PRECISION, candidateAuc - evaluation.baseline.auc, -loss);
+  } else {
+    check('vs-baseline', false, 'no baseline figures', 'a baseline');
+  }
   if (evaluation.parity) check('onnx-parity', evaluation.parity.maxAbsDiff <= gates.maxParityDiff, evaluation.parity.maxAbsDiff, gates.maxParityDiff);
   if (gates.minSliceAuc !== undefined) {
     for (const s of evaluation.slices) {
@@ -94,7 +110,9 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
     const artifact = prod.onnx_artifact_id
       ? await deps.db.selectFrom('artifacts').selectAll().where('id', '=', prod.onnx_artifact_id).executeTakeFirst()
       : undefined;
-    if (artifact) {
+    const incomparable = (why: string) => check(`champion v${prod.version} comparable`, gates.onIncomparableChampion === 'accept', `not comparable: ${why}`, 'comparable');
+    if (!artifact) incomparable('its ONNX artifact is not recorded');
+    else {
       try {
         const session = await createSession(await readVerified(deps.artifacts, artifact));
         const championAuc = auc(await scoreTable(session, test, features), test.label);
@@ -102,8 +120,9 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
         champion = { version: prod.version, modelVersionId: prod.model_version_id, auc: championAuc };
         check(`no-regression vs v${prod.version}`, candidateAuc >= championAuc - gates.maxRegression, candidateAuc - championAuc, -gates.maxRegression);
       } catch (err) {
-        // A champion that no longer fits the data (e.g. changed features) is no yardstick.
-        check(`champion v${prod.version} comparable`, true, `not comparable: ${err instanceof Error ? err.message : String(err)}`, null);
+        // Without the comparison there is no evidence the candidate is not worse: fail closed
+        // unless the spec accepts it (e.g. a deliberate change of features).
+        incomparable(err instanceof Error ? err.message : String(err));
       }
     }
   }

@@ -52,7 +52,7 @@ interface TrainHeartbeat {
   checkpoint?: { uri: string; sha256: string; round: number };
 }
 
-type Deps = { artifacts: ArtifactStore; config: Pick<Config, 'commandTrainers'>; trainers?: TrainerRegistry };
+type Deps = { artifacts: ArtifactStore; config: Pick<Config, 'commandTrainers'> & Partial<Pick<Config, 'trainerEnv'>>; trainers?: TrainerRegistry };
 
 function lastHeartbeat(): TrainHeartbeat | undefined {
   const d = activityInfo().heartbeatDetails as TrainHeartbeat | undefined;
@@ -63,7 +63,7 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
   const started = performance.now();
   const info = activityInfo();
   const device = process.env.CUDA_VISIBLE_DEVICES ? `gpu ${process.env.CUDA_VISIBLE_DEVICES}` : 'cpu';
-  const registry = deps.trainers ?? new TrainerRegistry({ commandTrainers: deps.config.commandTrainers });
+  const registry = deps.trainers ?? new TrainerRegistry({ commandTrainers: deps.config.commandTrainers, trainerEnv: deps.config.trainerEnv });
   const trainer = registry.get(input.trainer);
   if (!trainer) throw dataError(`train: no trainer named ${JSON.stringify(input.trainer)} on this worker (registered: ${registry.names().join(', ')})`);
   let hyperparameters: unknown = input.hyperparameters;

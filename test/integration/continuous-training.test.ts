@@ -195,7 +195,9 @@ test('resumeFrom with one changed hyperparameter re-runs only train and what fol
   expect((await versionsOf(model)).map((v) => v.version)).toEqual([1, 2]);
 });
 
-const SAMPLED = { dataset: { flights: { from: '2001-02', to: '2001-02' } }, preset: 'flights-delay' as const, sampleRows: 20_000, hyperparameters: { rounds: 10, maxDepth: 4 } };
+// Small and quick: these runs are about resuming, not about model quality, so the baseline gate
+// (a logistic regression on the same split beats 10 shallow trees on 20k rows) is let go.
+const SAMPLED = { dataset: { flights: { from: '2001-02', to: '2001-02' } }, preset: 'flights-delay' as const, sampleRows: 20_000, hyperparameters: { rounds: 10, maxDepth: 4 }, gates: { maxBaselineLoss: 1 } };
 
 test('same-run resume: a step failing until fixed pauses the run; `resume` finishes it and no succeeded step runs twice', async () => {
   const model = uniqueModel('resume');
@@ -365,6 +367,42 @@ test('a candidate that fails a gate is registered as rejected, with its reasons 
   const validated = st.steps.find((s) => s.name === 'validate-data')!.outputs as { report: { drift: Array<{ column: string; psi: number }>; comparedWith?: string } };
   expect(validated.report.comparedWith).toBe(firstRun!.result.snapshotSha256);
   expect(validated.report.drift.map((d) => d.column)).toEqual(expect.arrayContaining(['delay', 'distance', 'origin', 'destination']));
+});
+
+test('a production champion that cannot be scored rejects the candidate, unless the spec says onIncomparableChampion: accept', async () => {
+  const model = uniqueModel('incomparable');
+  const light = { ...SAMPLED, sampleRows: 5000, resources: { gpu: 0 }, gates: { minAuc: 0.5, maxBaselineLoss: 1 } };
+  const [first, second, third] = await withTestWorkers(env, runtime, async () => {
+    const v1 = (await (await start({ model, ...light })).result()) as TrainingResult;
+    const m = await getModelByName(runtime.db, model);
+    await setAlias(runtime.db, m!.id, 'production', v1.modelVersionId);
+    // The champion's model file is gone from the store, and its recorded hash matches nothing
+    // any cache holds: it cannot be scored on the new split.
+    const { uri } = (await versionsOf(model)).find((v) => v.version === 1)!;
+    await independentS3().removeObject(bucket, uri.slice(`s3://${bucket}/`.length));
+    await pg.query(`update artifacts set sha256 = $2 where uri = $1`, [uri, 'f'.repeat(64)]);
+    // Other hyperparameters, so the candidates' bytes differ from the champion's (content-addressed).
+    const v2 = (await (await start({ model, ...light, hyperparameters: { rounds: 6, maxDepth: 3 } })).result()) as TrainingResult;
+    const v3 = (await (await start({ model, ...light, hyperparameters: { rounds: 7, maxDepth: 3 }, gates: { minAuc: 0.5, maxBaselineLoss: 1, onIncomparableChampion: 'accept' } })).result()) as TrainingResult;
+    return [v1, v2, v3] as const;
+  });
+  expect(first.status).toBe('registered');
+  expect(second.status).toBe('rejected');
+  expect(second.reasons).toEqual([expect.stringMatching(/^champion v1 comparable: not comparable: /)]);
+  expect(third.status).toBe('registered');
+  const versions = await versionsOf(model);
+  expect(versions.map((v) => `${v.version}:${v.status}`)).toEqual(['1:registered', '2:rejected', '3:registered']);
+});
+
+test('a candidate that loses to the logistic baseline on the same split is rejected, saying so', async () => {
+  const model = uniqueModel('below-baseline');
+  // One stump: two distinct scores, far below a logistic regression on all five features.
+  const result = await withTestWorkers(env, runtime, async () =>
+    (await (await start({ model, ...SAMPLED, sampleRows: 5000, resources: { gpu: 0 }, hyperparameters: { rounds: 1, maxDepth: 1 }, gates: { minAuc: 0.5 } })).result()) as TrainingResult,
+  );
+  expect(result.baselineAuc).toBeGreaterThan(result.metrics.auc);
+  expect(result.status).toBe('rejected');
+  expect(result.reasons).toEqual([expect.stringMatching(/^vs-baseline logreg: -0\.\d+ \(limit 0\)$/)]);
 });
 
 test('cancelling the workflow during training cancels the training activity and records the run as aborted', async () => {

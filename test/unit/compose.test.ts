@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { CONFIG_DOCS, loadConfig } from '../../infra/config';
 import { PROJECT_ROOT } from '../../infra/paths';
+import { START_REQUIREMENTS, unmetRequirements } from '../../infra/requirements';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 
 /** No Docker engine runs here, so the compose file is checked against the code instead. */
@@ -98,4 +99,18 @@ test('the GPU worker reserves NVIDIA devices and names its class', () => {
   expect(devices).toEqual([expect.objectContaining({ driver: 'nvidia', capabilities: ['gpu'] })]);
   expect(gpu.environment!.MLOPS_GPU_CLASS).toMatch(/^[a-z0-9-]+$/);
   expect(services['worker-cpu']!.deploy).toBeUndefined();
+});
+
+test('every service of ours has each variable its entry point needs at start', () => {
+  const ours = Object.entries(services).filter(([, svc]) => svc.command?.[0] === 'npm');
+  expect(ours.length).toBeGreaterThan(0);
+  for (const [name, svc] of ours) {
+    const script = svc.command![2]!;
+    expect({ name, script, known: Object.hasOwn(START_REQUIREMENTS, script) }).toEqual({ name, script, known: true });
+    const env = svc.environment ?? {};
+    expect({ name, unmet: unmetRequirements(script, loadConfig(env), env) }).toEqual({ name, unmet: [] });
+  }
+  // The control worker drives the model server with the server's own admin token.
+  expect(services['worker-control']!.environment!.MLOPS_ADMIN_TOKEN).toBe(services['model-server']!.environment!.MLOPS_ADMIN_TOKEN);
+  expect(new URL(services['worker-control']!.environment!.MLOPS_MODEL_SERVER_URL!).port).toBe(services['model-server']!.environment!.MLOPS_SERVE_PORT);
 });

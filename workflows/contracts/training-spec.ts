@@ -154,9 +154,13 @@ export const trainingSpec = z
         latencyBudgetMs: z.number().gt(0).max(10_000).default(20),
         /** Largest |ONNX − trainer| score difference accepted. */
         maxParityDiff: z.number().min(0).max(1).default(1e-4),
+        /** How far below the logistic-regression baseline's AUC on the same split a candidate may be. */
+        maxBaselineLoss: z.number().min(0).max(1).default(0),
+        /** A production champion that cannot be scored on this split (changed features, a lost file): reject the candidate, or accept it without the comparison. */
+        onIncomparableChampion: z.enum(['reject', 'accept']).default('reject'),
       })
       .strict()
-      .default({ minAuc: 0.55, maxRegression: 0.005, minSliceRows: 500, latencyBudgetMs: 20, maxParityDiff: 1e-4 }),
+      .default({ minAuc: 0.55, maxRegression: 0.005, minSliceRows: 500, latencyBudgetMs: 20, maxParityDiff: 1e-4, maxBaselineLoss: 0, onIncomparableChampion: 'reject' }),
     evaluation: z
       .object({
         threshold: z.number().gt(0).lt(1).default(0.5),

@@ -16,6 +16,19 @@ import { defineTrainer, type Trainer } from './types';
  * give one.
  */
 
+/**
+ * What a command trainer inherits from the worker: enough to run a program and use its GPU,
+ * never the worker's secrets (database URL, S3 keys, admin tokens). Further names can be let
+ * through on purpose (MLOPS_TRAINER_ENV, the plugin's `trainerEnv`).
+ */
+const INHERITED = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|TZ|TMPDIR|TERM|LC_[A-Z_]+|CUDA_[A-Z0-9_]+|NVIDIA_[A-Z0-9_]+|LD_LIBRARY_PATH|OMP_NUM_THREADS|MKL_NUM_THREADS|OPENBLAS_[A-Z0-9_]+|PYTHONPATH|PYTHONHOME|VIRTUAL_ENV|CONDA_[A-Z0-9_]+)$/;
+
+export function trainerEnvironment(base: NodeJS.ProcessEnv, extra: readonly string[] = []): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(base)) if (v !== undefined && (INHERITED.test(k) || extra.includes(k))) out[k] = v;
+  return out;
+}
+
 /** Stops a process group: SIGTERM, then SIGKILL if it is still there after `graceMs`. */
 function stopProcess(pid: number | undefined, graceMs = 5000): void {
   if (!pid) return;
@@ -33,7 +46,7 @@ function stopProcess(pid: number | undefined, graceMs = 5000): void {
   }, graceMs).unref();
 }
 
-export function commandTrainer(commands: Record<string, string[]>): Trainer {
+export function commandTrainer(commands: Record<string, string[]>, inheritEnv: readonly string[] = []): Trainer {
   return defineTrainer<Record<string, unknown>>({
     name: 'command',
     description: `an external command registered on the worker (${Object.keys(commands).join(', ') || 'none registered'})`,
@@ -53,7 +66,7 @@ export function commandTrainer(commands: Record<string, string[]>): Trainer {
         await fs.mkdir(outDir);
         await fs.mkdir(checkpointDir);
         const env: NodeJS.ProcessEnv = {
-          ...ctx.childEnv(),
+          ...trainerEnvironment(ctx.childEnv(), inheritEnv),
           MLOPS_TRAIN_DATA: trainCsv,
           MLOPS_VALID_DATA: validCsv,
           MLOPS_LABEL: LABEL_COLUMN,

@@ -8,13 +8,15 @@ export * from './types';
 export interface TrainerDeps {
   /** External commands by name (MLOPS_COMMAND_TRAINERS, the plugin's `commandTrainers`). */
   commandTrainers: Record<string, string[]>;
+  /** Names of further worker variables a command trainer may see (MLOPS_TRAINER_ENV). */
+  trainerEnv?: readonly string[];
 }
 
 /** The built-in trainers. A new one is a file beside these and one line here. */
 const BUILTIN: Array<(deps: TrainerDeps) => AnyTrainer> = [
   () => gbdtTrainer,
   () => logregTrainer,
-  (deps) => commandTrainer(deps.commandTrainers),
+  (deps) => commandTrainer(deps.commandTrainers, deps.trainerEnv),
 ];
 
 /** The trainers a worker offers, by name: the built-in ones and those its plugin options add. */
