@@ -163,8 +163,13 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       return { requests: latencies.length, errorRate: latencies.length ? errors / latencies.length : 1, p99Ms: percentile(latencies, 0.99) ?? Infinity, p50Ms: percentile(latencies, 0.5) ?? Infinity };
     },
 
-    /** What the server logged for stable and canary since `since`: rows, p99 latency, prediction shift. */
-    async canaryFigures(input: { model: string; stable: number; canary: number; since: string }): Promise<CanaryFigures> {
+    /**
+     * What the server logged for stable and the candidate since `since`: rows, p99 latency,
+     * prediction shift. With `role`, only the application's stable rows and the candidate's rows
+     * in that role (canary or shadow) count; without it (runs started before), every row but
+     * shadow ones, as before.
+     */
+    async canaryFigures(input: { model: string; stable: number; canary: number; since: string; role?: 'canary' | 'shadow' }): Promise<CanaryFigures> {
       const s = await versionRow(deps.db, input.model, input.stable);
       const c = await versionRow(deps.db, input.model, input.canary);
       const rows = await deps.db
@@ -173,9 +178,10 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
         .where('model_id', '=', s.model.id)
         .where('ts', '>=', new Date(input.since))
         .where('model_version_id', 'in', [s.mv.id, c.mv.id])
-        .where(sql<boolean>`outputs->>'role' <> 'shadow'`)
+        .where(input.role ? sql<boolean>`outputs->>'role' in ('stable', ${input.role})` : sql<boolean>`outputs->>'role' <> 'shadow'`)
+        .select(sql<string>`outputs->>'role'`.as('role'))
         .execute();
-      const of = (id: string) => rows.filter((r) => r.model_version_id === id);
+      const of = (id: string) => rows.filter((r) => r.model_version_id === id && (!input.role || r.role === (id === c.mv.id ? input.role : 'stable')));
       const hist = (xs: Array<{ p: number }>) => {
         const h = new Array<number>(10).fill(0);
         for (const x of xs) h[Math.min(9, Math.max(0, Math.floor(x.p * 10)))]!++;
@@ -184,7 +190,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       const stable = of(s.mv.id);
       const canary = of(c.mv.id);
       const metrics = await fetch(`${deps.config.modelServer.url}/metrics`).then((r) => r.text());
-      const m = new RegExp(`mlops_inference_errors_total\\{model="${input.model}",version="${input.canary}",role="canary"\\} (\\d+)`).exec(metrics);
+      const m = new RegExp(`mlops_inference_errors_total\\{model="${input.model}",version="${input.canary}",role="${input.role ?? 'canary'}"\\} (\\d+)`).exec(metrics);
       return {
         stableRows: stable.length,
         canaryRows: canary.length,

@@ -7,6 +7,7 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   log,
+  patched,
   setHandler,
   startChild,
   uuid4,
@@ -243,6 +244,15 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
       s.production = await registry.currentProduction({ model });
     } catch {
       s.production = null; // a model not in the registry yet has no production version
+    }
+  }
+  // Started by nothing but a message it refused (a bad signal-with-start or Update-with-start,
+  // and no policy of its own): ending at once with the reason beats idling forever. By now the
+  // messages that came with the start have been handled.
+  if (!input.state && input.policy === undefined && !input.triggers?.length && !input.newData?.length && patched('end-on-bad-start')) {
+    const errors = s.decisions.filter((d) => d.kind === 'error');
+    if (errors.length && errors.length === s.decisions.length && !s.pending.length && !rules.running) {
+      throw ApplicationFailure.nonRetryable(`the lifecycle of ${model} was started by a message it refused, so it ends: ${errors.map((e) => e.detail).join('; ')}`, 'InvalidInput');
     }
   }
   await ensureMonitoring();

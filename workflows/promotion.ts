@@ -27,6 +27,8 @@ export const promotionInput = z
     strategy: z.enum(STRATEGY_NAMES).default('canary'),
     canarySteps: z.array(z.number().gt(0).max(100)).min(1).max(10).default([5, 25, 50, 100]),
     bakeSeconds: z.number().min(0).max(7 * 24 * 3600).default(60),
+    /** The longest a canary or shadow stage bakes while it waits for `minCanaryRows`; then it fails for want of evidence. */
+    maxBakeSeconds: z.number().min(0).max(7 * 24 * 3600).default(600),
     contractRows: z.number().int().min(1).max(10_000).default(200),
     loadTest: z.object({ seconds: z.number().min(0.5).max(600).default(5), concurrency: z.number().int().min(1).max(256).default(8) }).strict().default({ seconds: 5, concurrency: 8 }),
     gates: z
@@ -119,9 +121,9 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
       status.traffic = undo;
     });
   };
-  const gate = (name: string, ok: boolean, figures: unknown) => {
+  const gate = (name: string, ok: boolean, figures: unknown, why?: string) => {
     status.figures[name] = figures;
-    if (!ok) throw new GateFailed(`${name} gate failed: ${JSON.stringify(figures)}`);
+    if (!ok) throw new GateFailed(why ? `${name}: ${why}` : `${name} gate failed: ${JSON.stringify(figures)}`);
     if (rollbackAsked) throw new GateFailed(`rollback asked: ${rollbackAsked}`);
   };
 

@@ -227,6 +227,11 @@ test('bad signals and a bad policy are refused with the field named; the lifecyc
     expect(st.counters.trainings).toBe(0);
     await h.terminate();
   });
+  // A lifecycle that a refused message started (no policy, nothing valid) ends at once with the reason, instead of idling.
+  const orphan = await client.workflow.signalWithStart('modelLifecycle', { taskQueue: TASK_QUEUES.control, workflowId: lifecycleWorkflowId('bad-signal-start'), args: [{ model: 'bad-signal-start' }], signal: 'retrain', signalArgs: [{ reason: 'x', source: 'nowhere' }] });
+  await withWorkers(noProduction, async () => {
+    await expect(orphan.result()).rejects.toMatchObject({ cause: { message: expect.stringMatching(/^the lifecycle of bad-signal-start was started by a message it refused, so it ends: retrain ignored: source/) } });
+  });
   // A lifecycle started with a bad policy fails at once, non-retryably, naming the field.
   const h = await client.workflow.start('modelLifecycle', { taskQueue: TASK_QUEUES.control, workflowId: lifecycleWorkflowId('bad-start'), args: [{ model: 'bad-start', policy: { cooldownSeconds: 'soon' } }] });
   await withWorkers(noProduction, async () => {

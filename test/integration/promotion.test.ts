@@ -131,7 +131,7 @@ test('first version goes straight to production; a good candidate is promoted th
 
   const third = await promote({ model, version: v3, strategy: 'canary', ...fast }).finally(() => load.stop());
   expect(third.outcome).toBe('rolled-back');
-  expect(third.reason).toMatch(/canary 30% gate failed/);
+  expect(third.reason).toMatch(/^canary 30%: prediction PSI \d/);
   expect((third.figures['canary 30%'] as { predictionPsi: number }).predictionPsi).toBeGreaterThan(0.2);
   // Production never moved, and the server is back on it.
   expect(await production(model)).toBe(v2);
@@ -149,6 +149,36 @@ test('first version goes straight to production; a good candidate is promoted th
     { version: v2, status: 'production', weight: 100 },
     { version: v3, status: 'standby', weight: 0 },
   ]);
+});
+
+test('a canary that gets no traffic bakes longer, then fails for want of evidence; production stays', async () => {
+  const model = `promo-quiet-${randomUUID().slice(0, 8)}`;
+  const v1 = await register(model, 'real', 20);
+  const v2 = await register(model, 'real', 25);
+  expect((await promote({ model, version: v1, strategy: 'direct', ...fast })).outcome).toBe('promoted');
+  const quiet = await promote({ model, version: v2, strategy: 'canary', ...fast, bakeSeconds: 1, maxBakeSeconds: 3 });
+  expect(quiet.outcome).toBe('rolled-back');
+  expect(quiet.reason).toBe('canary 30%: 0 rows < 5 after 3s');
+  expect(await production(model)).toBe(v1);
+  expect(server.store.models.get(model)!.traffic).toMatchObject({ stable: v1 });
+  expect(server.store.models.get(model)!.traffic.canary).toBeUndefined();
+});
+
+test('a shadow candidate with inverted labels is judged on its own shadow rows and rolled back', async () => {
+  const model = `promo-shadow-${randomUUID().slice(0, 8)}`;
+  const v1 = await register(model, 'real', 20);
+  const v2 = await register(model, 'inverted', 20);
+  expect((await promote({ model, version: v1, strategy: 'direct', ...fast })).outcome).toBe('promoted');
+  const load = traffic(model);
+  const shadowed = await promote({ model, version: v2, strategy: 'shadow', ...fast }).finally(() => load.stop());
+  expect(shadowed.outcome).toBe('rolled-back');
+  expect(shadowed.reason).toMatch(/^shadow: prediction PSI \d/);
+  const f = shadowed.figures.shadow as { canaryRows: number; predictionPsi: number };
+  expect(f.canaryRows).toBeGreaterThanOrEqual(5);
+  expect(f.predictionPsi).toBeGreaterThan(0.2);
+  expect(await production(model)).toBe(v1);
+  expect(server.store.models.get(model)!.traffic.shadow).toBeUndefined();
+  expect(load.failures).toEqual([]);
 });
 
 test('approval: a timeout rejects, `approve` promotes, `rollback` during the watch returns to the previous version', async () => {
@@ -262,10 +292,10 @@ test('kill -9 of the worker during a canary step: the promotion continues after 
   try {
     const first = startWorker();
     const handle = await env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: promotionWorkflowId(model), args: [{ model, version: v2, strategy: 'canary', ...fast, bakeSeconds: 4, canarySteps: [30, 60, 100] }] });
+    // The server's own traffic, not the stage string (set before the traffic is): the canary serves.
     for (let i = 0; ; i++) {
-      const s = (await handle.query('status').catch(() => undefined)) as PromotionStatus | undefined;
-      if (s?.stage === 'canary 30%') break;
-      if (i > 600) throw new Error(`the promotion did not reach its canary step: ${JSON.stringify(s)}`);
+      if (server.store.models.get(model)?.traffic.canary === v2) break;
+      if (i > 600) throw new Error(`the server never served the canary: ${JSON.stringify(await handle.query('status').catch(() => undefined))}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     process.kill(-first.pid!, 'SIGKILL');

@@ -1,6 +1,8 @@
+import { patched } from '@temporalio/workflow';
+import { bakeForEvidence, evidenceProblem } from './evidence';
 import type { PromotionStrategy } from './types';
 
-/** The candidate answers a copy of the traffic that nobody sees; judged on its prediction drift against stable. */
+/** The candidate answers a copy of the traffic that nobody sees; judged on its own (shadow) rows against stable. */
 export const shadow: PromotionStrategy = {
   name: 'shadow',
   async rollout(ctx) {
@@ -8,6 +10,13 @@ export const shadow: PromotionStrategy = {
     ctx.status.stage = 'shadow';
     const since = ctx.now();
     await ctx.setTraffic({ stable: production, shadow: candidate }, { stable: production });
+    // Guarded: promotions started before read no shadow rows and passed.
+    if (patched('shadow-evidence')) {
+      const { figures, waitedSeconds } = await bakeForEvidence(ctx, 'shadow', since);
+      const why = evidenceProblem(ctx, figures, waitedSeconds, { errors: true, latency: false });
+      ctx.gate('shadow', why === undefined, figures, why);
+      return;
+    }
     await ctx.sleep(input.bakeSeconds * 1000);
     const f = await ctx.acts.canaryFigures({ model: input.model, stable: production, canary: candidate, since });
     ctx.gate('shadow', (f.predictionPsi ?? 0) <= input.gates.maxPredictionPsi, f);

@@ -16,7 +16,7 @@ export interface RolloutContext {
   acts: Pick<DeploymentActivities, 'canaryFigures'>;
   setTraffic(traffic: Traffic, undo?: Traffic): Promise<void>;
   /** Records the figures; a failed gate (or a rollback asked meanwhile) ends the promotion and rolls back. */
-  gate(name: string, ok: boolean, figures: CanaryFigures | Record<string, unknown>): void;
+  gate(name: string, ok: boolean, figures: CanaryFigures | Record<string, unknown>, why?: string): void;
   sleep(ms: number): Promise<void>;
   now(): string;
 }

@@ -1,0 +1,32 @@
+import type { CanaryFigures } from '../../activities/deployment';
+import type { RolloutContext } from './types';
+
+/**
+ * A stage's figures once they are enough to judge: the bake, then more of it (in bake-sized
+ * steps, up to `maxBakeSeconds` in all) while the candidate has fewer than `minCanaryRows`.
+ */
+export async function bakeForEvidence(ctx: RolloutContext, role: 'canary' | 'shadow', since: string): Promise<{ figures: CanaryFigures; waitedSeconds: number }> {
+  const { input } = ctx;
+  const step = Math.max(1, input.bakeSeconds);
+  await ctx.sleep(input.bakeSeconds * 1000);
+  let waitedSeconds = input.bakeSeconds;
+  let figures = await ctx.acts.canaryFigures({ model: input.model, stable: ctx.production, canary: ctx.candidate, since, role });
+  while (figures.canaryRows < input.gates.minCanaryRows && waitedSeconds + step <= input.maxBakeSeconds) {
+    await ctx.sleep(step * 1000);
+    waitedSeconds += step;
+    figures = await ctx.acts.canaryFigures({ model: input.model, stable: ctx.production, canary: ctx.candidate, since, role });
+  }
+  return { figures, waitedSeconds };
+}
+
+/** Why the figures fail the stage, or undefined when they pass: every missing figure fails by name. */
+export function evidenceProblem(ctx: RolloutContext, f: CanaryFigures, waitedSeconds: number, judge: { errors: boolean; latency: boolean }): string | undefined {
+  const g = ctx.input.gates;
+  if (f.canaryRows < g.minCanaryRows) return `${f.canaryRows} rows < ${g.minCanaryRows} after ${waitedSeconds}s`;
+  if (judge.errors && f.canaryErrors > 0) return `${f.canaryErrors} errors`;
+  if (judge.latency && f.canaryP99Ms === null) return 'no p99 latency figure';
+  if (judge.latency && f.canaryP99Ms! > g.maxP99Ms) return `p99 ${f.canaryP99Ms} ms > ${g.maxP99Ms} ms`;
+  if (f.predictionPsi === null) return `no prediction-shift figure (${f.stableRows} stable rows)`;
+  if (f.predictionPsi > g.maxPredictionPsi) return `prediction PSI ${f.predictionPsi.toFixed(3)} > ${g.maxPredictionPsi}`;
+  return undefined;
+}
