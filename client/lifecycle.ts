@@ -1,13 +1,28 @@
-import { WithStartWorkflowOperation, WorkflowUpdateStage, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateStage, type Client, type WorkflowHandle } from '@temporalio/client';
 import { modelLifecycle } from '../workflows/lifecycle';
 import { NEW_DATA_SIGNAL, RETRAIN_SIGNAL, SET_POLICY_SIGNAL, lifecycleWorkflowId } from '../workflows/contracts/names';
 import { retrainUpdate, type LifecyclePolicyInput, type NewDataRequest, type RetrainOutcome, type RetrainRequest } from '../workflows/contracts/lifecycle';
 import { DEFAULT_TASK_QUEUES } from '../workflows/contracts/task-queues';
 
 /**
- * Every trigger reaches a model through its lifecycle workflow (`model/<name>`): the first one
- * starts it, later ones only reach it. `policy` is used only when this call starts the
- * workflow; a running one keeps its own (use `setPolicy`).
+ * Refused: the model has no lifecycle, and the request carried no policy to start one with.
+ * Triggers never create models — only an explicit start with a policy does.
+ */
+export class NoLifecycleError extends Error {
+  constructor(readonly model: string) {
+    super(`no lifecycle for model ${model}: a trigger does not create one; start it with a policy (mlops policy --model ${model} --file policy.json, or mlops retrain --model ${model} --policy policy.json)`);
+    this.name = 'NoLifecycleError';
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof WorkflowNotFoundError || (err as { code?: number }).code === 5;
+}
+
+/**
+ * Every trigger reaches a model through its lifecycle workflow (`model/<name>`). With a policy
+ * (for `setPolicy`, the payload is one) the call starts the lifecycle if none runs; a running one
+ * keeps its own. Without, it only reaches a running lifecycle: NoLifecycleError otherwise.
  */
 export async function signalLifecycle(
   client: Client,
@@ -18,10 +33,21 @@ export async function signalLifecycle(
   taskQueue: string = DEFAULT_TASK_QUEUES.control,
 ): Promise<WorkflowHandle> {
   const name = signal === 'retrain' ? RETRAIN_SIGNAL : signal === 'newData' ? NEW_DATA_SIGNAL : SET_POLICY_SIGNAL;
+  const startPolicy = policy ?? (signal === 'setPolicy' ? (payload as LifecyclePolicyInput) : undefined);
+  if (startPolicy === undefined) {
+    const handle = client.workflow.getHandle(lifecycleWorkflowId(model));
+    try {
+      await handle.signal(name, payload);
+    } catch (err) {
+      if (isNotFound(err)) throw new NoLifecycleError(model);
+      throw err;
+    }
+    return handle;
+  }
   return client.workflow.signalWithStart(modelLifecycle, {
     workflowId: lifecycleWorkflowId(model),
     taskQueue,
-    args: [{ model, ...(policy ? { policy } : {}) }],
+    args: [{ model, policy: startPolicy }],
     signal: name,
     signalArgs: [payload],
   });
@@ -34,7 +60,9 @@ export interface RetrainAnswer {
 }
 
 /**
- * A retrain as an Update-with-start of the model's lifecycle: the validator rejects a bad request
+ * A retrain as an Update (with start, when a policy comes with it) of the model's lifecycle:
+ * without a policy and without a running lifecycle it is refused (NoLifecycleError). The
+ * validator rejects a bad request
  * before it is recorded, and the answer says what happened — a training started (its id), a
  * duplicate, coalesced into the running training's follow-up, or deferred (cooldown or budget,
  * until when). Rejects if the lifecycle did not even accept the request within `timeoutMs`
@@ -48,16 +76,27 @@ export async function requestRetrain(
 ): Promise<RetrainAnswer> {
   const workflowId = lifecycleWorkflowId(model);
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const startWorkflowOperation = new WithStartWorkflowOperation(modelLifecycle, {
-    workflowId,
-    taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUES.control,
-    args: [{ model, ...(opts.policy ? { policy: opts.policy } : {}) }],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-  });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
   try {
-    const accepted = client.workflow.startUpdateWithStart(retrainUpdate, { args: [request], waitForStage: WorkflowUpdateStage.ACCEPTED, startWorkflowOperation });
+    // With a policy, Update-with-start; without, only a running lifecycle is asked.
+    const accepted = opts.policy
+      ? client.workflow.startUpdateWithStart(retrainUpdate, {
+          args: [request],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+          startWorkflowOperation: new WithStartWorkflowOperation(modelLifecycle, {
+            workflowId,
+            taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUES.control,
+            args: [{ model, policy: opts.policy }],
+            workflowIdConflictPolicy: 'USE_EXISTING',
+          }),
+        })
+      : client.workflow
+          .getHandle<typeof modelLifecycle>(workflowId)
+          .startUpdate(retrainUpdate, { args: [request], waitForStage: WorkflowUpdateStage.ACCEPTED })
+          .catch((err: unknown) => {
+            throw isNotFound(err) ? new NoLifecycleError(model) : err;
+          });
     const handle = await Promise.race([accepted, timeout]);
     if (handle === 'timeout') {
       accepted.catch(() => undefined);

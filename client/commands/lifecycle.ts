@@ -6,7 +6,7 @@ import { trainingSpec } from '../../workflows/contracts/training-spec';
 import { connectClient } from '../connection';
 import { isoSeconds, print, printJson } from '../output';
 import { createProgress } from '../progress';
-import { requestRetrain, signalLifecycle } from '../lifecycle';
+import { NoLifecycleError, requestRetrain, signalLifecycle } from '../lifecycle';
 import { EXIT_NOT_FINISHED } from './train';
 
 /**
@@ -41,7 +41,12 @@ export async function retrain(argv: string[]): Promise<void> {
   try {
     const workflowId = lifecycleWorkflowId(model);
     if (!values.wait) {
-      await signalLifecycle(client, model, 'retrain', request, policy, taskQueues.control);
+      try {
+        await signalLifecycle(client, model, 'retrain', request, policy, taskQueues.control);
+      } catch (err) {
+        if (err instanceof NoLifecycleError) throw new UserFacingError(err.message);
+        throw err;
+      }
       if (values.json) printJson({ workflowId, model, request });
       else print(`retrain signalled to ${workflowId}${policy ? ' (policy used if this started it)' : ''}; follow it: mlops status --model ${model}`);
       return;

@@ -274,6 +274,12 @@ describe('closed loop', () => {
       await env.client.workflow.getHandle(started.trainingWorkflowId).terminate('test done').catch(() => undefined);
     }
 
+    // A retrain without a policy for a model that has no lifecycle creates nothing.
+    const ghost = `cli-ghost-${uid}`;
+    expectOneError(await mlops(['retrain', '--model', ghost, '--wait']), new RegExp(`^error: no lifecycle for model ${ghost}: a trigger does not create one`));
+    expectOneError(await mlops(['retrain', '--model', ghost]), /^error: no lifecycle for model/);
+    expect(await env.client.workflow.getHandle(lifecycleWorkflowId(ghost)).describe().then(() => true, () => false)).toBe(false);
+
     const budgetless = `cli-nobudget-${uid}`;
     await fs.writeFile(path.join(workDir, 'nobudget.json'), JSON.stringify({ ...LIGHT_POLICY, dailyBudget: 0 }));
     const deferred = await mlops(['retrain', '--model', budgetless, '--policy', 'nobudget.json', '--wait']);

@@ -232,6 +232,27 @@ describe('Alertmanager webhook', () => {
     expect(await exists(lifecycleWorkflowId(other))).toBe(false);
   });
 
+  test('an alert or a retrain for a model without a lifecycle starts nothing: refused with the reason, not retried', async () => {
+    const ghost = `wh-ghost-${randomUUID().slice(0, 6)}`;
+    await withTestWorkers(
+      env,
+      runtime,
+      async () => {
+        const res = await post('/v1/alertmanager', { ...payload, commonLabels: { model: ghost }, alerts: [alert({ labels: { alertname: 'ModelFeatureDrift', model: ghost } })] });
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as { accepted: number; rejected: number; alerts: Array<{ outcome: string; reason?: string }> };
+        expect(body).toMatchObject({ accepted: 0, rejected: 1 });
+        expect(body.alerts[0]).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(new RegExp(`^no lifecycle for model ${ghost}: a trigger does not create one`)) });
+        const plain = await post('/v1/retrain', { model: ghost, reason: 'typo in a script' });
+        expect(plain.status).toBe(404);
+        expect(((await plain.json()) as { error: string }).error).toMatch(/^no lifecycle for model/);
+        // The server's record: no lifecycle, no training.
+        expect(await exists(lifecycleWorkflowId(ghost))).toBe(false);
+      },
+      controlOnly,
+    );
+  });
+
   test('npm run webhook: the entry point serves the same API and stops on SIGTERM', async () => {
     const model = 'wh-entry';
     const { PATH, HOME } = process.env;

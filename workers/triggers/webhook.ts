@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
-import { requestRetrain } from '../../client/lifecycle';
+import { NoLifecycleError, requestRetrain } from '../../client/lifecycle';
 import { lifecycleWorkflowId } from '../../workflows/contracts/names';
 import type { RetrainRequest } from '../../workflows/contracts/lifecycle';
 import { ConfigError } from '../../infra/errors';
@@ -70,6 +70,12 @@ export async function startWebhookServer(opts: WebhookOptions): Promise<RunningW
         log.info(`${source.name}: ${JSON.stringify(item.describe)} → retrain ${workflowId}: ${answer?.outcome ?? 'no answer yet'}`);
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
+        if (err instanceof NoLifecycleError) {
+          // Not Temporal's fault: a resend would not help, so no 5xx.
+          outcomes.push({ item, outcome: 'rejected', reason });
+          log.warn(`${source.name}: ${JSON.stringify(item.describe)} refused: ${reason}`);
+          continue;
+        }
         outcomes.push({ item, outcome: 'failed', workflowId: lifecycleWorkflowId(item.model), reason });
         log.error(`${source.name}: retrain request to ${lifecycleWorkflowId(item.model)} failed: ${reason}`);
       }

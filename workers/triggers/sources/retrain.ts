@@ -28,6 +28,7 @@ export const plainRetrain: TriggerSource = {
   },
   respond([o]) {
     if (!o || o.outcome === 'failed') throw new HttpError(`retrain request to model/${o?.item.model ?? '?'} failed: ${o?.reason ?? 'no outcome'}`, 503);
+    if (o.outcome === 'rejected') throw new HttpError(o.reason ?? 'rejected', 404);
     return {
       status: 200,
       body: { model: o.item.model, outcome: o.outcome, workflowId: o.workflowId, ...(o.item.request?.dedupeKey ? { dedupeKey: o.item.request.dedupeKey } : {}), ...(o.retrain ? { retrain: o.retrain } : {}) },
