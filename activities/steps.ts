@@ -62,7 +62,8 @@ function errorMessage(err: unknown): string {
 }
 
 /**
- * Wraps a step implementation: records the step row when it ends, and carries the attempt
+ * Wraps a step implementation: records the step row when it starts and when it ends (with its
+ * duration), and carries the attempt
  * number in failures so the workflow's status can count attempts exactly.
  */
 export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepCall<I>) => Promise<O>, opts: { keepAlive?: boolean } = { keepAlive: true }) {
@@ -73,7 +74,8 @@ export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepCall<
     // within the heartbeat timeout rather than the start-to-close timeout.
     const keepAlive = opts.keepAlive ? setInterval(() => heartbeat({ step: call.ctx.step, elapsedMs: Math.round(performance.now() - started) }), 5000) : undefined;
     const cacheKey = stepCacheKey(call.ctx.step, deps.codeVersion, call.inputs);
-    const record = async (status: 'succeeded' | 'failed', outputs?: unknown, error?: string) => {
+    const startedAt = new Date();
+    const record = async (status: 'running' | 'succeeded' | 'failed', outputs?: unknown, error?: string) => {
       if (!call.ctx.pipelineRunId) return;
       try {
         await upsertStepRun(deps.db, {
@@ -86,13 +88,17 @@ export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepCall<
           outputs,
           error: error ?? null,
           worker: deps.worker.identity,
+          startedAt,
+          ...(status === 'running' ? {} : { durationMs: Math.round(performance.now() - started) }),
         });
       } catch (err) {
         // The row is bookkeeping: losing it must not fail a step that did its work.
         if (status === 'succeeded') throw err;
-        log.warn(`step ${call.ctx.step}: could not record failure: ${errorMessage(err)}`);
+        log.warn(`step ${call.ctx.step}: could not record ${status}: ${errorMessage(err)}`);
       }
     };
+    // The row exists while the step runs: started, by whom, which attempt.
+    await record('running');
     try {
       const output = await fn(call.inputs, call).finally(() => clearInterval(keepAlive));
       await record('succeeded', output);

@@ -59,10 +59,13 @@ export async function upsertStepRun(
     outputs?: unknown;
     error?: string | null;
     worker?: string | null;
+    /** When the attempt began (default: now, for a `running` row). */
+    startedAt?: Date;
+    durationMs?: number;
   },
 ) {
   const now = new Date();
-  const started = step.status === 'running' ? now : null;
+  const started = step.startedAt ?? (step.status === 'running' ? now : null);
   const finished = ['succeeded', 'failed', 'skipped', 'cached'].includes(step.status) ? now : null;
   return db
     .insertInto('step_runs')
@@ -78,6 +81,7 @@ export async function upsertStepRun(
       worker: step.worker ?? null,
       started_at: started,
       finished_at: finished,
+      duration_ms: step.durationMs ?? null,
     })
     .onConflict((oc) =>
       oc.columns(['pipeline_run_id', 'step_name']).doUpdateSet((eb) => ({
@@ -90,6 +94,7 @@ export async function upsertStepRun(
         worker: sql<string>`coalesce(excluded.worker, step_runs.worker)`,
         started_at: sql<Date>`coalesce(step_runs.started_at, excluded.started_at)`,
         finished_at: eb.ref('excluded.finished_at'),
+        duration_ms: sql<number>`coalesce(excluded.duration_ms, step_runs.duration_ms)`,
         updated_at: sql<Date>`now()`,
       })),
     )

@@ -36,6 +36,8 @@ export interface StepRunTable {
   worker: string | null;
   started_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** The latest attempt's run time. */
+  duration_ms: ColumnType<number | null, number | null | undefined, number | null>;
   updated_at: Timestamp;
 }
 

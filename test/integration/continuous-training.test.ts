@@ -121,6 +121,17 @@ test('flights January end to end: a registered version whose ONNX scores equal t
   const rows = await stepRows(workflowId);
   expect(rows.map((r) => [r.step_name, r.status])).toEqual(['snapshot', 'validate-data', 'prepare', 'train', 'evaluate', 'validate-model', 'register'].map((s) => [s, 'succeeded']));
   expect(rows.every((r) => r.cache_key && r.attempts === 1)).toBe(true);
+  // Every step row says when it started and ended, and how long its attempt ran.
+  const timings = await pg.query(
+    `select s.step_name, s.started_at, s.finished_at, s.duration_ms, s.worker from step_runs s join pipeline_runs p on p.id = s.pipeline_run_id where p.workflow_id = $1 order by s.id`,
+    [workflowId],
+  );
+  expect(timings.rows).toHaveLength(7);
+  for (const t of timings.rows as Array<{ step_name: string; started_at: Date | null; finished_at: Date | null; duration_ms: number | null; worker: string | null }>) {
+    expect({ step: t.step_name, started: t.started_at instanceof Date, finished: t.finished_at instanceof Date, worker: typeof t.worker }).toEqual({ step: t.step_name, started: true, finished: true, worker: 'string' });
+    expect(t.duration_ms).toBeGreaterThanOrEqual(0);
+    expect(t.finished_at!.getTime()).toBeGreaterThanOrEqual(t.started_at!.getTime());
+  }
 
   // The registry: one version, alias candidate, lineage to the data snapshot.
   const versions = await versionsOf(model);

@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as initial from './2026-11-22T00-00-00_initial';
 import * as dataValidation from './2026-11-22T18-00-00_data-validation';
 import * as monitoring from './2026-11-23T06-00-00_monitoring';
+import * as stepDurations from './2026-12-01T09-45-00_step-durations';
 
 /** Every migration, by its frozen ISO-dated name. Order is by name. */
 export const migrations: Record<string, Migration> = {
   '2026-11-22T00-00-00_initial': initial,
   '2026-11-22T18-00-00_data-validation': dataValidation,
   '2026-11-23T06-00-00_monitoring': monitoring,
+  '2026-12-01T09-45-00_step-durations': stepDurations,
 };
