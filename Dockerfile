@@ -12,6 +12,10 @@ COPY package.json package-lock.json .npmrc ./
 # Scripts wait for the sources: `prepare` builds the package, which needs them.
 RUN npm ci --ignore-scripts
 COPY . .
+# Images carry no .git: the code version recorded in lineage and step-cache keys comes from the
+# build (docker compose build --build-arg MLOPS_CODE_VERSION=$(git describe --always --dirty)).
+ARG MLOPS_CODE_VERSION=
+ENV MLOPS_CODE_VERSION=${MLOPS_CODE_VERSION}
 # Every entry point runs from the compiled output (dist/) with plain node; the plugin writes
 # its generated workflows entry (queue names) under node_modules/.cache.
 RUN npm run build && mkdir -p node_modules/.cache && chown node node_modules/.cache

@@ -226,7 +226,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_TOOLS_DIR', default: '<repo>/.bin', meaning: 'project-local bin folder' },
   { name: 'MLOPS_LOG_LEVEL', default: 'INFO', meaning: 'Temporal SDK log level' },
   { name: 'MLOPS_NVIDIA_SMI', default: 'nvidia-smi', meaning: 'the nvidia-smi executable the GPU worker runs' },
-  { name: 'MLOPS_CODE_VERSION', default: 'git HEAD, else package version', meaning: 'code version recorded in lineage and step-cache keys' },
+  { name: 'MLOPS_CODE_VERSION', default: 'git HEAD (+dirty when files differ), else package version', meaning: 'code version recorded in lineage and step-cache keys; Docker images get it as a build argument (they carry no .git)' },
   { name: 'MLOPS_DATA_ROOTS', default: '<repo> and the OS temp folder', meaning: 'comma-separated folders that `file://` dataset URIs may point into' },
   { name: 'MLOPS_SERVE_PORT / MLOPS_SERVE_HOST', default: '8000 / 127.0.0.1', meaning: 'where `npm run serve` (the model server) listens' },
   { name: 'MLOPS_ADMIN_TOKEN', default: 'unset (admin and feedback APIs disabled)', meaning: 'bearer token (≥ 16 characters) for the model server’s admin and feedback endpoints' },
