@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { loadConfig } from '../infra/config';
+import { taskQueuesFromEnv } from '../infra/config';
 import { temporalSettings, unreachable, withTimeout } from '../infra/temporal';
 import type { TaskQueues } from '../workflows/contracts/task-queues';
 
@@ -12,5 +12,5 @@ export async function connectClient(): Promise<{ client: Client; connection: Con
   } catch (err) {
     throw unreachable(settings, err);
   }
-  return { client: new Client({ connection, namespace: settings.namespace }), connection, address: settings.address, taskQueues: loadConfig().taskQueues };
+  return { client: new Client({ connection, namespace: settings.namespace }), connection, address: settings.address, taskQueues: taskQueuesFromEnv() };
 }

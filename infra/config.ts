@@ -244,6 +244,16 @@ function formatIssues(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || 'env'}: ${i.message}`).join('; ');
 }
 
+/**
+ * Our task queues from MLOPS_TASK_QUEUE_PREFIX alone: for clients (the CLI) that need the
+ * queue names but none of the stores' settings.
+ */
+export function taskQueuesFromEnv(env: NodeJS.ProcessEnv = process.env): TaskQueues {
+  const parsed = envSchema.shape.MLOPS_TASK_QUEUE_PREFIX.safeParse(env.MLOPS_TASK_QUEUE_PREFIX);
+  if (!parsed.success) throw new ConfigError(`invalid configuration: MLOPS_TASK_QUEUE_PREFIX: ${parsed.error.issues[0]!.message}`);
+  return resolveTaskQueues({ prefix: parsed.data });
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(`invalid configuration: ${formatIssues(parsed.error)}`);

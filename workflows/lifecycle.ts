@@ -32,6 +32,8 @@ import {
   setThresholdsSignal,
   STAND_IN_DATA,
   trainingSpecInput,
+  type LifecycleDecision,
+  type LifecycleDecisionKind,
   type LifecyclePolicy,
   type MonitoringInput,
   type RetrainOutcome,
@@ -99,7 +101,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     ? new LifecycleRules(model, input.state, (line) => log.info(line))
     : LifecycleRules.initial(model, checkPolicy(model, input.policy), Date.now(), (line) => log.info(line));
   const s = rules.state;
-  const decide: LifecycleRules['decide'] extends (now: number, ...rest: infer R) => void ? (...rest: R) => void : never = (...args) => rules.decide(Date.now(), ...args);
+  const decide = (kind: LifecycleDecisionKind, detail: string, extra?: Partial<LifecycleDecision>) => rules.decide(Date.now(), kind, detail, extra);
 
   const onNewData = (raw: unknown) => {
     const parsed = newDataRequest.safeParse(raw ?? {});

@@ -27,9 +27,9 @@ export interface Gates {
   latencyBudgetMs: number;
   maxParityDiff: number;
   /** How far below the logistic baseline's AUC on the same split a candidate may be (default 0). */
-  maxBaselineLoss?: number;
+  maxBaselineLoss: number;
   /** A production champion that cannot be scored on this split: reject the candidate (default), or accept without the comparison. */
-  onIncomparableChampion?: 'reject' | 'accept';
+  onIncomparableChampion: 'reject' | 'accept';
 }
 
 export interface ModelValidation {
@@ -89,8 +89,8 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   // the same split has learned nothing worth serving. ONNX scores are float32, the baseline's
   // float64: AUC differences below AUC_PRECISION are rounding, not evidence.
   if (evaluation.baseline) {
-    const loss = gates.maxBaselineLoss ?? 0;
-    check(`vs-baseline ${evaluation.baseline.trainer}`, candidateAuc >= evaluation.baseline.auc - loss - AUC_PRECISION, candidateAuc - evaluation.baseline.auc, -loss);
+    const loss = gates.maxBaselineLoss;
+    check(`vs-baseline ${evaluation.baseline.trainer}`, Number.isFinite(loss) && candidateAuc >= evaluation.baseline.auc - loss - AUC_PRECISION, candidateAuc - evaluation.baseline.auc, -loss);
   } else {
     check('vs-baseline', false, 'no baseline figures', 'a baseline');
   }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
@@ -46,4 +46,32 @@ export function isAlive(pid: number): boolean {
 /** The lines an entry point printed at ERROR level or as its final `error:` line. */
 export function errorLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.startsWith('error:') || l.startsWith('unexpected error:'));
+}
+
+/**
+ * Worker processes a crash test starts in process groups of their own (so `kill -9` of the
+ * group takes the training thread too), with the tail of their stderr for failure messages.
+ */
+export function workerGroup(): { start(args: string[], env: NodeJS.ProcessEnv): ChildProcess; killAll(): void; log(): string } {
+  const children: ChildProcess[] = [];
+  let log = '';
+  return {
+    start(args, env) {
+      const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-5000)));
+      children.push(child);
+      return child;
+    },
+    killAll() {
+      for (const c of children) {
+        if (c.exitCode !== null || c.signalCode !== null) continue;
+        try {
+          process.kill(-c.pid!, 'SIGKILL');
+        } catch {
+          // exited between the check and the kill
+        }
+      }
+    },
+    log: () => log,
+  };
 }

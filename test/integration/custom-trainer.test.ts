@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -14,6 +14,7 @@ import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import type { PromotionStatus } from '../../workflows/promotion';
 import { waitForCheckpoint } from '../helpers/checkpoints';
+import { workerGroup } from '../helpers/run-entry';
 import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../helpers/real';
 
 /**
@@ -29,8 +30,7 @@ let pg: PgClient;
 let server: RunningModelServer;
 const bucket = `custom-${randomUUID().slice(0, 8)}`;
 const TOKEN = randomBytes(24).toString('base64url');
-const children: ChildProcess[] = [];
-let workerLog = '';
+const workers = workerGroup();
 
 beforeAll(async () => {
   [env, runtime, pg] = await Promise.all([createTemporalEnv(), openTestRuntime(bucket), independentPg()]);
@@ -38,14 +38,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    try {
-      process.kill(-c.pid!, 'SIGKILL');
-    } catch {
-      // exited between the check and the kill
-    }
-  }
+  workers.killAll();
   await server?.close();
   await pg?.end();
   await runtime?.close();
@@ -53,22 +46,14 @@ afterAll(async () => {
 });
 
 function startWorker(): ChildProcess {
-  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'test', 'fixtures', 'custom-trainer-worker.cjs')], {
-    cwd: PROJECT_ROOT,
-    env: {
+  return workers.start([path.join(PROJECT_ROOT, 'test', 'fixtures', 'custom-trainer-worker.cjs')], {
       ...process.env,
       ...testEnv(bucket),
       TEMPORAL_ADDRESS: env.address,
       MLOPS_MODEL_SERVER_URL: server.url,
       MLOPS_ADMIN_TOKEN: TOKEN,
       MLOPS_LOG_LEVEL: 'WARN',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-    detached: true,
-  });
-  child.stderr!.on('data', (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-5000)));
-  children.push(child);
-  return child;
+    });
 }
 
 test('a trainer registered through the plugin options checkpoints, resumes after kill -9, is evaluated and is served', async () => {
@@ -93,7 +78,7 @@ test('a trainer registered through the plugin options checkpoints, resumes after
     ],
   });
 
-  const checkpointRound = await waitForCheckpoint(handle, 1000, () => `worker: ${workerLog}`);
+  const checkpointRound = await waitForCheckpoint(handle, 1000, () => `worker: ${workers.log()}`);
   process.kill(-first.pid!, 'SIGKILL');
   await new Promise((r) => first.once('exit', r));
 

@@ -1,13 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
 import { compiledEntry } from '../../infra/entry';
-import { PROJECT_ROOT } from '../../infra/paths';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import { waitForCheckpoint } from '../helpers/checkpoints';
+import { workerGroup } from '../helpers/run-entry';
 import { createTemporalEnv, independentPg, testEnv } from '../helpers/real';
 
 /**
@@ -18,8 +18,7 @@ import { createTemporalEnv, independentPg, testEnv } from '../helpers/real';
 let env: TestWorkflowEnvironment;
 let pg: PgClient;
 const bucket = `crash-${randomUUID().slice(0, 8)}`;
-const children: ChildProcess[] = [];
-let workerLog = '';
+const workers = workerGroup();
 
 beforeAll(async () => {
   env = await createTemporalEnv();
@@ -27,28 +26,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    try {
-      process.kill(-c.pid!, 'SIGKILL');
-    } catch {
-      // exited between the check and the kill
-    }
-  }
+  workers.killAll();
   await pg?.end();
   await env?.teardown();
 });
 
 function startWorker(): ChildProcess {
-  const child = spawn(process.execPath, [compiledEntry('workers/dev.ts'), '--queues', 'control,cpu,gpu', '--allow-cpu'], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, ...testEnv(bucket), TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: env.namespace ?? 'default', MLOPS_LOG_LEVEL: 'WARN' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-    detached: true,
-  });
-  child.stderr!.on('data', (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-5000)));
-  children.push(child);
-  return child;
+  return workers.start([compiledEntry('workers/dev.ts'), '--queues', 'control,cpu,gpu', '--allow-cpu'], { ...process.env, ...testEnv(bucket), TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: env.namespace ?? 'default', MLOPS_LOG_LEVEL: 'WARN' });
 }
 
 test('kill -9 during training: the retry continues from a checkpoint and one version is registered', async () => {
@@ -69,7 +53,7 @@ test('kill -9 during training: the retry continues from a checkpoint and one ver
     ],
   });
 
-  const checkpointRound = await waitForCheckpoint(handle, 10, () => `worker: ${workerLog}`);
+  const checkpointRound = await waitForCheckpoint(handle, 10, () => `worker: ${workers.log()}`);
   process.kill(-first.pid!, 'SIGKILL');
   await new Promise((r) => first.once('exit', r));
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { ConfigError } from '../../infra/errors';
-import { CONFIG_DOCS, loadConfig, parseArtifactRoot } from '../../infra/config';
+import { CONFIG_DOCS, loadConfig, parseArtifactRoot, taskQueuesFromEnv } from '../../infra/config';
 
 describe('loadConfig', () => {
   test('defaults: local artifacts under the state folder, local PostgreSQL probe', () => {
@@ -84,5 +84,8 @@ describe('loadConfig', () => {
     expect(loadConfig({}).taskQueues).toEqual({ control: 'mlops-control', cpu: 'mlops-cpu', gpu: 'mlops-gpu' });
     expect(loadConfig({ MLOPS_TASK_QUEUE_PREFIX: 'acme-ml' }).taskQueues).toEqual({ control: 'acme-ml-control', cpu: 'acme-ml-cpu', gpu: 'acme-ml-gpu' });
     expect(() => loadConfig({ MLOPS_TASK_QUEUE_PREFIX: 'acme ml' })).toThrow(/MLOPS_TASK_QUEUE_PREFIX: must be letters, digits/);
+    // Clients read the queue names alone: an unrelated bad variable does not stop them.
+    expect(taskQueuesFromEnv({ MLOPS_TASK_QUEUE_PREFIX: 'acme-ml', ARTIFACT_ROOT: 's3://bucket' }).control).toBe('acme-ml-control');
+    expect(() => taskQueuesFromEnv({ MLOPS_TASK_QUEUE_PREFIX: 'acme ml' })).toThrow(/MLOPS_TASK_QUEUE_PREFIX: must be letters, digits/);
   });
 });
