@@ -6,6 +6,7 @@ import {
   addLineageEdge,
   getArtifactByUri,
   getModelByName,
+  acceptDataSchema,
   latestDataSchema,
   previousDataSpan,
   recordArtifact,
@@ -48,6 +49,8 @@ export interface ValidateDataInput {
   features: FeatureDef[];
   label: LabelDef;
   split: SplitDef;
+  /** The spec's `schemaChange`; absent means stop. */
+  schemaChange?: 'stop' | 'accept';
 }
 
 export interface ValidateDataOutput {
@@ -91,7 +94,11 @@ export function createTrainingActivities(deps: TrainingDeps) {
       }
       return { trainer: trainer.name, description: trainer.description };
     },
-    snapshot: defineStep(deps, async (input: { model: string; dataset: DatasetDef }): Promise<SnapshotRef> => snapshotDataset(deps, input.dataset)),
+    snapshot: defineStep(deps, async (input: { model: string; dataset: DatasetDef }, call): Promise<SnapshotRef> => {
+      const ref = await snapshotDataset(deps, input.dataset);
+      await recordArtifact(deps.db, { uri: ref.uri, sha256: ref.sha256, bytes: ref.bytes, media_type: PARQUET, producing_step_run_id: call.stepRunId });
+      return ref;
+    }),
 
     validateData: defineStep(deps, async (input: ValidateDataInput): Promise<ValidateDataOutput> => {
       const known = await getModelByName(deps.db, input.model);
@@ -101,19 +108,32 @@ export function createTrainingActivities(deps: TrainingDeps) {
       const file = await localArtifact(deps.artifacts, input.snapshot, '.parquet');
       const stats = await withDuckDb((c) => computeStatistics(c, `read_parquet(${literal(file)})`, { previous, label: input.label }));
       const schema = schemaRow?.schema as DataSchema | undefined;
-      const report = validateSpan({ stats, schema, previous, features: input.features, label: input.label, splitColumn: input.split.kind === 'time' ? input.split.column : undefined });
+      const report = validateSpan({ stats, schema, previous, features: input.features, label: input.label, splitColumn: input.split.kind === 'time' ? input.split.column : undefined, schemaChange: input.schemaChange });
       if (prevRow) report.comparedWith = prevRow.snapshot_sha256;
+      const changes = report.anomalies.filter((a) => a.schemaChange).map((a) => a.message);
       if (!report.ok) {
         const errors = report.anomalies.filter((a) => a.severity === 'error');
+        if (known && schemaRow && errors.every((a) => a.schemaChange)) {
+          // Only the columns changed: the new schema waits as a proposal for someone to accept.
+          const inferred = inferSchema(stats);
+          const proposed = await saveDataSchema(deps.db, { modelId: known.id, fingerprint: schemaFingerprint(inferred), schema: inferred, sourceSnapshotSha256: input.snapshot.sha256, status: 'proposed', changes: { from: schemaRow.version, changes } });
+          throw dataError(
+            `data validation failed: the data's schema changed from version ${schemaRow.version} (${changes.join('; ')}); nothing was trained. ` +
+              `If the change is intended: mlops schema accept --model ${input.model} --version ${proposed.version}, then mlops resume; or set schemaChange: 'accept' in the spec`,
+            { report, proposedSchemaVersion: proposed.version },
+          );
+        }
         // The report travels with the failure; nothing is recorded for data that failed.
         throw dataError(`data validation failed: ${errors.map((a) => a.message).join('; ')}`, { report });
       }
       const model = known ?? (await upsertModel(deps.db, input.model));
       let version = schemaRow?.version;
       let created = false;
-      if (!schemaRow) {
+      if (!schemaRow || changes.length) {
+        // The first span makes version 1; an accepted change (schemaChange: 'accept') the next one.
         const inferred = inferSchema(stats);
-        const saved = await saveDataSchema(deps.db, { modelId: model.id, fingerprint: schemaFingerprint(inferred), schema: inferred, sourceSnapshotSha256: input.snapshot.sha256 });
+        const saved = await saveDataSchema(deps.db, { modelId: model.id, fingerprint: schemaFingerprint(inferred), schema: inferred, sourceSnapshotSha256: input.snapshot.sha256, ...(schemaRow ? { changes: { from: schemaRow.version, changes } } : {}) });
+        if (saved.status === 'proposed') await acceptDataSchema(deps.db, model.id, `spec schemaChange: accept (${currentWorkflow().workflowId})`, saved.version);
         version = saved.version;
         created = true;
       }
@@ -123,22 +143,32 @@ export function createTrainingActivities(deps: TrainingDeps) {
 
     prepare: defineStep(
       deps,
-      async (input: { snapshot: Pick<SnapshotRef, 'uri' | 'sha256'>; features: FeatureDef[]; label: LabelDef; split: SplitDef; sampleRows?: number; seed: number }): Promise<PreparedData> => {
+      async (input: { snapshot: Pick<SnapshotRef, 'uri' | 'sha256'>; features: FeatureDef[]; label: LabelDef; split: SplitDef; sampleRows?: number; seed: number }, call): Promise<PreparedData> => {
         const file = await localArtifact(deps.artifacts, input.snapshot, '.parquet');
         const prepared = await withTempDir('prepare', (dir) => prepareData(deps.artifacts, file, input, dir));
-        for (const ref of [prepared.train, prepared.test]) {
-          await recordArtifact(deps.db, { uri: ref.uri, sha256: ref.sha256, bytes: 0, media_type: PARQUET, producing_step_run_id: null });
+        for (const [ref, mediaType] of [[prepared.train, PARQUET], [prepared.test, PARQUET], [prepared.baseline, 'application/json']] as const) {
+          await recordArtifact(deps.db, { uri: ref.uri, sha256: ref.sha256, bytes: ref.bytes!, media_type: mediaType, producing_step_run_id: call.stepRunId });
         }
         return prepared;
       },
     ),
 
     // Training heartbeats itself, with its checkpoint in the details.
-    train: defineStep(deps, async (input: Parameters<typeof trainModel>[1]): Promise<TrainOutput> => trainModel(deps, input), { keepAlive: false }),
-
-    evaluate: defineStep(deps, async (input: { model: ArtifactRef; trainerScores?: ArtifactRef; data: PreparedData; threshold: number; slices: SliceDef[] }): Promise<Evaluation> =>
-      evaluateModel(deps.artifacts, input),
+    train: defineStep(
+      deps,
+      async (input: Parameters<typeof trainModel>[1], call): Promise<TrainOutput> => {
+        const out = await trainModel(deps, input);
+        await recordArtifact(deps.db, { uri: out.model.uri, sha256: out.model.sha256, bytes: out.model.bytes, media_type: 'application/onnx', producing_step_run_id: call.stepRunId });
+        return out;
+      },
+      { keepAlive: false },
     ),
+
+    evaluate: defineStep(deps, async (input: { model: ArtifactRef; trainerScores?: ArtifactRef; data: PreparedData; threshold: number; slices: SliceDef[] }, call): Promise<Evaluation> => {
+      const evaluation = await evaluateModel(deps.artifacts, input);
+      await recordArtifact(deps.db, { uri: evaluation.report.uri, sha256: evaluation.report.sha256, bytes: evaluation.report.bytes!, media_type: 'application/json', producing_step_run_id: call.stepRunId });
+      return evaluation;
+    }),
 
     validateModel: defineStep(deps, async (input: { modelName: string; model: ArtifactRef; data: PreparedData; evaluation: Evaluation; gates: Gates }): Promise<ModelValidation> =>
       validateModel(deps, input),
@@ -193,7 +223,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
       await addLineageEdge(deps.db, { kind: 'data_schema', id: `${model.id}:v${input.schemaVersion}` }, to, 'validated-against');
       await addLineageEdge(deps.db, { kind: 'code_version', id: deps.codeVersion }, to, 'built-by');
       await addLineageEdge(deps.db, { kind: 'workflow', id: wf.workflowId }, to, 'produced-by');
-      if (accepted) await setAlias(deps.db, model.id, 'candidate', mv.id);
+      if (accepted) await setAlias(deps.db, model.id, 'candidate', mv.id, { kind: 'candidate', movedBy: wf.workflowId, reason: 'passed the training gates' });
       return { modelVersionId: mv.id, version: mv.version, status: mv.status, ...(accepted ? { alias: 'candidate' as const } : {}) };
     }),
   };

@@ -1,26 +1,32 @@
 import { sql, type Kysely } from 'kysely';
-import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, Context, activityInfo, heartbeat } from '@temporalio/activity';
 import type { ArtifactStore } from '../infra/artifacts';
 import type { Config } from '../infra/config';
 import type { Database } from '../infra/db/schema';
-import { getAlias, getModelByName, getModelVersion, setAlias, upsertDeployment } from '../infra/db/repositories';
+import { changeServingState, countServingErrors, getAlias, getModelByName, getModelVersion, getServingTraffic, liveModelServers, rollbackTarget, setAlias, upsertDeployment } from '../infra/db/repositories';
 import { psi } from './ml/drift';
 import { withDuckDb } from './data/duck';
 import { loadTable } from './data/prepare';
 import { localArtifact, readVerified } from './data/sources';
 import { quantile } from './ml/metrics';
 import { createSession, featuresOfSignature, scoreTable } from './training/scoring';
+import { signatureDiff } from './training/gates';
 
 /**
- * Deployment activities for the promotion workflow: they drive the model server through its
- * admin API and read what it logged. Each is idempotent: loading a loaded version, setting the
- * same traffic or moving an alias to where it already is changes nothing.
+ * Deployment activities for the promotion workflow. `deploy` and `setTraffic` write the serving
+ * state in PostgreSQL (with the deployments mirror, in one transaction), which every model-server
+ * replica follows, then wait — heartbeating — until every live server has applied that
+ * generation; the others read what the servers logged. Each is idempotent: loading a loaded
+ * version, setting the same traffic or moving an alias to where it already is changes nothing
+ * the servers serve.
  */
 
 export interface DeploymentDeps {
   db: Kysely<Database>;
   artifacts: ArtifactStore;
   config: Pick<Config, 'modelServer'>;
+  /** How long `deploy` and `setTraffic` wait for the live model servers to apply a change (default 60 s; the activity's timeout is 2 minutes). */
+  servingWaitMs?: number;
 }
 
 export interface Traffic {
@@ -40,14 +46,56 @@ export interface CanaryFigures {
   canaryErrors: number;
 }
 
-async function admin(deps: DeploymentDeps, path: string, body: unknown): Promise<unknown> {
-  const { url, adminToken } = deps.config.modelServer;
-  if (!adminToken) throw ApplicationFailure.nonRetryable('MLOPS_ADMIN_TOKEN is not set on this worker: it cannot drive the model server', 'ConfigError');
-  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const text = await res.text();
-  if (res.status >= 400 && res.status < 500) throw ApplicationFailure.nonRetryable(`model server ${path}: ${res.status} ${text}`, 'ModelServerRefused');
-  if (!res.ok) throw new Error(`model server ${path}: ${res.status} ${text}`);
-  return JSON.parse(text) as unknown;
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined; // called outside an activity (tests, scripts)
+  }
+}
+
+/** Who changed the serving state: the workflow that ran the activity. */
+function changedBy(): string {
+  const info = activityContext()?.info;
+  return info?.workflowExecution?.workflowId ?? 'activity';
+}
+
+/**
+ * Waits until every live model server (heartbeat within three of its intervals) serves
+ * `generation` of the model — for a deploy, with the version loaded — heartbeating meanwhile.
+ * No live server, or one that does not catch up within the bound: a retryable failure that names
+ * them. A server that cannot load the version at all (rejected, no ONNX, bytes that do not match
+ * the registry) fails it at once, non-retryable.
+ */
+async function waitForServers(deps: DeploymentDeps, w: { model: string; modelId: string; generation: number; version?: number }): Promise<void> {
+  const ctx = activityContext();
+  const timeoutMs = deps.servingWaitMs ?? 60_000;
+  const started = Date.now();
+  for (;;) {
+    const servers = await liveModelServers(deps.db);
+    const lagging = servers.filter((s) => (s.applied[w.modelId] ?? -1) < w.generation);
+    if (servers.length && !lagging.length) return;
+    const refused = lagging.flatMap((s) => s.load_errors.filter((e) => e.model === w.model && e.version === w.version && e.permanent).map((e) => `${s.endpoint}: ${e.message}`));
+    if (refused.length) throw ApplicationFailure.nonRetryable(`model server cannot load ${w.model} v${w.version}: ${refused.join('; ')}`, 'ModelServerRefused');
+    const what = servers.length
+      ? `${lagging.length} of ${servers.length} live model servers have not applied generation ${w.generation} of ${w.model}: ${lagging
+          .map((s) => {
+            const errors = s.load_errors.filter((e) => e.model === w.model).map((e) => `v${e.version}: ${e.message}`);
+            return `${s.endpoint} (${s.id.slice(0, 8)}) at ${s.applied[w.modelId] ?? 'none'}${errors.length ? ` (${errors.join('; ')})` : ''}`;
+          })
+          .join(', ')}`
+      : 'no live model server (none has heartbeated in model_servers within three of its heartbeat intervals)';
+    if (Date.now() - started >= timeoutMs) throw ApplicationFailure.retryable(`${what}, after ${Math.round(timeoutMs / 1000)}s`, 'ModelServersBehind');
+    ctx?.heartbeat({ waitingFor: w.generation, servers: servers.length, lagging: lagging.length });
+    if (ctx) await ctx.sleep(200);
+    else await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A version the servers can load: registered, with an ONNX file. */
+function servable(model: string, version: number, mv: { status: string; onnx_artifact_id: string | null }): void {
+  if (mv.status !== 'registered') throw ApplicationFailure.nonRetryable(`model ${model} v${version} was rejected; it cannot be served`, 'ModelServerRefused');
+  if (!mv.onnx_artifact_id) throw ApplicationFailure.nonRetryable(`model ${model} v${version} has no ONNX file`, 'ModelServerRefused');
 }
 
 async function versionRow(db: Kysely<Database>, model: string, version: number) {
@@ -67,39 +115,83 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       return (await getAlias(deps.db, m.id, 'production'))?.version ?? null;
     },
 
-    /** The version production replaced most recently (still loaded, at weight 0): what a rollback returns to. */
-    async previousProduction(input: { model: string }): Promise<number | null> {
+    /**
+     * The training spec that made the production version, as a lifecycle template: a retrain of
+     * a model adopted by a new lifecycle trains on that model's data and features, not on the
+     * default template. null when nothing is in production or its spec was not recorded.
+     */
+    async productionTemplate(input: { model: string }): Promise<{ version: number; workflowId: string | null; template: Record<string, unknown> } | null> {
+      const m = await getModelByName(deps.db, input.model);
+      if (!m) return null;
+      const prod = await getAlias(deps.db, m.id, 'production');
+      if (!prod) return null;
       const row = await deps.db
-        .selectFrom('deployments')
-        .innerJoin('model_versions', 'model_versions.id', 'deployments.model_version_id')
-        .innerJoin('models', 'models.id', 'model_versions.model_id')
-        .select('model_versions.version')
-        .where('models.name', '=', input.model)
-        .where('deployments.slot', '=', 'serving')
-        .where('deployments.status', '=', 'standby')
-        .where('model_versions.status', '=', 'registered')
-        .orderBy('deployments.updated_at', 'desc')
-        .executeTakeFirst();
-      return row?.version ?? null;
+        .selectFrom('model_versions')
+        .leftJoin('pipeline_runs', 'pipeline_runs.id', 'model_versions.training_run_id')
+        .select(['model_versions.metrics', 'pipeline_runs.spec', 'pipeline_runs.workflow_id'])
+        .where('model_versions.id', '=', prod.model_version_id)
+        .executeTakeFirstOrThrow();
+      const lineage = (row.metrics as { lineage?: { spec?: unknown; workflowId?: string } }).lineage;
+      const spec = (lineage?.spec ?? row.spec) as Record<string, unknown> | null;
+      if (!spec || typeof spec !== 'object' || !spec.dataset) return null;
+      const { model: _model, ...template } = spec;
+      // A declared breaking change was for that version; the next one must match it again.
+      const gates = template.gates && typeof template.gates === 'object' ? { ...(template.gates as Record<string, unknown>), allowSignatureChange: false } : undefined;
+      return { version: prod.version, workflowId: lineage?.workflowId ?? row.workflow_id ?? null, template: { ...template, ...(gates ? { gates } : {}) } };
     },
 
+    /**
+     * What a rollback returns to, from the alias history: the version that held production
+     * before the current one, skipping any whose tenure ended in a rollback.
+     */
+    async previousProduction(input: { model: string }): Promise<number | null> {
+      const m = await getModelByName(deps.db, input.model);
+      if (!m) throw ApplicationFailure.nonRetryable(`model ${input.model} is not in the registry`, 'NotFound');
+      return (await rollbackTarget(deps.db, m.id, 'production'))?.version ?? null;
+    },
+
+    /** Adds the version to those the model's servers hold, and waits until every live server has loaded it. */
     async deploy(input: { model: string; version: number; slot: string }): Promise<void> {
-      const { mv } = await versionRow(deps.db, input.model, input.version);
+      const { model, mv } = await versionRow(deps.db, input.model, input.version);
       if (mv.status !== 'registered') throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version} was rejected; it cannot be deployed`, 'Rejected');
-      await admin(deps, `/admin/models/${input.model}/load`, { version: input.version });
-      await upsertDeployment(deps.db, { modelVersionId: mv.id, slot: input.slot, endpoint: deps.config.modelServer.url, status: 'loaded', weight: 0 });
+      servable(input.model, input.version, mv);
+      const endpoint = deps.config.modelServer.url;
+      const generation = await deps.db.transaction().execute(async (trx) => {
+        const g = await changeServingState(trx, { modelId: model.id, by: changedBy(), add: [mv.id] });
+        await upsertDeployment(trx, { modelVersionId: mv.id, slot: input.slot, endpoint, status: 'loading', weight: 0 });
+        return g;
+      });
+      try {
+        await waitForServers(deps, { model: input.model, modelId: model.id, generation, version: input.version });
+      } catch (err) {
+        // A version no server can load must not keep every server unready: out of the set again (unless traffic names it).
+        if (err instanceof ApplicationFailure && err.nonRetryable) {
+          const t = await getServingTraffic(deps.db, model.id);
+          if (!t || ![t.stable_version_id, t.canary_version_id, t.shadow_version_id].includes(mv.id)) await changeServingState(deps.db, { modelId: model.id, by: changedBy(), remove: [mv.id] });
+        }
+        throw err;
+      }
+      await upsertDeployment(deps.db, { modelVersionId: mv.id, slot: input.slot, endpoint, status: 'loaded', weight: 0 });
     },
 
+    /** Sets the model's traffic in the serving state, and waits until every live server serves it. */
     async setTraffic(input: { model: string; traffic: Traffic }): Promise<void> {
       const t = input.traffic;
-      await admin(deps, `/admin/models/${input.model}/traffic`, { stable: t.stable, canary: t.canary, canaryWeight: t.canaryWeight ?? 0, shadow: t.shadow });
+      if ((t.canaryWeight ?? 0) < 0 || (t.canaryWeight ?? 0) > 100) throw ApplicationFailure.nonRetryable(`traffic: canaryWeight must be between 0 and 100`, 'ModelServerRefused');
       const w = t.canary !== undefined ? (t.canaryWeight ?? 0) : 0;
       const stable = await versionRow(deps.db, input.model, t.stable);
       const canary = t.canary !== undefined && t.canary !== t.stable ? await versionRow(deps.db, input.model, t.canary) : undefined;
+      const shadow = t.shadow !== undefined ? await versionRow(deps.db, input.model, t.shadow) : undefined;
+      for (const [v, row] of [[t.stable, stable], [t.canary, canary], [t.shadow, shadow]] as const) if (row) servable(input.model, v!, row.mv);
       const production = await getAlias(deps.db, stable.model.id, 'production');
       const endpoint = deps.config.modelServer.url;
-      // The deployments table mirrors the server: versions without traffic keep their row at weight 0.
-      await deps.db.transaction().execute(async (trx) => {
+      // The serving state, and the deployments table that mirrors it (versions without traffic keep their row at weight 0), change together.
+      const generation = await deps.db.transaction().execute(async (trx) => {
+        const g = await changeServingState(trx, {
+          modelId: stable.model.id,
+          by: changedBy(),
+          traffic: { stableVersionId: stable.mv.id, canaryVersionId: canary?.mv.id ?? null, canaryWeight: canary ? w : 0, shadowVersionId: shadow?.mv.id ?? null },
+        });
         await trx
           .updateTable('deployments')
           .set({ weight: 0, status: sql<string>`case when status in ('stable', 'canary', 'production') then 'standby' else status end`, updated_at: sql<Date>`now()` as never })
@@ -109,7 +201,9 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
           .execute();
         await upsertDeployment(trx, { modelVersionId: stable.mv.id, slot: 'serving', endpoint, status: production?.model_version_id === stable.mv.id ? 'production' : 'stable', weight: 100 - w });
         if (canary) await upsertDeployment(trx, { modelVersionId: canary.mv.id, slot: 'serving', endpoint, status: 'canary', weight: w });
+        return g;
       });
+      await waitForServers(deps, { model: input.model, modelId: stable.model.id, generation });
     },
 
     /** The evaluation sample through the HTTP API must reproduce the offline scores. */
@@ -189,23 +283,49 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       };
       const stable = of(s.mv.id);
       const canary = of(c.mv.id);
-      const metrics = await fetch(`${deps.config.modelServer.url}/metrics`).then((r) => r.text());
-      const m = new RegExp(`mlops_inference_errors_total\\{model="${input.model}",version="${input.canary}",role="${input.role ?? 'canary'}"\\} (\\d+)`).exec(metrics);
+      // Failed requests of the candidate in its role within [since, now], across every replica,
+      // once each live server has written its counts past now (a heartbeat after it).
+      const until = (await sql<{ now: Date }>`select now() as now`.execute(deps.db)).rows[0]!.now;
+      for (let i = 0; i < 25; i++) {
+        const servers = await liveModelServers(deps.db);
+        if (servers.every((x) => new Date(x.seen_at).getTime() > until.getTime())) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const canaryErrors = await countServingErrors(deps.db, { modelVersionId: c.mv.id, role: input.role ?? 'canary', since: new Date(input.since), until });
       return {
         stableRows: stable.length,
         canaryRows: canary.length,
         stableP99Ms: percentile(stable.map((r) => r.latency_ms), 0.99),
         canaryP99Ms: percentile(canary.map((r) => r.latency_ms), 0.99),
         predictionPsi: stable.length && canary.length ? psi(hist(stable), hist(canary)) : null,
-        canaryErrors: m ? Number(m[1]) : 0,
+        canaryErrors,
       };
     },
 
-    /** Moves `production` (one row per model and alias: exactly one production version). */
-    async setProduction(input: { model: string; version: number }): Promise<void> {
+    /**
+     * Moves `production` (one row per model and alias: exactly one production version) and
+     * records the move in the alias history with the workflow that made it and why.
+     */
+    async setProduction(input: { model: string; version: number; kind?: 'promote' | 'rollback' | 'revert'; reason?: string; details?: Record<string, unknown> }): Promise<{ signatureChange?: { from: number; inputs: string[]; outputs: string[] } }> {
       const { model, mv } = await versionRow(deps.db, input.model, input.version);
-      await deps.db.transaction().execute(async (trx) => {
-        await setAlias(trx, model.id, 'production', mv.id);
+      const info = activityInfo();
+      return deps.db.transaction().execute(async (trx) => {
+        // A move that changes what clients send or read is recorded as the breaking change it is.
+        const replaced = await getAlias(trx, model.id, 'production');
+        let signatureChange: { from: number; inputs: string[]; outputs: string[] } | undefined;
+        if (replaced && replaced.model_version_id !== mv.id) {
+          const before = await trx.selectFrom('model_versions').select(['input_signature', 'output_signature']).where('id', '=', replaced.model_version_id).executeTakeFirstOrThrow();
+          const inputs = signatureDiff(before.input_signature, mv.input_signature as Array<{ name: string; datatype: string }>);
+          const outputs = signatureDiff(before.output_signature, mv.output_signature as Array<{ name: string; datatype: string }>);
+          if (inputs.length || outputs.length) signatureChange = { from: replaced.version, inputs, outputs };
+        }
+        const reason = signatureChange ? `${input.reason ?? ''}${input.reason ? '; ' : ''}breaking signature change from v${signatureChange.from}: ${[...signatureChange.inputs, ...signatureChange.outputs].join(', ')}` : (input.reason ?? null);
+        await setAlias(trx, model.id, 'production', mv.id, {
+          kind: input.kind ?? 'promote',
+          movedBy: info.workflowExecution?.workflowId ?? null,
+          reason,
+          details: { ...input.details, workflowType: info.workflowType, runId: info.workflowExecution?.runId, ...(signatureChange ? { signatureChange } : {}) },
+        });
         // The version it replaces stays loaded for an instant rollback, without traffic.
         await trx
           .updateTable('deployments')
@@ -215,6 +335,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
           .where('model_version_id', 'in', trx.selectFrom('model_versions').select('id').where('model_id', '=', model.id))
           .execute();
         await upsertDeployment(trx, { modelVersionId: mv.id, slot: 'serving', endpoint: deps.config.modelServer.url, status: 'production', weight: 100 });
+        return signatureChange ? { signatureChange } : {};
       });
     },
   };

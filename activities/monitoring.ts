@@ -1,4 +1,4 @@
-import { ApplicationFailure, heartbeat, log } from '@temporalio/activity';
+import { ApplicationFailure, activityInfo, heartbeat, log } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { ArtifactStore } from '../infra/artifacts';
@@ -75,7 +75,9 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
       const t = input.thresholds;
       const [windowStart, windowEnd, labelsSince] = [new Date(input.windowStart), new Date(input.windowEnd), new Date(input.labelsSince)];
       const timings: Record<string, number> = {};
+      let currentStep = 'start';
       const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+        currentStep = name;
         heartbeat({ step: name });
         const started = performance.now();
         try {
@@ -88,74 +90,93 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
 
       const model = await getModelByName(deps.db, input.model);
       if (!model) throw ApplicationFailure.nonRetryable(`model ${input.model} is not in the registry`, 'NotFound');
-      const write = async (report: Omit<MonitoringReport, 'reportId'>, modelVersionId: string | null): Promise<MonitoringReport> => {
-        const reportId = await step('write report', () =>
-          upsertMonitoringCheck(deps.db, { modelId: model.id, modelVersionId, kind: REPORT_KIND, windowStart, windowEnd, figures: report as unknown as Record<string, unknown>, breach: report.breach }),
+      const judge = async (): Promise<MonitoringReport> => {
+        const write = async (report: Omit<MonitoringReport, 'reportId'>, modelVersionId: string | null): Promise<MonitoringReport> => {
+          const reportId = await step('write report', () =>
+            upsertMonitoringCheck(deps.db, { modelId: model.id, modelVersionId, kind: REPORT_KIND, windowStart, windowEnd, figures: report as unknown as Record<string, unknown>, breach: report.breach }),
+          );
+          log.info(`monitoring ${input.model} v${report.version}: ${report.level} on ${report.rows} rows, ${report.labeledRows} labelled (${JSON.stringify(timings)})`);
+          return { reportId, ...report };
+        };
+        const base = { model: input.model, windowStart: input.windowStart, windowEnd: input.windowEnd };
+
+        const production = await getAlias(deps.db, model.id, 'production');
+        if (!production) {
+          // Nothing serves yet: a normal state for a new model, not a failure worth retrying.
+          return write(
+            { ...base, version: 0, rows: 0, labeledRows: 0, level: 'insufficient-data', breach: false, reasons: [`model ${input.model} has no production version`], features: {}, quality: { missingInputs: [], unexpectedInputs: [], schemaChanged: false } },
+            null,
+          );
+        }
+        const mv = await deps.db.selectFrom('model_versions').selectAll().where('id', '=', production.model_version_id).executeTakeFirstOrThrow();
+        const sig = signature.safeParse(mv.input_signature);
+        if (!sig.success) throw ApplicationFailure.nonRetryable(`model ${input.model} v${mv.version}: its input signature is not a list of {name, datatype}`, 'InvalidSignature');
+        const features = featuresOfSignature(sig.data);
+        const metrics = versionMetrics.safeParse(mv.metrics);
+        const refs = await refsOf(metrics.success ? metrics.data : {}, mv.training_run_id);
+        const notes: string[] = [];
+
+        let baselines: Record<string, FeatureBaseline> = {};
+        let baselineScores: Float32Array | undefined;
+        if (refs) {
+          const loaded = await step('baseline', () => cached(`features:${refs.baseline.sha256}:${refs.train.sha256}`, () => loadFeatureBaselines(deps.artifacts, refs, features)));
+          baselines = loaded.baselines;
+          if (loaded.missing.length) notes.push(`no training baseline for ${loaded.missing.join(', ')}: not checked for drift`);
+          const onnx = mv.onnx_artifact_id ? await deps.db.selectFrom('artifacts').select(['uri', 'sha256']).where('id', '=', mv.onnx_artifact_id).executeTakeFirst() : undefined;
+          if (onnx) baselineScores = await step('score test split', () => cached(`scores:${onnx.sha256}:${refs.test.sha256}`, () => scoreTestSample(deps.artifacts, onnx, refs.test, features)));
+        } else {
+          notes.push(`v${mv.version} has no training baseline in its lineage: feature and prediction drift not checked`);
+        }
+
+        const window = await step('read window', () =>
+          readPredictionWindow(deps.db, {
+            modelId: model.id,
+            modelVersionId: mv.id,
+            start: windowStart,
+            end: windowEnd,
+            numeric: features.filter((f) => f.kind === 'numeric').map((f) => f.name),
+            categorical: features.filter((f) => f.kind === 'categorical').map((f) => f.name),
+          }),
         );
-        log.info(`monitoring ${input.model} v${report.version}: ${report.level} on ${report.rows} rows, ${report.labeledRows} labelled (${JSON.stringify(timings)})`);
-        return { reportId, ...report };
+        const labeled = await step('read labels', () => readLabeledPredictions(deps.db, { modelId: model.id, modelVersionId: mv.id, since: labelsSince, end: windowEnd }));
+
+        const windowFeatures: Record<string, FeatureWindow> = {};
+        for (const f of features) {
+          if (f.kind === 'numeric') windowFeatures[f.name] = { kind: 'numeric', values: window.numeric[f.name]! };
+          else windowFeatures[f.name] = { kind: 'categorical', ...window.categorical[f.name]! };
+        }
+        const m = metrics.success ? metrics.data : {};
+        const result = await step('drift', async () =>
+          checkDrift({
+            thresholds: t,
+            baseline: baselines,
+            window: { rows: window.rows, features: windowFeatures },
+            // Prediction drift compares the production version with itself: canary rows carry NaN here.
+            prediction: baselineScores ? { baseline: baselineScores, window: window.probabilities } : undefined,
+            labeled,
+            offline: { auc: m.auc ?? null, logLoss: m.logLoss ?? null },
+            schema: { expected: features.map((f) => f.name), keyRows: window.keyRows },
+          }),
+        );
+        return write({ ...base, version: mv.version, ...result, reasons: [...result.reasons, ...notes] }, mv.id);
       };
-      const base = { model: input.model, windowStart: input.windowStart, windowEnd: input.windowEnd };
-
-      const production = await getAlias(deps.db, model.id, 'production');
-      if (!production) {
-        // Nothing serves yet: a normal state for a new model, not a failure worth retrying.
-        return write(
-          { ...base, version: 0, rows: 0, labeledRows: 0, level: 'insufficient-data', breach: false, reasons: [`model ${input.model} has no production version`], features: {}, quality: { missingInputs: [], unexpectedInputs: [], schemaChanged: false } },
-          null,
-        );
-      }
-      const mv = await deps.db.selectFrom('model_versions').selectAll().where('id', '=', production.model_version_id).executeTakeFirstOrThrow();
-      const sig = signature.safeParse(mv.input_signature);
-      if (!sig.success) throw ApplicationFailure.nonRetryable(`model ${input.model} v${mv.version}: its input signature is not a list of {name, datatype}`, 'InvalidSignature');
-      const features = featuresOfSignature(sig.data);
-      const metrics = versionMetrics.safeParse(mv.metrics);
-      const refs = await refsOf(metrics.success ? metrics.data : {}, mv.training_run_id);
-      const notes: string[] = [];
-
-      let baselines: Record<string, FeatureBaseline> = {};
-      let baselineScores: Float32Array | undefined;
-      if (refs) {
-        const loaded = await step('baseline', () => cached(`features:${refs.baseline.sha256}:${refs.train.sha256}`, () => loadFeatureBaselines(deps.artifacts, refs, features)));
-        baselines = loaded.baselines;
-        if (loaded.missing.length) notes.push(`no training baseline for ${loaded.missing.join(', ')}: not checked for drift`);
-        const onnx = mv.onnx_artifact_id ? await deps.db.selectFrom('artifacts').select(['uri', 'sha256']).where('id', '=', mv.onnx_artifact_id).executeTakeFirst() : undefined;
-        if (onnx) baselineScores = await step('score test split', () => cached(`scores:${onnx.sha256}:${refs.test.sha256}`, () => scoreTestSample(deps.artifacts, onnx, refs.test, features)));
-      } else {
-        notes.push(`v${mv.version} has no training baseline in its lineage: feature and prediction drift not checked`);
-      }
-
-      const window = await step('read window', () =>
-        readPredictionWindow(deps.db, {
+      try {
+        return await judge();
+      } catch (err) {
+        // The failure is part of the record: the window's row says which step failed and why.
+        const message = err instanceof Error ? err.message : String(err);
+        const info = activityInfo();
+        await upsertMonitoringCheck(deps.db, {
           modelId: model.id,
-          modelVersionId: mv.id,
-          start: windowStart,
-          end: windowEnd,
-          numeric: features.filter((f) => f.kind === 'numeric').map((f) => f.name),
-          categorical: features.filter((f) => f.kind === 'categorical').map((f) => f.name),
-        }),
-      );
-      const labeled = await step('read labels', () => readLabeledPredictions(deps.db, { modelId: model.id, modelVersionId: mv.id, since: labelsSince, end: windowEnd }));
-
-      const windowFeatures: Record<string, FeatureWindow> = {};
-      for (const f of features) {
-        if (f.kind === 'numeric') windowFeatures[f.name] = { kind: 'numeric', values: window.numeric[f.name]! };
-        else windowFeatures[f.name] = { kind: 'categorical', ...window.categorical[f.name]! };
+          modelVersionId: null,
+          kind: REPORT_KIND,
+          windowStart,
+          windowEnd,
+          figures: { model: input.model, windowStart: input.windowStart, windowEnd: input.windowEnd, level: 'error', breach: false, rows: 0, labeledRows: 0, failedStep: currentStep, attempt: info.attempt, error: message, reasons: [`check failed at ${currentStep}: ${message}`] },
+          breach: false,
+        }).catch((writeErr: unknown) => log.warn(`monitoring ${input.model}: the error report could not be written either: ${writeErr instanceof Error ? writeErr.message : String(writeErr)}`));
+        throw err;
       }
-      const m = metrics.success ? metrics.data : {};
-      const result = await step('drift', async () =>
-        checkDrift({
-          thresholds: t,
-          baseline: baselines,
-          window: { rows: window.rows, features: windowFeatures },
-          // Prediction drift compares the production version with itself: canary rows carry NaN here.
-          prediction: baselineScores ? { baseline: baselineScores, window: window.probabilities } : undefined,
-          labeled,
-          offline: { auc: m.auc ?? null, logLoss: m.logLoss ?? null },
-          schema: { expected: features.map((f) => f.name), keyRows: window.keyRows },
-        }),
-      );
-      return write({ ...base, version: mv.version, ...result, reasons: [...result.reasons, ...notes] }, mv.id);
     },
   };
 }

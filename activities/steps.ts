@@ -19,7 +19,15 @@ export interface StepContext {
 export interface StepCall<I> {
   ctx: StepContext;
   inputs: I;
+  /**
+   * What the step needs of its worker, beside its inputs (so not in its cache key): on a GPU
+   * queue, `gpu` GPUs leased for the step (the train step's `resources.gpu`; default 1).
+   */
+  resources?: { gpu?: number };
 }
+
+/** What a step implementation gets beside its inputs: the call, and the id of its step row (null outside a pipeline run). */
+export type StepRun<I> = StepCall<I> & { stepRunId: string | null };
 
 export interface StepOutcome<O> {
   output: O;
@@ -66,7 +74,7 @@ function errorMessage(err: unknown): string {
  * duration), and carries the attempt
  * number in failures so the workflow's status can count attempts exactly.
  */
-export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepCall<I>) => Promise<O>, opts: { keepAlive?: boolean } = { keepAlive: true }) {
+export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepRun<I>) => Promise<O>, opts: { keepAlive?: boolean } = { keepAlive: true }) {
   return async (call: StepCall<I>): Promise<StepOutcome<O>> => {
     const info = activityInfo();
     const started = performance.now();
@@ -75,10 +83,10 @@ export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepCall<
     const keepAlive = opts.keepAlive ? setInterval(() => heartbeat({ step: call.ctx.step, elapsedMs: Math.round(performance.now() - started) }), 5000) : undefined;
     const cacheKey = stepCacheKey(call.ctx.step, deps.codeVersion, call.inputs);
     const startedAt = new Date();
-    const record = async (status: 'running' | 'succeeded' | 'failed', outputs?: unknown, error?: string) => {
-      if (!call.ctx.pipelineRunId) return;
+    const record = async (status: 'running' | 'succeeded' | 'failed', outputs?: unknown, error?: string): Promise<string | null> => {
+      if (!call.ctx.pipelineRunId) return null;
       try {
-        await upsertStepRun(deps.db, {
+        const row = await upsertStepRun(deps.db, {
           pipelineRunId: call.ctx.pipelineRunId,
           stepName: call.ctx.step,
           status,
@@ -91,16 +99,18 @@ export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepCall<
           startedAt,
           ...(status === 'running' ? {} : { durationMs: Math.round(performance.now() - started) }),
         });
+        return row.id;
       } catch (err) {
         // The row is bookkeeping: losing it must not fail a step that did its work.
         if (status === 'succeeded') throw err;
         log.warn(`step ${call.ctx.step}: could not record ${status}: ${errorMessage(err)}`);
+        return null;
       }
     };
     // The row exists while the step runs: started, by whom, which attempt.
-    await record('running');
+    const stepRunId = await record('running');
     try {
-      const output = await fn(call.inputs, call).finally(() => clearInterval(keepAlive));
+      const output = await fn(call.inputs, { ...call, stepRunId }).finally(() => clearInterval(keepAlive));
       await record('succeeded', output);
       const ms = Math.round(performance.now() - started);
       log.info(`step ${call.ctx.step} succeeded in ${ms} ms (attempt ${info.attempt})`);

@@ -2,6 +2,7 @@ import { UserFacingError } from '../infra/errors';
 /** The CLI's commands and usage; client/cli.ts is the entry point that runs them. */
 import { retrain, policy } from './commands/lifecycle';
 import { models } from './commands/models';
+import { schema } from './commands/schema';
 import { platformCheck, rollback } from './commands/platform';
 import { schedule } from './commands/schedule';
 import { abort, approve, monitor, reject, resume } from './commands/signals';
@@ -47,6 +48,13 @@ promotion and registry
       is one, else runs an immediate rollback (workflow promotion-<name>)
   models [--model <name>]
       registered models and versions: status, created, AUC, log loss, aliases, rejection reasons
+  models --model <name> --history [--alias production] [--at <ISO time>]
+      every move of the model's aliases (version, from, since, until, how, which workflow, why);
+      with --at, the versions that held them at that time
+  schema --model <name>                         the model's data schema versions (accepted, proposed)
+  schema accept --model <name> [--version <n>]
+      accept the schema of a span whose columns changed (its run stopped) as the next version;
+      then: mlops resume --workflow-id <id>
 
 platform
   platform-check [--gpu-class <class>] [--skip-gpu]
@@ -70,6 +78,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   policy,
   schedule,
   models,
+  schema,
   monitor,
   'platform-check': platformCheck,
 };

@@ -5,6 +5,7 @@ import { loadConfig } from '../infra/config';
 import { createDb, redactUrl } from '../infra/db/connection';
 import { canConnect, tryConnect } from '../infra/postgres';
 import type { Alias, Database } from '../infra/db/schema';
+import { aliasAt, aliasHistory, getModelByName } from '../infra/db/repositories';
 import { ConfigError, UserFacingError, describeError } from '../infra/errors';
 
 /**
@@ -128,4 +129,49 @@ export async function listModels(db: Kysely<Database>, model?: string): Promise<
     if ((err as { code?: string }).code === '42P01') throw new UserFacingError('the metadata store has no model registry yet (npm run migrate, or start a worker once)');
     throw err;
   }
+}
+
+export interface AliasMoveView {
+  alias: Alias;
+  version: number;
+  from: number | null;
+  validFrom: string;
+  validUntil: string | null;
+  kind: string;
+  endedBy: string | null;
+  movedBy: string | null;
+  reason: string | null;
+  details: Record<string, unknown>;
+}
+
+/** Every move of a model's aliases, oldest first; with `at`, only the tenures open at that time. */
+export async function listAliasHistory(db: Kysely<Database>, model: string, opts: { alias?: Alias; at?: Date } = {}): Promise<AliasMoveView[]> {
+  const m = await getModelByName(db, model);
+  if (!m) throw new UserFacingError(`no model named ${JSON.stringify(model)} in the registry`);
+  if (opts.at) {
+    const out: AliasMoveView[] = [];
+    for (const alias of opts.alias ? [opts.alias] : (['candidate', 'staging', 'production'] as Alias[])) {
+      const held = await aliasAt(db, m.id, alias, opts.at);
+      if (!held) continue;
+      const row = (await aliasHistory(db, m.id, alias)).find((h) => h.valid_from.getTime() === held.valid_from.getTime() && h.version === held.version);
+      if (row) out.push(moveView(row));
+    }
+    return out;
+  }
+  return (await aliasHistory(db, m.id, opts.alias)).map(moveView);
+}
+
+function moveView(h: Awaited<ReturnType<typeof aliasHistory>>[number]): AliasMoveView {
+  return {
+    alias: h.alias,
+    version: h.version,
+    from: h.from_version ?? null,
+    validFrom: h.valid_from.toISOString(),
+    validUntil: h.valid_until ? h.valid_until.toISOString() : null,
+    kind: h.kind,
+    endedBy: h.ended_by,
+    movedBy: h.moved_by,
+    reason: h.reason,
+    details: (h.details ?? {}) as Record<string, unknown>,
+  };
 }

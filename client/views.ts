@@ -99,9 +99,10 @@ export function monitoringView(r: MonitoringReport | null | undefined, paused?: 
   const lines = [`monitoring: v${r.version} window ${isoSeconds(r.windowStart)} → ${isoSeconds(r.windowEnd)}: ${r.level}${r.breach ? ' (BREACH)' : ''}, ${r.rows} rows, ${r.labeledRows} labelled`];
   if (r.reasons.length) lines.push(`  reasons: ${r.reasons.join('; ')}`);
   const drifted = Object.entries(r.features)
-    .sort((a, b) => b[1].psi - a[1].psi)
+    .flatMap(([k, f]) => (f.psi === null ? [] : [[k, f.psi] as const]))
+    .sort((a, b) => b[1] - a[1])
     .slice(0, 5);
-  if (drifted.length) lines.push(`  top PSI: ${drifted.map(([k, f]) => `${k} ${f.psi.toFixed(3)}`).join(', ')}`);
+  if (drifted.length) lines.push(`  top PSI: ${drifted.map(([k, psi]) => `${k} ${psi.toFixed(3)}`).join(', ')}`);
   if (r.performance) lines.push(`  live AUC ${fixed(r.performance.auc) ?? '-'} (offline ${fixed(r.performance.offlineAuc) ?? '-'}), log loss ${fixed(r.performance.logLoss)}`);
   return lines.join('\n');
 }

@@ -23,12 +23,11 @@ export const START_REQUIREMENTS: Record<string, Requirement[]> = {
     metadataStore,
     temporal,
     sharedArtifacts,
-    { variable: 'MLOPS_MODEL_SERVER_URL', why: 'the model server the promotion deploys to', met: set('MLOPS_MODEL_SERVER_URL') },
-    { variable: 'MLOPS_ADMIN_TOKEN', why: "the model server's admin API (every promotion step uses it)", met: (c) => Boolean(c.modelServer.adminToken) },
+    { variable: 'MLOPS_MODEL_SERVER_URL', why: "a model server the promotion's contract and load tests reach", met: set('MLOPS_MODEL_SERVER_URL') },
   ],
   'worker:cpu': [metadataStore, temporal, sharedArtifacts],
   'worker:gpu': [metadataStore, temporal, sharedArtifacts],
-  serve: [metadataStore, sharedArtifacts, { variable: 'MLOPS_ADMIN_TOKEN', why: 'the admin API promotions drive', met: (c) => Boolean(c.modelServer.adminToken) }],
+  serve: [metadataStore, sharedArtifacts, { variable: 'MLOPS_ADMIN_TOKEN', why: 'the feedback API (late labels for monitoring) and the admin API', met: (c) => Boolean(c.modelServer.adminToken) }],
   webhook: [temporal, { variable: 'MLOPS_WEBHOOK_TOKEN', why: 'the bearer token callers send', met: (c) => Boolean(c.webhook.token) }],
 };
 

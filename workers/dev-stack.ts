@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NativeConnection } from '@temporalio/worker';
@@ -13,6 +14,9 @@ import { resolvePostgres, type PostgresHandle } from '../infra/postgres';
 import { canConnect } from '../infra/processes';
 import { startMinio, startTemporalDevServer, type MinioServer, type TemporalDevServer } from '../infra/services';
 import { temporalSettings } from '../infra/temporal';
+import { startModelServer, type RunningModelServer } from './serving/server';
+import { startWebhookServer, type RunningWebhook } from './triggers/webhook';
+import { Client, Connection } from '@temporalio/client';
 
 /**
  * `npm run dev`: starts whatever is missing (Temporal dev server, MinIO when asked, PGlite
@@ -52,12 +56,19 @@ async function main(): Promise<void> {
   let connection: NativeConnection | undefined;
   let runtime: WorkerRuntime | undefined;
   let workers: StartedWorkers | undefined;
+  let server: RunningModelServer | undefined;
+  let webhook: RunningWebhook | undefined;
+  let clientConnection: Connection | undefined;
 
   // Called from the signal handler during start-up and from `finally`: stop only once.
   let stopped: Promise<void> | undefined;
   const stopAll = () => (stopped ??= stopEverything());
   const stopEverything = async () => {
     workers?.shutdown();
+    await webhook?.close().catch(() => undefined);
+    await clientConnection?.close().catch(() => undefined);
+    // After the workers: a promotion step in flight still reaches the server while it drains.
+    await server?.close().catch(() => undefined);
     await connection?.close().catch(() => undefined);
     await runtime?.close().catch(() => undefined);
     await pg?.close().catch(() => undefined);
@@ -123,7 +134,32 @@ async function main(): Promise<void> {
     connection = await connectWorkerToTemporal(log, settings);
     runtime = await openRuntime(log, { config, pg });
     checkStopping();
+    // The model server, on the same store and artifacts as the workers: promotions deploy to it
+    // with nothing set by hand. A token is made up when none is given (and printed below).
+    const adminToken = config.modelServer.adminToken ?? randomBytes(18).toString('base64url');
+    const servePort = process.env.MLOPS_SERVE_PORT ? Number(process.env.MLOPS_SERVE_PORT) : 8000;
+    try {
+      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: servePort, adminToken });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      log.warn(`model server: port ${servePort} is in use (MLOPS_SERVE_PORT); serving on a free port instead`);
+      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: 0, adminToken });
+    }
+    runtime.config.modelServer = { url: server.url, adminToken };
+    checkStopping();
     workers = await createWorkers({ selection, runtime, connection, namespace: settings.namespace, allowCpu: true, log });
+    if (config.webhook.token) {
+      clientConnection = await Connection.connect(settings.connectionOptions);
+      webhook = await startWebhookServer({
+        client: new Client({ connection: clientConnection, namespace: settings.namespace }),
+        token: config.webhook.token,
+        port: config.webhook.port,
+        host: config.webhook.host,
+        log: createLogger('webhook'),
+        taskQueue: runtime.config.taskQueues.control,
+      });
+    }
+    const s3Env = minio ? `ARTIFACT_ROOT=s3://mlops-artifacts S3_ENDPOINT=${minio.endpoint} AWS_ACCESS_KEY_ID=${minio.accessKey} AWS_SECRET_ACCESS_KEY=${minio.secretKey}` : '';
 
     const lines = [
       '',
@@ -134,6 +170,9 @@ async function main(): Promise<void> {
       `  Artifacts        ${runtime.artifacts.root}`,
       `  S3 endpoint      ${minio ? `${minio.endpoint}  (access key ${minio.accessKey})` : config.s3 ? `${config.s3.useSSL ? 'https' : 'http'}://${config.s3.endPoint}:${config.s3.port}` : '(none; artifacts on local disk — `npm run dev -- --s3` starts MinIO)'}`,
       `  Workers          ${workers.queues.join(', ')}`,
+      `  Model server     ${server.url}   (OIP REST; admin token ${config.modelServer.adminToken ? 'from MLOPS_ADMIN_TOKEN' : adminToken})`,
+      `  Webhook          ${webhook ? webhook.url : '(off; set MLOPS_WEBHOOK_TOKEN to run it here)'}`,
+      ...(minio ? [`  MinIO keys       access ${minio.accessKey}, secret ${minio.secretKey}`, '', 'A second model server on the same store (another terminal):', `  DATABASE_URL=${pg.url.startsWith('postgres') ? redactUrl(pg.url) : '<the PostgreSQL above>'} ${s3Env} MLOPS_SERVE_PORT=8001 npm run serve`] : []),
       '',
       'Try it from another terminal:',
       `  ${settings.address === '127.0.0.1:7233' ? '' : `TEMPORAL_ADDRESS=${settings.address} `}temporal workflow execute --task-queue mlops-control --type platformCheck --input '{}'`,

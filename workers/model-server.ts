@@ -6,14 +6,20 @@ import { startModelServer } from './serving/server';
 import { openRuntime } from './runtime';
 
 /**
- * `npm run serve`: the model server. Loads every model's `production` version from the
- * registry, then serves OIP REST until SIGINT/SIGTERM, flushing the prediction log on the way out.
+ * `npm run serve`: the model server. Follows the serving state in PostgreSQL (traffic and the
+ * versions to hold; a restarted server or a second replica serves the same split), serves OIP
+ * REST until SIGINT/SIGTERM, then stops taking requests, flushes the prediction log and marks
+ * itself stopped in `model_servers` on the way out. A second signal exits at once.
  */
 const env = z.object({
   MLOPS_SERVE_PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   MLOPS_SERVE_HOST: z.string().default('127.0.0.1'),
   MLOPS_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   MLOPS_SERVE_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
+  MLOPS_SERVE_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+  MLOPS_SERVE_HEARTBEAT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  MLOPS_SERVE_PREDICTION_LOG_INTERVAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(500),
+  MLOPS_SERVE_PREDICTION_LOG_MAX_BUFFERED: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
 });
 
 runMain(async () => {
@@ -25,6 +31,20 @@ runMain(async () => {
   const parsed = env.safeParse({ ...process.env, ...(args.port ? { MLOPS_SERVE_PORT: args.port } : {}) });
   if (!parsed.success) throw new ConfigError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const log = createLogger('serve');
+  let stopping = false;
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const onSignal = (signal: string) => {
+    if (stopping) {
+      log.warn(`${signal} again: exiting without flushing`);
+      process.exit(1);
+    }
+    stopping = true;
+    log.info(`${signal}: stopping`);
+    stop();
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
   const runtime = await openRuntime(log);
   let server;
   try {
@@ -36,33 +56,23 @@ runMain(async () => {
       host: parsed.data.MLOPS_SERVE_HOST,
       adminToken: parsed.data.MLOPS_ADMIN_TOKEN,
       maxBodyBytes: parsed.data.MLOPS_SERVE_MAX_BODY_BYTES,
+      predictionLog: { intervalMs: parsed.data.MLOPS_SERVE_PREDICTION_LOG_INTERVAL_MS, maxBuffered: parsed.data.MLOPS_SERVE_PREDICTION_LOG_MAX_BUFFERED },
+      serving: { pollMs: parsed.data.MLOPS_SERVE_POLL_MS, heartbeatMs: parsed.data.MLOPS_SERVE_HEARTBEAT_MS },
     });
   } catch (err) {
     await runtime.close();
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserFacingError(`port ${parsed.data.MLOPS_SERVE_PORT} is in use (MLOPS_SERVE_PORT)`);
     throw err;
   }
-  const productions = await runtime.db
-    .selectFrom('model_aliases')
-    .innerJoin('models', 'models.id', 'model_aliases.model_id')
-    .innerJoin('model_versions', 'model_versions.id', 'model_aliases.model_version_id')
-    .select(['models.name', 'model_versions.version'])
-    .where('model_aliases.alias', '=', 'production')
-    .execute();
-  for (const p of productions) {
-    try {
-      await server.store.setTraffic(p.name, { stable: p.version, canaryWeight: 0 });
-      log.info(`serving ${p.name} v${p.version} (production)`);
-    } catch (err) {
-      log.error(`could not load ${p.name} v${p.version}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
   if (!parsed.data.MLOPS_ADMIN_TOKEN) log.warn('MLOPS_ADMIN_TOKEN is not set: the admin and feedback APIs are disabled');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+  void server.loaded.then(() => {
+    for (const m of server.store.models.values()) log.info(`serving ${m.name}: ${JSON.stringify(m.traffic)} (generation ${m.generation})`);
+    const missing = server.sync.missing();
+    if (missing.length) log.warn(`not ready: ${missing.join(', ')} not loaded yet (retrying)`);
   });
+  await stopped;
   log.info('stopping: draining requests and flushing the prediction log');
   await server.close();
+  log.info(`stopped: ${server.predictions.written} predictions written, ${server.predictions.dropped} dropped`);
   await runtime.close();
 });

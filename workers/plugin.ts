@@ -25,7 +25,9 @@ import { GPU_CLASS_PATTERN, resolveTaskQueues, type TaskQueues } from '../workfl
  * - on the control queue it registers our workflows (beside the worker's own, if it has some)
  *   and every activity;
  * - on the CPU queue, the activities;
- * - on a GPU queue (`<gpu>` or `<gpu>-<class>`), the activities, each holding one GPU of the pool.
+ * - on a GPU queue (`<gpu>` or `<gpu>-<class>`), the activities, each holding GPUs of the pool
+ *   (`resources.gpu` of them; one by default), with one activity slot supplier for all the
+ *   Workers on that pool.
  * Activities are built with the stores given here; the metadata store is migrated (in its own
  * PostgreSQL schema) before the first worker polls.
  */
@@ -253,12 +255,11 @@ export class MlopsPlugin extends SimplePlugin {
     const role = this.roleOf(options.taskQueue);
     const identity = options.identity ?? `${options.taskQueue}@${os.hostname()}:${process.pid}`;
     const activities = { ...(options.activities as object | undefined), ...this.activitiesFor(options.taskQueue, identity) };
-    const gpuSlots = this.gpus instanceof GpuPool ? this.gpus.size : 1;
     const configured: WorkerOptions = {
       ...options,
       identity,
       activities,
-      ...(role.role === 'gpu' && options.maxConcurrentActivityTaskExecutions === undefined ? { maxConcurrentActivityTaskExecutions: gpuSlots } : {}),
+      ...(role.role === 'gpu' ? this.gpuConcurrency(options) : {}),
     };
     if (role.role !== 'control') return configured;
     // A prebuilt bundle must have been built with this plugin (bundleWorkflowCode({ plugins })).
@@ -266,6 +267,28 @@ export class MlopsPlugin extends SimplePlugin {
     // The worker hands its plugins to the bundler, where configureBundler adds the queue names
     // and merges the worker's own workflows with ours.
     return { ...configured, workflowsPath: options.workflowsPath ?? ourWorkflowsPath() };
+  }
+
+  /**
+   * Activity slots of a Worker on a GPU queue. With a pool: the pool's slot supplier, one for
+   * every Worker on this pool (the generic and the class queue alike), so together they never
+   * start more GPU activities than there are GPUs, and poll only while one is free. A Worker
+   * given its own `tuner` or `maxConcurrentActivityTaskExecutions` keeps it (the pool's leases
+   * still keep one GPU to one activity). On 'cpu': one activity at a time per Worker.
+   */
+  private gpuConcurrency(options: WorkerOptions): Partial<WorkerOptions> {
+    if (options.tuner !== undefined || options.maxConcurrentActivityTaskExecutions !== undefined) return {};
+    if (!(this.gpus instanceof GpuPool)) return { maxConcurrentActivityTaskExecutions: 1 };
+    // tuner excludes the max-concurrency options: their values become fixed-size suppliers.
+    return {
+      tuner: this.gpus.workerTuner({
+        workflowTasks: options.maxConcurrentWorkflowTaskExecutions,
+        localActivities: options.maxConcurrentLocalActivityExecutions,
+        nexusTasks: options.maxConcurrentNexusTaskExecutions,
+      }),
+      maxConcurrentWorkflowTaskExecutions: undefined,
+      maxConcurrentLocalActivityExecutions: undefined,
+    };
   }
 
   override configureReplayWorker(options: ReplayWorkerOptions): ReplayWorkerOptions {

@@ -49,6 +49,8 @@ export interface StartedWorkers {
   workers: Worker[];
   queues: string[];
   plugin: MlopsPlugin;
+  /** The GPU workers' pool (its slot supplier is shared by both GPU queues' Workers), or 'cpu'; none without GPU queues. */
+  gpus?: GpuPool | 'cpu';
   /** Resolves when every worker has stopped (after a signal or `shutdown()`). */
   run(): Promise<void>;
   shutdown(): void;
@@ -64,7 +66,8 @@ export async function discoverGpuPool(opts: { allowCpu?: boolean; log?: Logger; 
  * Creates our own entry points' workers for the selected queues, through the same plugin a
  * user adds to their workers. The control worker runs every workflow and the light
  * activities; CPU and GPU workers run activities only. A GPU worker polls its class queue and
- * the generic GPU queue, sharing one pool so that one GPU runs one activity.
+ * the generic GPU queue, sharing one pool and its slot supplier so that one GPU runs one
+ * activity and neither queue's Worker takes a task while no GPU is free.
  */
 export async function createWorkers(opts: {
   selection: QueueSelection;
@@ -85,7 +88,7 @@ export async function createWorkers(opts: {
     pool = await discoverGpuPool({ gpus: found });
     if (pool === 'cpu') {
       log.warn('='.repeat(78));
-      log.warn(`NO GPU: ${found.reason}. Serving ${queueNames.gpu}${gpuClass ? ` and ${gpuClassQueue(gpuClass)}` : ''} ON THE CPU (--allow-cpu).`);
+      log.warn(`NO GPU: ${found.reason}. Serving ${queueNames.gpu}${gpuClass ? ` and ${gpuClassQueue(gpuClass, queueNames)}` : ''} ON THE CPU (--allow-cpu).`);
       log.warn('GPU steps will run, slowly, on this machine. Do not run this in production.');
       log.warn('='.repeat(78));
     } else {
@@ -119,10 +122,11 @@ export async function createWorkers(opts: {
     workers.push(await create(queueNames.cpu, { maxConcurrentActivityTaskExecutions: Math.max(1, os.availableParallelism()) }));
   }
   if (selection.gpu && pool) {
-    const slots = pool === 'cpu' ? 1 : pool.size;
-    const queues = [queueNames.gpu, ...(gpuClass ? [gpuClassQueue(gpuClass)] : [])];
-    for (const queue of queues) workers.push(await create(queue, { maxConcurrentActivityTaskExecutions: slots }));
-    log.info(`GPU worker: ${pool === 'cpu' ? 'CPU only' : `${slots} GPU(s), one activity each`}, polling ${queues.join(' and ')}`);
+    const queues = [queueNames.gpu, ...(gpuClass ? [gpuClassQueue(gpuClass, queueNames)] : [])];
+    // The plugin gives both Workers the pool's one slot supplier: a GPU task is polled, on
+    // either queue, only while a GPU is free.
+    for (const queue of queues) workers.push(await create(queue));
+    log.info(`GPU worker: ${pool === 'cpu' ? 'CPU only' : `${pool.size} GPU(s) shared by both queues' pollers (one slot per free GPU; resources.gpu GPUs per step)`}, polling ${queues.join(' and ')}`);
   }
 
   const queues = workers.map((w) => w.options.taskQueue);
@@ -130,6 +134,7 @@ export async function createWorkers(opts: {
     workers,
     queues,
     plugin,
+    gpus: pool,
     run: async () => {
       log.info(`polling ${queues.join(', ')}`);
       await Promise.all(workers.map((w) => w.run()));

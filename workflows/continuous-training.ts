@@ -139,6 +139,10 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
 
   const trainWithFallback = async (call: StepCall<unknown>, h: StepHandle): Promise<StepOutcome<TrainOutput>> => {
     const queues = trainQueues(spec);
+    // The GPU worker leases resources.gpu GPUs for the step (beside its inputs: no cache key
+    // changes). Guarded: runs started before the worker honoured it replay with the call they had.
+    const gpus = spec.resources.gpu;
+    if (gpus > 1 && patched('gpu-count')) call = { ...call, resources: { gpu: gpus } };
     for (let i = 0; i < queues.length; i++) {
       const queue = queues[i]!;
       const last = i === queues.length - 1;
@@ -167,7 +171,8 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
     guard();
     const validated = await p.run(
       'validate-data',
-      { model: spec.model, snapshot: { uri: snapshot.uri, sha256: snapshot.sha256 }, features: task.features, label: task.label, split: task.split },
+      // Only an explicit `accept` joins the inputs, so the default keeps the step's cache key.
+      { model: spec.model, snapshot: { uri: snapshot.uri, sha256: snapshot.sha256 }, features: task.features, label: task.label, split: task.split, ...(spec.schemaChange === 'accept' ? { schemaChange: 'accept' as const } : {}) },
       (c) => cpu.validateData(c),
     );
     guard();

@@ -1,4 +1,4 @@
-import { ParentClosePolicy, getExternalWorkflowHandle, startChild, WorkflowIdReusePolicy } from '@temporalio/workflow';
+import { ApplicationFailure, ParentClosePolicy, getExternalWorkflowHandle, patched, startChild, WorkflowIdReusePolicy } from '@temporalio/workflow';
 import { MODEL_LIFECYCLE, lifecycleWorkflowId } from './contracts/names';
 import { taskQueues } from './contracts/task-queues';
 import { newDataSignal, retrainSignal, type LifecyclePolicyInput, type NewDataRequest, type RetrainRequest } from './contracts/lifecycle';
@@ -24,10 +24,11 @@ async function startLifecycle(model: string, message: LifecycleMessage, policy?:
 
 /**
  * Signal-with-start from inside a workflow (schedules, the data watcher, monitoring): signal
- * the model's lifecycle workflow, or start it with the message as its first input. Without a
- * policy, signalling comes first (the common case: it runs). With one, starting comes first, so
- * the first trigger is never decided under the default policy before the given one arrives; a
- * running lifecycle keeps its own policy.
+ * the model's lifecycle workflow, or, given a policy, start it with the message as its first
+ * input. With a policy, starting comes first, so the first trigger is never decided under
+ * another policy before the given one arrives; a running lifecycle keeps its own policy.
+ * Without one, a trigger only reaches a running lifecycle: it never creates a model (a typo in
+ * a model name would otherwise train one on the default template), and fails with `NoLifecycle`.
  */
 export async function signalOrStartLifecycle(model: string, message: LifecycleMessage, policy?: LifecyclePolicyInput): Promise<'signalled' | 'started'> {
   const workflowId = lifecycleWorkflowId(model);
@@ -37,8 +38,14 @@ export async function signalOrStartLifecycle(model: string, message: LifecycleMe
     try {
       await send();
       return 'signalled';
-    } catch {
-      // Not running (or not yet): start it below.
+    } catch (err) {
+      if (patched('triggers-need-policy')) {
+        throw ApplicationFailure.nonRetryable(
+          `no lifecycle for model ${model}: a trigger without a policy does not create one (${err instanceof Error ? err.message : String(err)}); start it with a policy (mlops policy --model ${model} …, or give this trigger a policy)`,
+          'NoLifecycle',
+        );
+      }
+      // Before the patch: not running (or not yet), so start it below with the default policy.
     }
   }
   if (await startLifecycle(model, message, policy)) return 'started';

@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
   ParentClosePolicy,
   allHandlersFinished,
@@ -74,6 +75,14 @@ const registry = lazyActivities<Pick<DeploymentActivities, 'currentProduction'>>
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['NotFound'] },
 }));
 
+const productionLookup = lazyActivities<Pick<DeploymentActivities, 'currentProduction' | 'productionTemplate'>>(() => ({
+  taskQueue: taskQueues().control,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '250ms', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['NotFound'] },
+}));
+
+const isNotFound = (err: unknown) => err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'NotFound';
+
 const describe = (err: unknown) => (err instanceof Error ? (err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message) : String(err));
 
 /** The training spec a retrain runs: the policy's template, the model, and the newest data window. */
@@ -147,15 +156,18 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
   setHandler(newDataSignal, onNewData);
   setHandler(setPolicySignal, (raw) => {
     try {
-      const next = checkPolicy(model, raw);
+      const given = raw as { training?: unknown } | undefined;
+      // A policy without a template keeps the current one (perhaps adopted from production).
+      const next = given && typeof given === 'object' && given.training === undefined && patched('set-policy-keeps-template') ? checkPolicy(model, { ...given, training: s.policy.training }) : checkPolicy(model, raw);
       const thresholdsChanged = JSON.stringify(next.monitoring) !== JSON.stringify(s.policy.monitoring);
       s.policy = next;
       decide('policy', 'policy updated');
-      if (thresholdsChanged && s.production !== null) {
-        // Monitoring may not run (yet): a failed signal only means there is nothing to update.
+      // Monitoring runs only when enabled: with it off, there is no one to tell.
+      if (thresholdsChanged && s.production !== null && (next.monitoring.enabled || !patched('thresholds-only-to-monitoring'))) {
+        // A failed delivery is shown, not dropped: monitoring keeps judging with its old thresholds.
         getExternalWorkflowHandle(monitoringWorkflowId(model))
           .signal(setThresholdsSignal, next.monitoring.thresholds)
-          .catch(() => undefined);
+          .catch((err: unknown) => void decide('error', `setThresholds not delivered to ${monitoringWorkflowId(model)}: ${describe(err)}; it keeps its old thresholds`, { workflowId: monitoringWorkflowId(model) }));
       }
       rules.wake++;
     } catch (err) {
@@ -242,10 +254,35 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
   for (const d of input.newData ?? []) onNewData(d);
 
   if (!input.state) {
-    try {
-      s.production = await registry.currentProduction({ model });
-    } catch {
-      s.production = null; // a model not in the registry yet has no production version
+    if (patched('production-lookup-retries')) {
+      // Only "not in the registry" means no production version; a database that is down is
+      // retried until it answers (the pending activity shows the error), never read as "none".
+      try {
+        s.production = await productionLookup.currentProduction({ model });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        s.production = null;
+      }
+      // A model that already serves keeps its own data and features: without a template of its
+      // own, the policy takes the one that trained the production version.
+      const given = input.policy as { training?: unknown } | undefined;
+      if (s.production !== null && given?.training === undefined && patched('adopt-production-template')) {
+        const adopted = await productionLookup.productionTemplate({ model });
+        if (adopted) {
+          try {
+            s.policy = checkPolicy(model, { ...(given ?? {}), training: adopted.template });
+            decide('policy', `training template adopted from v${adopted.version} in production${adopted.workflowId ? ` (trained by ${adopted.workflowId})` : ''}`);
+          } catch (err) {
+            decide('error', `the training spec of v${adopted.version} is not a usable template: ${describe(err)}`);
+          }
+        }
+      }
+    } else {
+      try {
+        s.production = await registry.currentProduction({ model });
+      } catch {
+        s.production = null;
+      }
     }
   }
   // Started by nothing but a message it refused (a bad signal-with-start or Update-with-start,

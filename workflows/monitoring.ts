@@ -57,7 +57,7 @@ const acts = lazyActivities<MonitoringActivities>(() => ({
 function triggerFigures(r: MonitoringReport, t: MonitoringThresholds): Record<string, unknown> {
   // Drift on a window too thin to judge is noise: it does not travel as a figure.
   const judged = r.rows >= t.minRows;
-  const psis = judged ? Object.entries(r.features).map(([name, f]) => [name, Math.round(f.psi * 1e4) / 1e4] as const) : [];
+  const psis = judged ? Object.entries(r.features).flatMap(([name, f]) => (f.psi === null ? [] : [[name, Math.round(f.psi * 1e4) / 1e4] as const])) : [];
   psis.sort((a, b) => b[1] - a[1]);
   return {
     version: r.version,
@@ -66,7 +66,7 @@ function triggerFigures(r: MonitoringReport, t: MonitoringThresholds): Record<st
     rows: r.rows,
     maxPsi: psis[0]?.[1] ?? null,
     maxPsiFeature: psis[0]?.[0] ?? null,
-    predictionPsi: judged && r.prediction ? Math.round(r.prediction.psi * 1e4) / 1e4 : null,
+    predictionPsi: judged && r.prediction && r.prediction.psi !== null ? Math.round(r.prediction.psi * 1e4) / 1e4 : null,
     auc: r.performance?.auc ?? null,
     offlineAuc: r.performance?.offlineAuc ?? null,
     logLoss: r.performance?.logLoss ?? null,

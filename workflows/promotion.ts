@@ -80,12 +80,12 @@ async function rollbackNow(model: string, reason?: string): Promise<PromotionSta
   setHandler(promotionStatusQuery, () => status);
   status.previous = await acts.currentProduction({ model });
   const target = await acts.previousProduction({ model });
-  if (target === null) throw ApplicationFailure.nonRetryable(`${model}: no earlier production version is loaded to roll back to`, 'NothingToRollBack');
+  if (target === null) throw ApplicationFailure.nonRetryable(`${model}: no earlier production version to roll back to (none held production before the current one without being rolled back)`, 'NothingToRollBack');
   status.candidate = target;
   // Traffic first: users get the old version at once; the alias follows.
   await acts.setTraffic({ model, traffic: { stable: target } });
   status.traffic = { stable: target };
-  await acts.setProduction({ model, version: target });
+  await acts.setProduction({ model, version: target, kind: 'rollback', reason: status.reason });
   status.outcome = 'rolled-back';
   status.stage = 'done';
   return status;
@@ -168,8 +168,11 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
 
     status.stage = 'promoting';
     await setTraffic({ stable: version }, prev !== null ? { stable: prev } : undefined);
-    await acts.setProduction({ model: input.model, version: version });
-    if (prev !== null) compensations.unshift(() => acts.setProduction({ model: input.model, version: prev }));
+    const moved = await acts.setProduction({ model: input.model, version: version, kind: 'promote', reason: input.reason ?? `${input.strategy} promotion${prev !== null ? ` over v${prev}` : ''}` });
+    // Runs before this return value existed read undefined here.
+    if (moved?.signatureChange) status.figures['breaking signature change'] = moved.signatureChange;
+    // The reason is read when the compensation runs: by then it says which gate or signal failed.
+    if (prev !== null) compensations.unshift(async () => void (await acts.setProduction({ model: input.model, version: prev, kind: 'revert', reason: status.reason })));
     if (input.watchSeconds > 0) {
       status.stage = 'watching';
       await condition(() => rollbackAsked !== undefined, input.watchSeconds * 1000);

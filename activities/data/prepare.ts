@@ -18,6 +18,8 @@ import { computeStatistics, type SpanStatistics } from './validate';
 export interface SplitRef {
   uri: string;
   sha256: string;
+  /** Absent in outputs cached before it was recorded. */
+  bytes?: number;
   rows: number;
   positives: number;
 }
@@ -25,7 +27,7 @@ export interface SplitRef {
 export interface PreparedData {
   train: SplitRef;
   test: SplitRef;
-  baseline: { uri: string; sha256: string };
+  baseline: { uri: string; sha256: string; bytes?: number };
   features: FeatureSpec[];
   split: string;
 }
@@ -95,9 +97,9 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
   const [trainPut, testPut] = [await putFile(trainFile), await putFile(testFile)];
   const baselinePut = await artifacts.putContent(JSON.stringify({ kind: 'training-baseline', features, statistics: baseline } satisfies Baseline), { mediaType: 'application/json' });
   return {
-    train: { uri: trainPut.uri, sha256: trainPut.sha256, ...train },
-    test: { uri: testPut.uri, sha256: testPut.sha256, ...test },
-    baseline: { uri: baselinePut.uri, sha256: baselinePut.sha256 },
+    train: { uri: trainPut.uri, sha256: trainPut.sha256, bytes: trainPut.bytes, ...train },
+    test: { uri: testPut.uri, sha256: testPut.sha256, bytes: testPut.bytes, ...test },
+    baseline: { uri: baselinePut.uri, sha256: baselinePut.sha256, bytes: baselinePut.bytes },
     features,
     split: input.split.kind === 'time' ? `time on ${input.split.column}, last ${input.split.testFraction} as test` : `random (seed ${input.split.seed}), ${input.split.testFraction} as test`,
   };

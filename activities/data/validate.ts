@@ -63,6 +63,8 @@ export interface Anomaly {
   kind: AnomalyKind;
   severity: 'error' | 'warning';
   message: string;
+  /** A difference in the columns themselves (added, removed, retyped) from the model's schema. */
+  schemaChange?: boolean;
 }
 
 export interface DriftFigure {
@@ -208,8 +210,11 @@ export function validateSpan(input: {
   features: FeatureDef[];
   label: LabelDef;
   splitColumn?: string;
+  /** A changed schema stops the run (default) or is accepted as the model's next schema version. */
+  schemaChange?: 'stop' | 'accept';
 }): ValidationReport {
   const { stats, schema, previous } = input;
+  const change = (a: Omit<Anomaly, 'severity'>) => anomalies.push({ ...a, schemaChange: true, severity: input.schemaChange === 'accept' ? 'warning' : 'error' });
   const anomalies: Anomaly[] = [];
   const err = (a: Omit<Anomaly, 'severity'>) => anomalies.push({ ...a, severity: 'error' });
   const warn = (a: Omit<Anomaly, 'severity'>) => anomalies.push({ ...a, severity: 'warning' });
@@ -248,11 +253,11 @@ export function validateSpan(input: {
     for (const sc of schema.columns) {
       const s = byName.get(sc.name);
       if (!s) {
-        if (!needs.has(sc.name)) warn({ column: sc.name, kind: 'missing-column', message: `column ${sc.name} of the schema is missing (not used by this task)` });
+        if (!needs.has(sc.name)) change({ column: sc.name, kind: 'missing-column', message: `column ${sc.name} of the schema is missing (not used by this task)` });
         continue;
       }
       if (s.kind !== sc.kind) {
-        if (!anomalies.some((a) => a.column === sc.name && a.kind === 'type')) err({ column: sc.name, kind: 'type', message: `column ${sc.name} is ${s.type}; the schema says ${sc.type}` });
+        if (!anomalies.some((a) => a.column === sc.name && a.kind === 'type')) change({ column: sc.name, kind: 'type', message: `column ${sc.name} is ${s.type}; the schema says ${sc.type}` });
         continue;
       }
       const nullFraction = stats.rows ? s.nulls / stats.rows : 0;
@@ -280,7 +285,7 @@ export function validateSpan(input: {
       }
     }
     for (const s of stats.columns) {
-      if (!schema.columns.some((sc) => sc.name === s.name)) warn({ column: s.name, kind: 'extra-column', message: `column ${s.name} is not in the schema` });
+      if (!schema.columns.some((sc) => sc.name === s.name)) change({ column: s.name, kind: 'extra-column', message: `column ${s.name} is not in the schema` });
     }
   }
 

@@ -34,7 +34,7 @@ export interface Evaluation {
   baseline: { trainer: 'logreg'; auc: number; logLoss: number };
   /** Prediction distribution on the test split (10 equal-width bins): serving compares with it. */
   predictionHistogram: number[];
-  report: { uri: string; sha256: string };
+  report: { uri: string; sha256: string; bytes?: number };
 }
 
 export interface EvaluateInput {
@@ -126,6 +126,6 @@ export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInp
   for (const p of probs) predictionHistogram[Math.min(9, Math.floor(p * 10))]!++;
   const full = { metrics, slices, parity, baseline, predictionHistogram };
   const put = await artifacts.putContent(JSON.stringify({ kind: 'evaluation', ...full }, null, 2), { mediaType: 'application/json' });
-  return { ...full, report: { uri: put.uri, sha256: put.sha256 } };
+  return { ...full, report: { uri: put.uri, sha256: put.sha256, bytes: put.bytes } };
 }
 

@@ -6,7 +6,7 @@ import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
 import { auc, quantile } from '../ml/metrics';
-import { createSession, feedsFor, scoreTable, signatureProblems } from './scoring';
+import { createSession, feedsFor, scoreTable, signatureOf, signatureProblems } from './scoring';
 import type { Evaluation } from './evaluate';
 import type { ArtifactRef } from './train';
 
@@ -30,6 +30,8 @@ export interface Gates {
   maxBaselineLoss: number;
   /** A production champion that cannot be scored on this split: reject the candidate (default), or accept without the comparison. */
   onIncomparableChampion: 'reject' | 'accept';
+  /** Absent in runs started before it existed: no declared change. */
+  allowSignatureChange?: boolean;
 }
 
 export interface ModelValidation {
@@ -37,6 +39,8 @@ export interface ModelValidation {
   reasons: string[];
   checks: Array<{ gate: string; ok: boolean; value: number | string | null; limit: number | string | null }>;
   champion?: { version: number; modelVersionId: string; auc: number };
+  /** Set when the candidate's inputs or outputs differ from production's (and the spec declared it, or it was rejected). */
+  signatureChange?: { from: number; inputs: string[]; outputs: string[]; declared: boolean };
   infra: { loads: boolean; signatureProblems: string[]; latencyP50Ms: number; latencyP99Ms: number };
 }
 
@@ -106,7 +110,24 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   let champion: ModelValidation['champion'];
   const model = await getModelByName(deps.db, input.modelName);
   const prod = model ? await getAlias(deps.db, model.id, 'production') : undefined;
+  let signatureChange: ModelValidation['signatureChange'];
   if (prod) {
+    // The serving contract: production's clients send production's inputs and read its outputs.
+    const prodRow = await deps.db.selectFrom('model_versions').select(['input_signature', 'output_signature']).where('id', '=', prod.model_version_id).executeTakeFirstOrThrow();
+    const candidate = signatureOf(features);
+    const inputs = signatureDiff(prodRow.input_signature, candidate.inputs);
+    const outputs = signatureDiff(prodRow.output_signature, candidate.outputs);
+    if (inputs.length || outputs.length) {
+      const declared = gates.allowSignatureChange === true;
+      signatureChange = { from: prod.version, inputs, outputs, declared };
+      const what = [...inputs.map((d) => `input ${d}`), ...outputs.map((d) => `output ${d}`)].join(', ');
+      check(`signature vs v${prod.version}`, declared, `${declared ? 'declared change' : 'changed'}: ${what}`, declared ? 'gates.allowSignatureChange' : 'same inputs and outputs (or gates.allowSignatureChange: true)');
+    }
+  }
+  if (prod && signatureChange?.declared && signatureChange.inputs.length) {
+    // A declared change of inputs: the champion cannot read this split's features; there is nothing to compare.
+    check(`champion v${prod.version} comparable`, true, 'not comparable: declared signature change', 'comparable');
+  } else if (prod) {
     const artifact = prod.onnx_artifact_id
       ? await deps.db.selectFrom('artifacts').selectAll().where('id', '=', prod.onnx_artifact_id).executeTakeFirst()
       : undefined;
@@ -127,5 +148,18 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
     }
   }
   const reasons = checks.filter((c) => !c.ok).map((c) => `${c.gate}: ${typeof c.value === 'number' ? c.value.toFixed(4) : c.value} (limit ${typeof c.limit === 'number' ? c.limit : c.limit})`);
-  return { accepted: reasons.length === 0, reasons, checks, champion, infra };
+  return { accepted: reasons.length === 0, reasons, checks, champion, infra, ...(signatureChange ? { signatureChange } : {}) };
+}
+
+/** What differs between two signatures, as `-name FP32`, `+name BYTES`, `name FP32→BYTES`. */
+export function signatureDiff(before: unknown, after: Array<{ name: string; datatype: string }>): string[] {
+  const was = new Map((Array.isArray(before) ? before : []).map((s: { name?: unknown; datatype?: unknown }) => [String(s.name), String(s.datatype)]));
+  const now = new Map(after.map((s) => [s.name, s.datatype]));
+  const out: string[] = [];
+  for (const [name, type] of was) if (!now.has(name)) out.push(`-${name} ${type}`);
+  for (const [name, type] of now) {
+    if (!was.has(name)) out.push(`+${name} ${type}`);
+    else if (was.get(name) !== type) out.push(`${name} ${was.get(name)}→${type}`);
+  }
+  return out;
 }

@@ -4,7 +4,7 @@ import type { Config } from '../../infra/config';
 import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact } from '../data/sources';
-import { gpuChildEnv } from '../gpu-context';
+import { currentGpu, describeDevice, gpuChildEnv } from '../gpu-context';
 import { currentWorkflow, dataError } from '../steps';
 import type { FeatureSpec, Table } from '../ml/dataset';
 import { CheckpointRefused, TrainerRegistry, type ResumePoint, type TrainerCheckpoint, type TrainerContext, type TrainedModel } from './trainers';
@@ -62,7 +62,9 @@ function lastHeartbeat(): TrainHeartbeat | undefined {
 export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOutput> {
   const started = performance.now();
   const info = activityInfo();
-  const device = process.env.CUDA_VISIBLE_DEVICES ? `gpu ${process.env.CUDA_VISIBLE_DEVICES}` : 'cpu';
+  // The GPUs this step leased (bindActivitiesToGpus), not the worker process's environment.
+  const device = describeDevice();
+  const gpus = currentGpu()?.gpus ?? [];
   const registry = deps.trainers ?? new TrainerRegistry({ commandTrainers: deps.config.commandTrainers, trainerEnv: deps.config.trainerEnv });
   const trainer = registry.get(input.trainer);
   if (!trainer) throw dataError(`train: no trainer named ${JSON.stringify(input.trainer)} on this worker (registered: ${registry.names().join(', ')})`);
@@ -98,6 +100,7 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
       metadata,
       log,
       childEnv: () => ({ ...process.env, ...gpuChildEnv() }),
+      gpus,
       command: input.command,
     };
     heartbeat({ round: resume?.round ?? 0, rounds: 0, checkpoint: resume } satisfies TrainHeartbeat);

@@ -37,8 +37,8 @@ export const reportSchema = z.looseObject({
   level: z.string().default('ok'),
   breach: z.boolean().default(false),
   reasons: z.array(z.string()).default([]),
-  features: z.record(z.string(), z.looseObject({ psi: finite.optional(), js: finite.optional(), ks: finite.optional() })).default({}),
-  prediction: z.looseObject({ psi: finite.optional(), mean: finite.optional(), baselineMean: finite.optional() }).optional(),
+  features: z.record(z.string(), z.looseObject({ psi: finite.nullish(), js: finite.nullish(), ks: finite.nullish() })).default({}),
+  prediction: z.looseObject({ psi: finite.nullish(), mean: finite.optional(), baselineMean: finite.optional() }).optional(),
   performance: z
     .looseObject({
       auc: finite.nullable().optional(),
@@ -77,7 +77,7 @@ export function summarizeReport(figures: unknown, at: number, versionHint: numbe
   let maxPsi: number | null = null;
   let maxPsiFeature: string | null = null;
   for (const [name, x] of Object.entries(f.features)) {
-    if (x.psi !== undefined && (maxPsi === null || x.psi > maxPsi)) {
+    if (x.psi !== undefined && x.psi !== null && (maxPsi === null || x.psi > maxPsi)) {
       maxPsi = x.psi;
       maxPsiFeature = name;
     }

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Db } from './connection';
-import type { Alias, Database, NewArtifact, StepStatus } from './schema';
+import type { Alias, AliasMoveKind, Database, NewArtifact, StepStatus } from './schema';
 
 /**
  * Repository functions: plain functions over a Kysely instance or a transaction. Every write an
@@ -257,16 +257,103 @@ export async function listModelVersions(db: Db, modelId: string) {
   return db.selectFrom('model_versions').selectAll().where('model_id', '=', modelId).orderBy('version').execute();
 }
 
-/** Points an alias at a version; there is at most one row per (model, alias) by primary key. */
-export async function setAlias(db: Db, modelId: string, alias: Alias, modelVersionId: string) {
-  return db
+/** Who moved an alias and why, for its history. */
+export interface AliasMove {
+  kind?: AliasMoveKind;
+  /** The workflow (or person) that moved it. */
+  movedBy?: string | null;
+  reason?: string | null;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Points an alias at a version (at most one row per model and alias, by primary key) and
+ * appends the move to `alias_history` in the same transaction. Pointing it where it already is
+ * writes nothing, so a retried activity leaves one history row.
+ */
+export async function setAlias(db: Db, modelId: string, alias: Alias, modelVersionId: string, move: AliasMove = {}): Promise<{ model_id: string; alias: Alias; model_version_id: string; moved: boolean }> {
+  if (!db.isTransaction) return db.transaction().execute((trx) => setAlias(trx, modelId, alias, modelVersionId, move));
+  // The row lock serialises concurrent moves of one alias; the first move has no row to lock,
+  // and the unique index on open tenures makes a concurrent first move fail instead of forking.
+  const current = await db.selectFrom('model_aliases').select('model_version_id').where('model_id', '=', modelId).where('alias', '=', alias).forUpdate().executeTakeFirst();
+  if (current?.model_version_id === modelVersionId) return { model_id: modelId, alias, model_version_id: modelVersionId, moved: false };
+  const kind = move.kind ?? 'set';
+  await db
+    .updateTable('alias_history')
+    .set({ valid_until: sql<Date>`now()` as never, ended_by: kind })
+    .where('model_id', '=', modelId)
+    .where('alias', '=', alias)
+    .where('valid_until', 'is', null)
+    .execute();
+  await db
+    .insertInto('alias_history')
+    .values({
+      model_id: modelId,
+      alias,
+      model_version_id: modelVersionId,
+      previous_version_id: current?.model_version_id ?? null,
+      kind,
+      moved_by: move.movedBy ?? null,
+      reason: move.reason ?? null,
+      details: json(move.details ?? {}),
+    })
+    .execute();
+  await db
     .insertInto('model_aliases')
     .values({ model_id: modelId, alias, model_version_id: modelVersionId })
-    .onConflict((oc) =>
-      oc.columns(['model_id', 'alias']).doUpdateSet((eb) => ({ model_version_id: eb.ref('excluded.model_version_id'), updated_at: sql<Date>`now()` })),
-    )
-    .returningAll()
-    .executeTakeFirstOrThrow();
+    .onConflict((oc) => oc.columns(['model_id', 'alias']).doUpdateSet((eb) => ({ model_version_id: eb.ref('excluded.model_version_id'), updated_at: sql<Date>`now()` })))
+    .execute();
+  return { model_id: modelId, alias, model_version_id: modelVersionId, moved: true };
+}
+
+/** An alias's tenures, oldest first, with version numbers. */
+export async function aliasHistory(db: Db, modelId: string, alias?: Alias) {
+  let q = db
+    .selectFrom('alias_history as h')
+    .innerJoin('model_versions as v', 'v.id', 'h.model_version_id')
+    .leftJoin('model_versions as p', 'p.id', 'h.previous_version_id')
+    .select(['h.id', 'h.alias', 'v.version', 'p.version as from_version', 'h.valid_from', 'h.valid_until', 'h.kind', 'h.ended_by', 'h.moved_by', 'h.reason', 'h.details'])
+    .where('h.model_id', '=', modelId)
+    .orderBy('h.id');
+  if (alias) q = q.where('h.alias', '=', alias);
+  return q.execute();
+}
+
+/** The version that held an alias at time `at` (its tenure began at or before, and ended after). */
+export async function aliasAt(db: Db, modelId: string, alias: Alias, at: Date) {
+  return db
+    .selectFrom('alias_history as h')
+    .innerJoin('model_versions as v', 'v.id', 'h.model_version_id')
+    .select(['v.version', 'h.model_version_id', 'h.valid_from', 'h.valid_until'])
+    .where('h.model_id', '=', modelId)
+    .where('h.alias', '=', alias)
+    .where('h.valid_from', '<=', at)
+    .where((eb) => eb.or([eb('h.valid_until', 'is', null), eb('h.valid_until', '>', at)]))
+    .orderBy('h.id', 'desc')
+    .executeTakeFirst();
+}
+
+/**
+ * What a rollback returns to: the most recent version that held the alias before the current
+ * one, is still registered, and whose tenure did not end in a rollback (a version that was rolled
+ * back failed in production, or its promotion failed a gate after it moved).
+ */
+export async function rollbackTarget(db: Db, modelId: string, alias: Alias) {
+  const current = await db.selectFrom('model_aliases').select('model_version_id').where('model_id', '=', modelId).where('alias', '=', alias).executeTakeFirst();
+  if (!current) return undefined;
+  return db
+    .selectFrom('alias_history as h')
+    .innerJoin('model_versions as v', 'v.id', 'h.model_version_id')
+    .select(['v.version', 'h.model_version_id'])
+    .where('h.model_id', '=', modelId)
+    .where('h.alias', '=', alias)
+    .where('h.model_version_id', '!=', current.model_version_id)
+    .where('v.status', '=', 'registered')
+    .where((eb) => eb.not(eb.exists(
+      eb.selectFrom('alias_history as r').select('r.id').whereRef('r.model_id', '=', 'h.model_id').whereRef('r.alias', '=', 'h.alias').whereRef('r.model_version_id', '=', 'h.model_version_id').where('r.ended_by', 'in', ['rollback', 'revert']),
+    )))
+    .orderBy('h.id', 'desc')
+    .executeTakeFirst();
 }
 
 export async function getAlias(db: Db, modelId: string, alias: Alias) {
@@ -279,7 +366,9 @@ export async function getAlias(db: Db, modelId: string, alias: Alias) {
     .executeTakeFirst();
 }
 
-export async function removeAlias(db: Db, modelId: string, alias: Alias) {
+export async function removeAlias(db: Db, modelId: string, alias: Alias, move: AliasMove = {}): Promise<void> {
+  if (!db.isTransaction) return db.transaction().execute((trx) => removeAlias(trx, modelId, alias, move));
+  await db.updateTable('alias_history').set({ valid_until: sql<Date>`now()` as never, ended_by: move.kind ?? 'set' }).where('model_id', '=', modelId).where('alias', '=', alias).where('valid_until', 'is', null).execute();
   await db.deleteFrom('model_aliases').where('model_id', '=', modelId).where('alias', '=', alias).execute();
 }
 
@@ -367,16 +456,48 @@ export async function attachLabels(db: Db, labels: Array<{ requestId: string; la
 
 // ---- data schemas and spans -----------------------------------------------------------------
 
+/** The model's current data schema: the newest accepted version (proposals do not count). */
 export async function latestDataSchema(db: Db, modelId: string) {
-  return db.selectFrom('data_schemas').selectAll().where('model_id', '=', modelId).orderBy('version', 'desc').executeTakeFirst();
+  return db.selectFrom('data_schemas').selectAll().where('model_id', '=', modelId).where('status', '=', 'accepted').orderBy('version', 'desc').executeTakeFirst();
 }
 
-/** Stores a schema as the model's next version; the same schema (fingerprint) twice is one row. */
-export async function saveDataSchema(db: Db, s: { modelId: string; fingerprint: string; schema: unknown; sourceSnapshotSha256: string }) {
+export async function listDataSchemas(db: Db, modelId: string) {
+  return db.selectFrom('data_schemas').select(['version', 'status', 'fingerprint', 'changes', 'source_snapshot_sha256', 'created_at', 'accepted_at', 'accepted_by']).where('model_id', '=', modelId).orderBy('version').execute();
+}
+
+/**
+ * Accepts a proposed schema (the newest, or `version`) as the model's current one. Only a
+ * proposal newer than the current schema can be accepted; accepting one twice changes nothing.
+ */
+export async function acceptDataSchema(db: Db, modelId: string, by: string, version?: number) {
   const run = async (trx: Db) => {
-    const existing = await trx.selectFrom('data_schemas').selectAll().where('model_id', '=', s.modelId).where('fingerprint', '=', s.fingerprint).executeTakeFirst();
-    if (existing) return existing;
+    await sql`select pg_advisory_xact_lock(hashtext('data_schemas'), ${Number(modelId) | 0})`.execute(trx);
+    const current = await latestDataSchema(trx, modelId);
+    let q = trx.selectFrom('data_schemas').selectAll().where('model_id', '=', modelId).where('status', '=', 'proposed').orderBy('version', 'desc');
+    if (version !== undefined) q = q.where('version', '=', version);
+    const proposal = await q.executeTakeFirst();
+    if (!proposal) {
+      if (version !== undefined && current?.version === version) return { row: current, accepted: false };
+      return undefined;
+    }
+    if (current && proposal.version < current.version) throw new Error(`schema version ${proposal.version} is older than the current version ${current.version}; propose it again by running on that data`);
+    const row = await trx.updateTable('data_schemas').set({ status: 'accepted', accepted_at: sql<Date>`now()` as never, accepted_by: by }).where('id', '=', proposal.id).returningAll().executeTakeFirstOrThrow();
+    return { row, accepted: true };
+  };
+  if (db.isTransaction) return run(db);
+  return (db as Kysely<Database>).transaction().execute(run);
+}
+
+/**
+ * Stores a schema as the model's next version. The same schema (fingerprint) as the newest
+ * version is that row (a retried step, or a proposal made twice); a schema that comes back after
+ * another one is a new version.
+ */
+export async function saveDataSchema(db: Db, s: { modelId: string; fingerprint: string; schema: unknown; sourceSnapshotSha256: string; status?: 'accepted' | 'proposed'; changes?: unknown }) {
+  const run = async (trx: Db) => {
     await sql`select pg_advisory_xact_lock(hashtext('data_schemas'), ${Number(s.modelId) | 0})`.execute(trx);
+    const newest = await trx.selectFrom('data_schemas').selectAll().where('model_id', '=', s.modelId).orderBy('version', 'desc').executeTakeFirst();
+    if (newest?.fingerprint === s.fingerprint) return newest;
     const inserted = await trx
       .insertInto('data_schemas')
       .values((eb) => ({
@@ -385,11 +506,13 @@ export async function saveDataSchema(db: Db, s: { modelId: string; fingerprint: 
         fingerprint: s.fingerprint,
         schema: json(s.schema),
         source_snapshot_sha256: s.sourceSnapshotSha256,
+        status: s.status ?? 'accepted',
+        changes: s.changes === undefined ? null : json(s.changes),
+        accepted_at: (s.status ?? 'accepted') === 'accepted' ? sql<Date>`now()` : null,
       }))
-      .onConflict((oc) => oc.columns(['model_id', 'fingerprint']).doNothing())
       .returningAll()
-      .executeTakeFirst();
-    return inserted ?? trx.selectFrom('data_schemas').selectAll().where('model_id', '=', s.modelId).where('fingerprint', '=', s.fingerprint).executeTakeFirstOrThrow();
+      .executeTakeFirstOrThrow();
+    return inserted;
   };
   if (db.isTransaction) return run(db);
   return (db as Kysely<Database>).transaction().execute(run);
@@ -535,4 +658,179 @@ export async function upsertMonitoringCheck(
   };
   if (db.isTransaction) return run(db);
   return (db as Kysely<Database>).transaction().execute(run);
+}
+
+// ---- serving state (traffic, versions to hold, model servers, errors) ------------------------
+
+export interface ServingTrafficIds {
+  stableVersionId: string | null;
+  canaryVersionId: string | null;
+  canaryWeight: number;
+  shadowVersionId: string | null;
+}
+
+/** A model's serving state as the model servers apply it: version numbers, and the generation. */
+export interface ServingModelState {
+  modelId: string;
+  name: string;
+  generation: number;
+  stable?: number;
+  canary?: number;
+  canaryWeight: number;
+  shadow?: number;
+  /** Every version the model's servers must hold loaded (the traffic's among them), ascending. */
+  versions: number[];
+}
+
+/**
+ * Changes a model's serving state and draws a new generation for it: `traffic` (when given)
+ * replaces the split, `add` joins the set of versions servers must hold (the traffic's versions
+ * are added too), `remove` leaves it. Returns the new generation. Run it in the transaction
+ * that writes the rest of the change (the deployments mirror), so servers see all or nothing.
+ */
+export async function changeServingState(
+  db: Db,
+  c: { modelId: string; by: string; traffic?: ServingTrafficIds; add?: string[]; remove?: string[] },
+): Promise<number> {
+  const t = c.traffic;
+  const add = [...new Set([...(c.add ?? []), ...(t ? [t.stableVersionId, t.canaryVersionId, t.shadowVersionId].filter((v): v is string => v !== null) : [])])];
+  if (add.length) {
+    await db
+      .insertInto('serving_versions')
+      .values(add.map((id) => ({ model_id: c.modelId, model_version_id: id, added_by: c.by })))
+      .onConflict((oc) => oc.columns(['model_id', 'model_version_id']).doNothing())
+      .execute();
+  }
+  const remove = (c.remove ?? []).filter((id) => !add.includes(id));
+  if (remove.length) await db.deleteFrom('serving_versions').where('model_id', '=', c.modelId).where('model_version_id', 'in', remove).execute();
+  const next = sql<string>`nextval('serving_generation_seq')`;
+  const row = await db
+    .insertInto('serving_traffic')
+    .values({
+      model_id: c.modelId,
+      stable_version_id: t?.stableVersionId ?? null,
+      canary_version_id: t?.canaryVersionId ?? null,
+      canary_weight: t?.canaryWeight ?? 0,
+      shadow_version_id: t?.shadowVersionId ?? null,
+      generation: next as never,
+      updated_by: c.by,
+    })
+    .onConflict((oc) =>
+      oc.column('model_id').doUpdateSet((eb) => ({
+        ...(t
+          ? { stable_version_id: eb.ref('excluded.stable_version_id'), canary_version_id: eb.ref('excluded.canary_version_id'), canary_weight: eb.ref('excluded.canary_weight'), shadow_version_id: eb.ref('excluded.shadow_version_id') }
+          : {}),
+        generation: eb.ref('excluded.generation'),
+        updated_by: eb.ref('excluded.updated_by'),
+        updated_at: sql<Date>`now()`,
+      })),
+    )
+    .returning('generation')
+    .executeTakeFirstOrThrow();
+  return Number(row.generation);
+}
+
+export async function getServingTraffic(db: Db, modelId: string) {
+  return db.selectFrom('serving_traffic').selectAll().where('model_id', '=', modelId).executeTakeFirst();
+}
+
+export async function listServingVersionIds(db: Db, modelId: string): Promise<string[]> {
+  return (await db.selectFrom('serving_versions').select('model_version_id').where('model_id', '=', modelId).execute()).map((r) => r.model_version_id);
+}
+
+/** Every model's generation: what a server polls, cheaply, to learn that something changed. */
+export async function servingGenerations(db: Db): Promise<Map<string, number>> {
+  const rows = await db.selectFrom('serving_traffic').select(['model_id', 'generation']).execute();
+  return new Map(rows.map((r) => [r.model_id, Number(r.generation)]));
+}
+
+/** The serving state of every model (or of `modelIds`); read it in one repeatable-read transaction for one snapshot. */
+export async function readServingState(db: Db, modelIds?: string[]): Promise<ServingModelState[]> {
+  if (modelIds && modelIds.length === 0) return [];
+  let q = db
+    .selectFrom('serving_traffic as t')
+    .innerJoin('models as m', 'm.id', 't.model_id')
+    .leftJoin('model_versions as s', 's.id', 't.stable_version_id')
+    .leftJoin('model_versions as c', 'c.id', 't.canary_version_id')
+    .leftJoin('model_versions as h', 'h.id', 't.shadow_version_id')
+    .select(['t.model_id', 'm.name', 't.generation', 't.canary_weight', 's.version as stable', 'c.version as canary', 'h.version as shadow']);
+  if (modelIds) q = q.where('t.model_id', 'in', modelIds);
+  const traffic = await q.execute();
+  let vq = db.selectFrom('serving_versions as sv').innerJoin('model_versions as mv', 'mv.id', 'sv.model_version_id').select(['sv.model_id', 'mv.version']);
+  if (modelIds) vq = vq.where('sv.model_id', 'in', modelIds);
+  const versions = await vq.execute();
+  return traffic.map((t) => {
+    const set = new Set(versions.filter((v) => v.model_id === t.model_id).map((v) => v.version));
+    for (const v of [t.stable, t.canary, t.shadow]) if (v !== null) set.add(v);
+    return {
+      modelId: t.model_id,
+      name: t.name,
+      generation: Number(t.generation),
+      ...(t.stable !== null ? { stable: t.stable } : {}),
+      ...(t.canary !== null ? { canary: t.canary } : {}),
+      canaryWeight: t.canary !== null ? t.canary_weight : 0,
+      ...(t.shadow !== null ? { shadow: t.shadow } : {}),
+      versions: [...set].sort((a, b) => a - b),
+    };
+  });
+}
+
+/** A model server's registration and heartbeat: what it has applied, whether it is ready, what it lacks. */
+export async function upsertModelServer(
+  db: Db,
+  s: { id: string; endpoint: string; pid: number; heartbeatMs: number; ready: boolean; applied: Record<string, number>; missing: string[]; loadErrors: Array<{ model: string; version: number; message: string; permanent: boolean }> },
+) {
+  const values = { ready: s.ready, applied: json(s.applied), missing: json(s.missing), load_errors: json(s.loadErrors) };
+  await db
+    .insertInto('model_servers')
+    .values({ id: s.id, endpoint: s.endpoint, pid: s.pid, heartbeat_ms: s.heartbeatMs, ...values })
+    .onConflict((oc) => oc.column('id').doUpdateSet({ ...values, endpoint: s.endpoint, heartbeat_ms: s.heartbeatMs, seen_at: sql<Date>`now()` as never }))
+    .execute();
+}
+
+/** A server that stopped gracefully: no longer waited for. */
+export async function stopModelServer(db: Db, id: string) {
+  await db.updateTable('model_servers').set({ stopped_at: sql<Date>`now()` as never, ready: false }).where('id', '=', id).execute();
+}
+
+/** Forgets servers not seen for `olderThanMs` (their rows are only history). */
+export async function pruneModelServers(db: Db, olderThanMs: number) {
+  await db.deleteFrom('model_servers').where('seen_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanMs / 1000})`).execute();
+}
+
+/** Servers that heartbeat within three of their own intervals (by the database's clock) and have not stopped. */
+export async function liveModelServers(db: Db) {
+  return db
+    .selectFrom('model_servers')
+    .selectAll()
+    .where('stopped_at', 'is', null)
+    .where(sql<boolean>`seen_at > now() - make_interval(secs => heartbeat_ms * 3 / 1000.0)`)
+    .orderBy('started_at')
+    .execute();
+}
+
+/** Adds failed-request counts to their (server, version, role, second) buckets. */
+export async function addServingErrors(db: Db, rows: Array<{ serverId: string; modelVersionId: string; role: string; bucket: Date; count: number }>) {
+  if (rows.length === 0) return;
+  await db
+    .insertInto('serving_errors')
+    .values(rows.map((r) => ({ server_id: r.serverId, model_version_id: r.modelVersionId, role: r.role, bucket: r.bucket, count: r.count })))
+    .onConflict((oc) => oc.columns(['server_id', 'model_version_id', 'role', 'bucket']).doUpdateSet({ count: sql<number>`serving_errors.count + excluded.count` }))
+    .execute();
+}
+
+/**
+ * Failed requests of a version in a role within [since, until], across every server. A bucket
+ * is one second; one that overlaps `since` counts whole, so the figure never undercounts.
+ */
+export async function countServingErrors(db: Db, w: { modelVersionId: string; role: string; since: Date; until: Date }): Promise<number> {
+  const row = await db
+    .selectFrom('serving_errors')
+    .select(sql<string>`coalesce(sum(count), 0)`.as('n'))
+    .where('model_version_id', '=', w.modelVersionId)
+    .where('role', '=', w.role)
+    .where('bucket', '>', sql<Date>`${w.since}::timestamptz - interval '1 second'`)
+    .where('bucket', '<=', w.until)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }

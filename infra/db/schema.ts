@@ -90,6 +90,25 @@ export interface ModelAliasTable {
   updated_at: Timestamp;
 }
 
+/** How an alias came to point at a version (`kind`) and how that tenure ended (`ended_by`). */
+export type AliasMoveKind = 'set' | 'candidate' | 'promote' | 'rollback' | 'revert' | 'manual';
+
+/** Append-only: one row per tenure of a version in an alias. The open row has no `valid_until`. */
+export interface AliasHistoryTable {
+  id: Generated<string>;
+  model_id: string;
+  alias: Alias;
+  model_version_id: string;
+  previous_version_id: string | null;
+  valid_from: Timestamp;
+  valid_until: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  kind: AliasMoveKind;
+  ended_by: AliasMoveKind | null;
+  moved_by: string | null;
+  reason: string | null;
+  details: Json<Record<string, unknown>>;
+}
+
 export interface DeploymentTable {
   id: Generated<string>;
   model_version_id: string;
@@ -132,6 +151,12 @@ export interface DataSchemaTable {
   fingerprint: string;
   schema: Json;
   source_snapshot_sha256: string;
+  /** `proposed`: found in a span that stopped its run; it counts once accepted. */
+  status: ColumnType<'accepted' | 'proposed', 'accepted' | 'proposed' | undefined, 'accepted' | 'proposed'>;
+  /** What differs from the version before (a proposal's reason). */
+  changes: Json | null;
+  accepted_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  accepted_by: string | null;
   created_at: Timestamp;
 }
 
@@ -146,6 +171,50 @@ export interface DataSpanTable {
   created_at: Timestamp;
 }
 
+export interface ServingTrafficTable {
+  model_id: string;
+  stable_version_id: string | null;
+  canary_version_id: string | null;
+  canary_weight: number;
+  shadow_version_id: string | null;
+  /** From serving_generation_seq at every change of this model's traffic or version set. */
+  generation: ColumnType<string, number | string, number | string>;
+  updated_at: Timestamp;
+  /** The workflow id that changed it, or 'admin' / 'migration'. */
+  updated_by: string;
+}
+
+export interface ServingVersionTable {
+  model_id: string;
+  model_version_id: string;
+  added_at: Timestamp;
+  added_by: string;
+}
+
+export interface ModelServerTable {
+  id: string;
+  endpoint: string;
+  pid: number | null;
+  heartbeat_ms: number;
+  started_at: Timestamp;
+  seen_at: Timestamp;
+  stopped_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  ready: boolean;
+  /** `{"<model_id>": generation}`: the generation this server serves per model. */
+  applied: Json<Record<string, number>>;
+  missing: Json<string[]>;
+  load_errors: Json<Array<{ model: string; version: number; message: string; permanent: boolean }>>;
+}
+
+export interface ServingErrorTable {
+  server_id: string;
+  model_version_id: string;
+  role: string;
+  /** The second the errors happened in. */
+  bucket: Timestamp;
+  count: number;
+}
+
 export interface Database {
   data_schemas: DataSchemaTable;
   data_spans: DataSpanTable;
@@ -156,9 +225,14 @@ export interface Database {
   models: ModelTable;
   model_versions: ModelVersionTable;
   model_aliases: ModelAliasTable;
+  alias_history: AliasHistoryTable;
   deployments: DeploymentTable;
   monitoring_reports: MonitoringReportTable;
   prediction_log: PredictionLogTable;
+  serving_traffic: ServingTrafficTable;
+  serving_versions: ServingVersionTable;
+  model_servers: ModelServerTable;
+  serving_errors: ServingErrorTable;
 }
 
 export type PipelineRun = Selectable<PipelineRunTable>;
@@ -171,7 +245,10 @@ export type LineageEdge = Selectable<LineageEdgeTable>;
 export type Model = Selectable<ModelTable>;
 export type ModelVersion = Selectable<ModelVersionTable>;
 export type ModelAlias = Selectable<ModelAliasTable>;
+export type AliasHistoryRow = Selectable<AliasHistoryTable>;
 export type Deployment = Selectable<DeploymentTable>;
 export type MonitoringReport = Selectable<MonitoringReportTable>;
 export type PredictionLogRow = Selectable<PredictionLogTable>;
 export type NewPrediction = Insertable<PredictionLogTable>;
+export type ServingTraffic = Selectable<ServingTrafficTable>;
+export type ModelServer = Selectable<ModelServerTable>;

@@ -25,10 +25,19 @@ export const testServices = {
   minioBinary: () => need('MLOPS_TEST_MINIO_BINARY'),
 };
 
-/** Environment for a process that should use the test services and a bucket of its own. */
+/**
+ * The PostgreSQL schema of this test file (this module is evaluated once per test file): test
+ * files share one database, but not their metadata — in particular not their serving state, which
+ * every model server on a schema follows (a server of one file could not load another file's
+ * models, whose artifacts are in that file's bucket).
+ */
+const FILE_SCHEMA = `mlops_t_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+
+/** Environment for a process that should use the test services, this test file's schema and a bucket of its own. */
 export function testEnv(bucket = `t-${randomUUID().slice(0, 12)}`): NodeJS.ProcessEnv {
   return {
     DATABASE_URL: testServices.databaseUrl(),
+    MLOPS_DB_SCHEMA: FILE_SCHEMA,
     ARTIFACT_ROOT: `s3://${bucket}/artifacts`,
     S3_ENDPOINT: testServices.s3Endpoint(),
     AWS_ACCESS_KEY_ID: testServices.s3AccessKey(),
@@ -63,7 +72,7 @@ export function independentS3(): MinioClient {
 
 /**
  * A second, independent PostgreSQL connection for assertions, its `search_path` set to the
- * schema our tables live in (the test runtime's MLOPS_DB_SCHEMA, i.e. `mlops`, unless given).
+ * schema our tables live in (the test runtime's MLOPS_DB_SCHEMA: this test file's schema, unless given).
  */
 export async function independentPg(schema: string = testConfig().databaseSchema): Promise<PgClient> {
   const c = new PgClient({ connectionString: testServices.databaseUrl() });
@@ -77,11 +86,12 @@ export async function independentPg(schema: string = testConfig().databaseSchema
   return c;
 }
 
-export async function createTemporalEnv(): Promise<TestWorkflowEnvironment> {
+/** A Temporal dev server of the test file's own; `extraArgs` go to `temporal server start-dev` (e.g. `--dynamic-config-value`). */
+export async function createTemporalEnv(extraArgs: string[] = []): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: testServices.temporalCli() },
-      extraArgs: ['--log-level', 'error'],
+      extraArgs: ['--log-level', 'error', ...extraArgs],
     },
   });
 }

@@ -133,6 +133,19 @@ test('flights January end to end: a registered version whose ONNX scores equal t
     expect(t.finished_at!.getTime()).toBeGreaterThanOrEqual(t.started_at!.getTime());
   }
 
+  // Every artifact the run wrote has its size and the step that produced it.
+  const produced = await pg.query(
+    `select s.step_name, a.media_type, a.bytes::bigint::float8 as bytes, a.uri
+       from artifacts a join step_runs s on s.id = a.producing_step_run_id join pipeline_runs p on p.id = s.pipeline_run_id where p.workflow_id = $1 order by a.id`,
+    [workflowId],
+  );
+  const byStep = (produced.rows as Array<{ step_name: string; media_type: string; bytes: number; uri: string }>).map((r) => `${r.step_name} ${r.media_type}`);
+  expect(byStep.sort()).toEqual(['evaluate application/json', 'prepare application/json', 'prepare application/vnd.apache.parquet', 'prepare application/vnd.apache.parquet', 'snapshot application/vnd.apache.parquet', 'train application/onnx'].sort());
+  for (const r of produced.rows as Array<{ bytes: number; uri: string }>) {
+    const stat = await independentS3().statObject(...(/^s3:\/\/([^/]+)\/(.+)$/.exec(r.uri)!.slice(1, 3) as [string, string]));
+    expect(r.bytes).toBe(stat.size);
+  }
+
   // The registry: one version, alias candidate, lineage to the data snapshot.
   const versions = await versionsOf(model);
   expect(versions).toHaveLength(1);

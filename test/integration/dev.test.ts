@@ -118,6 +118,23 @@ test('npm run dev serves platformCheck from the Temporal CLI, shows it in the We
     await exec(temporal, ['schedule', 'delete', '--address', grpc, '--schedule-id', 'nightly-flights-delay']);
     await exec(temporal, ['workflow', 'terminate', '--address', grpc, '--workflow-id', scheduled, '--reason', 'test done']);
 
+    // The model server dev runs reads the same store: the version just trained promotes and
+    // serves, with no variable set by hand.
+    const serveUrl = /Model server\s+(\S+)/.exec(stdout)![1]!;
+    expect(stdout).toMatch(/MinIO keys\s+access \S+, secret \S+/);
+    const promotionInput = JSON.stringify({ model: 'flights-delay', version: 1, strategy: 'direct', loadTest: { seconds: 1, concurrency: 2 }, gates: { maxP99Ms: 2000 } });
+    const { stdout: promoJson } = await exec(temporal, ['workflow', 'execute', '--address', grpc, '--task-queue', 'mlops-control', '--type', 'promotion', '--workflow-id', 'promotion-flights-delay', '--input', promotionInput, '-o', 'json'], { timeout: 170_000 });
+    const promo = JSON.parse(promoJson);
+    expect(promo.closeEvent.workflowExecutionCompletedEventAttributes.result[0]).toMatchObject({ outcome: 'promoted', candidate: 1 });
+    const meta = (await (await fetch(`${serveUrl}/v2/models/flights-delay`)).json()) as { inputs: Array<{ name: string; datatype: string }> };
+    const infer = await fetch(`${serveUrl}/v2/models/flights-delay/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: meta.inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: [1, 1], data: [i.datatype === 'BYTES' ? 'ORD' : 10] })) }),
+    });
+    expect(infer.status).toBe(200);
+    expect(((await infer.json()) as { model_version: string }).model_version).toBe('1');
+
     // The Web UI that dev printed knows the run.
     const res = await fetch(`${ui}/api/v1/namespaces/default/workflows/${workflowId}`);
     expect(res.status).toBe(200);

@@ -103,6 +103,44 @@ async function release(workflowId: string, version: number, s: 'registered' | 'r
   await client.workflow.getHandle(workflowId).signal(releaseSignal, { version, status: s });
 }
 
+test('a registry that fails is retried, never read as "no production"; thresholds that cannot reach monitoring are an error decision', async () => {
+  const model = `flaky-${Date.now().toString(36)}`;
+  let calls = 0;
+  const flaky: FakeActivities = {
+    currentProduction: async () => {
+      // Five failures: as many attempts as the lookup had before, after which it read "none".
+      if (++calls <= 5) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+      return 3;
+    },
+    monitoringCheck: async () => {
+      throw new Error('not used');
+    },
+  };
+  await withWorkers(flaky, async () => {
+    const handle = await client.workflow.start('modelLifecycle', { taskQueue: TASK_QUEUES.control, workflowId: lifecycleWorkflowId(model), args: [{ model, policy: policy({ monitoring: { enabled: true, periodSeconds: 3600 } }) }] });
+    try {
+      const s = await waitFor('the production version read from the registry', async () => {
+        const st = await handle.query(lifecycleStatusQuery);
+        return st.production !== null ? st : undefined;
+      }, 60_000);
+      expect(s.production).toBe(3);
+      expect(calls).toBe(6);
+      // Monitoring went away: new thresholds cannot reach it, and the status says so.
+      await waitFor('monitoring started', async () => ((await client.workflow.getHandle(monitoringWorkflowId(model)).describe().catch(() => undefined))?.status.name === 'RUNNING' ? true : undefined));
+      await client.workflow.getHandle(monitoringWorkflowId(model)).terminate('test');
+      await handle.signal('setPolicy', policy({ monitoring: { enabled: true, periodSeconds: 3600, thresholds: { psiAct: 0.5 } } }));
+      const after = await waitFor('an error decision for the undelivered thresholds', async () => {
+        const st = await handle.query(lifecycleStatusQuery);
+        return st.decisions.some((d) => d.kind === 'error' && d.detail.includes('setThresholds not delivered')) ? st : undefined;
+      });
+      expect(after.policy.monitoring.thresholds.psiAct).toBe(0.5);
+    } finally {
+      await handle.terminate('test over').catch(() => undefined);
+      await client.workflow.getHandle(monitoringWorkflowId(model)).terminate('test over').catch(() => undefined);
+    }
+  });
+});
+
 test('1,000 duplicate retrain signals in a burst start exactly one training', async () => {
   const model = 'dup-burst';
   await withWorkers(noProduction, async () => {

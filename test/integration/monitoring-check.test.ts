@@ -7,7 +7,7 @@ import { createMonitoringActivities } from '../../activities/monitoring';
 import { readVerified } from '../../activities/data/sources';
 import type { FeatureSpec, Table } from '../../activities/ml/dataset';
 import { createSession, scoreTable } from '../../activities/training/scoring';
-import { getModelByName, getModelVersion, setAlias, upsertModel } from '../../infra/db/repositories';
+import { getModelByName, getModelVersion, registerModelVersion, setAlias, upsertModel } from '../../infra/db/repositories';
 import type { WorkerRuntime } from '../../workers/runtime';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
@@ -213,7 +213,7 @@ test('February traffic, a schema change, and a window with too few rows', async 
   // Nothing served in a window: a report that says so, figures at rest.
   const empty = await check(5);
   expect(empty).toMatchObject({ rows: 0, labeledRows: 0, level: 'insufficient-data', breach: false });
-  expect(empty.features.origin).toMatchObject({ psi: 0, js: 0, missingFraction: 0, unseenFraction: 0 });
+  expect(empty.features.origin).toMatchObject({ psi: null, js: null, missingFraction: 0, unseenFraction: 0, notComputed: { psi: expect.any(String), js: expect.any(String) } });
   expect(empty.prediction).toBeUndefined();
 }, 120_000);
 
@@ -230,4 +230,17 @@ test('no production version: insufficient-data report; unknown model: NotFound',
     type: 'InvalidInput',
     message: expect.stringContaining('windowStart'),
   });
+});
+
+test('a check that fails writes the report row of its window with the step and the error', async () => {
+  const other = `mon-bad-${randomUUID().slice(0, 6)}`;
+  const m = await upsertModel(runtime.db, other);
+  const mv = await registerModelVersion(runtime.db, { modelId: m.id, idempotencyKey: `bad-${other}`, status: 'registered', metrics: {}, onnxArtifactId: null, inputSignature: { not: 'a list' }, outputSignature: [] });
+  await setAlias(runtime.db, m.id, 'production', mv.id);
+  await expect(check(3, other, 2)).rejects.toMatchObject({ type: 'InvalidSignature' });
+  const w = window(3);
+  const rows = await pg.query(`select r.breach, r.figures from monitoring_reports r join models m on m.id = r.model_id where m.name = $1 and r.window_start = $2 and r.window_end = $3`, [other, w.windowStart, w.windowEnd]);
+  expect(rows.rows).toHaveLength(1);
+  expect(rows.rows[0].breach).toBe(false);
+  expect(rows.rows[0].figures).toMatchObject({ level: 'error', attempt: 2, failedStep: 'start', error: expect.stringContaining('input signature') });
 });

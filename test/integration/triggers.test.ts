@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -341,6 +342,38 @@ describe('Temporal Schedule', () => {
         } finally {
           for (const id of [`retrain-${model}`, 'retrain-bad']) await client.schedule.getHandle(id).delete().catch(() => undefined);
           await terminate(lifecycleWorkflowId(model));
+        }
+      },
+      controlOnly,
+    );
+  });
+});
+
+describe('workflow-side triggers without a policy', () => {
+  test('a scheduled retrain or a data watcher for a model with no lifecycle starts nothing and says why', async () => {
+    const model = `nolife-${randomUUID().slice(0, 8)}`;
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'nolife-'));
+    await fs.writeFile(path.join(dir, 'part-0.csv'), 'a,b\n1,2\n');
+    const watcherId = watcherWorkflowId(model);
+    await withTestWorkers(
+      env,
+      runtime,
+      async () => {
+        try {
+          const firing = await client.workflow.start('scheduledRetrain', { taskQueue: TASK_QUEUES.control, workflowId: `retrain-${model}-${Date.now()}`, args: [{ model }] });
+          await expect(firing.result()).rejects.toMatchObject({ cause: { type: 'NoLifecycle', message: expect.stringContaining(`no lifecycle for model ${model}`) } });
+          await client.workflow.start(DATASET_WATCHER, { workflowId: watcherId, taskQueue: TASK_QUEUES.control, args: [{ model, prefix: pathToFileURL(dir).href + '/', periodSeconds: 1, minAgeSeconds: 0 }] });
+          // The watcher keeps the file for later (its cursor does not move) and shows the reason.
+          const w = await waitFor('the watcher to report the missing lifecycle', async () => {
+            const s = await client.workflow.getHandle(watcherId).query(watcherStatusQuery);
+            return s.lastError?.includes(`no lifecycle for model ${model}`) ? s : undefined;
+          });
+          expect(w.signals).toBe(0);
+          expect(w.cursor).toBeUndefined();
+          await expect(client.workflow.getHandle(lifecycleWorkflowId(model)).describe()).rejects.toMatchObject({ name: 'WorkflowNotFoundError' });
+        } finally {
+          await terminate(watcherId);
+          await fs.rm(dir, { recursive: true, force: true });
         }
       },
       controlOnly,

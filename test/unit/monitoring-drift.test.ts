@@ -42,9 +42,9 @@ const numericCase = (name: string) => fx.numeric.find((c) => c.name === name)!;
 const categoricalCase = (name: string) => fx.categorical.find((c) => c.name === name)!;
 const floats = (xs: Array<number | null>) => Float64Array.from(xs, (x) => (x === null ? NaN : x));
 
-function expectClose(actual: number | undefined, expected: number, rel: number, label: string): void {
+function expectClose(actual: number | null | undefined, expected: number, rel: number, label: string): void {
   const tol = rel * Math.abs(expected) + 1e-12;
-  if (actual === undefined || !(Math.abs(actual - expected) <= tol)) throw new Error(`${label}: got ${actual}, reference ${expected} (tolerance ${tol})`);
+  if (actual === undefined || actual === null || !(Math.abs(actual - expected) <= tol)) throw new Error(`${label}: got ${actual}, reference ${expected} (tolerance ${tol})`);
 }
 
 /** The baseline as the activity builds it: prepare's statistics (numpy's edges and counts here) plus the raw training values. */
@@ -250,5 +250,23 @@ describe('monitoring verdict', () => {
     expect(r.level).toBe('act');
     expect(r.reasons).toEqual(['calibration: positive rate 25.0% vs mean prediction 10.0% (gap 15.0% > 5.0%)']);
     expect(r.performance!.auc).toBe(0.5);
+  });
+
+  test('a figure that cannot be computed is null with its reason, and the window is not ok', () => {
+    const d = numericCase('distance-matched');
+    const allMissing = new Float64Array(d.window.length).fill(NaN);
+    const r = checkDrift({
+      thresholds: { ...defaults, minRows: 10, maxMissingIncrease: 1 },
+      baseline: { distance: numericBaseline(d) },
+      window: { rows: allMissing.length, features: { distance: { kind: 'numeric', values: allMissing } } },
+    });
+    const f = r.features.distance!;
+    expect(f.psi).toBeNull();
+    expect(f.js).toBeNull();
+    expect(f.notComputed).toEqual({ psi: expect.stringMatching(/no value in the window/), js: expect.stringMatching(/no value in the window/) });
+    // Stored as JSON, it stays null: no stand-in 0 that reads as "no drift".
+    expect(JSON.parse(JSON.stringify(r)).features.distance.psi).toBeNull();
+    expect(r.level).not.toBe('ok');
+    expect(r.reasons).toContain('distance psi not computed: no value in the window (every row is missing it)');
   });
 });

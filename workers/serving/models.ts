@@ -36,6 +36,8 @@ export interface ModelState {
   name: string;
   versions: Map<number, LoadedVersion>;
   traffic: Traffic;
+  /** The serving-state generation this traffic comes from (0: set in memory, not from the database). */
+  generation: number;
 }
 
 export class NotFound extends BadRequest {
@@ -75,13 +77,23 @@ export class ModelStore {
     if (mv.status !== 'registered') throw new BadRequest(`model ${name} version ${version} was rejected; it cannot be served`, 409);
     if (!mv.onnx_artifact_id) throw new BadRequest(`model ${name} version ${version} has no ONNX file`, 409);
     const artifact = await this.db.selectFrom('artifacts').selectAll().where('id', '=', mv.onnx_artifact_id).executeTakeFirstOrThrow();
-    const bytes = await readAll(await this.artifacts.get(this.artifacts.keyFromUri(artifact.uri)));
+    let bytes: Buffer;
+    try {
+      bytes = await readAll(await this.artifacts.get(this.artifacts.keyFromUri(artifact.uri)));
+    } catch (err) {
+      // The usual cause: this server was started with another artifact store than the workers.
+      const s3 = artifact.uri.startsWith('s3://');
+      throw new Error(
+        `model ${name} v${version}: cannot read ${artifact.uri} from this server's artifact store ${this.artifacts.root} (${err instanceof Error ? err.message : String(err)}); ` +
+          `start the model server with the store the workers write to: ARTIFACT_ROOT=${s3 ? artifact.uri.replace(/^(s3:\/\/[^/]+).*$/, '$1') + '/…' : '<the workers\' ARTIFACT_ROOT>'}${s3 ? ', S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY' : ''} (npm run dev prints them)`,
+      );
+    }
     const sha = createHash('sha256').update(bytes).digest('hex');
     if (sha !== artifact.sha256) throw new Error(`model ${name} v${version}: ${artifact.uri} has sha256 ${sha}, the registry says ${artifact.sha256}; refusing to load it`);
     const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
     const inputs = (mv.input_signature as Array<{ name: string; datatype: string }>).map((s) => ({ name: s.name, datatype: s.datatype as 'FP32' | 'BYTES', shape: [-1, 1] }));
     const loaded: LoadedVersion = { model: name, modelId: model.id, modelVersionId: mv.id, version, sha256: sha, session, inputs, inflight: 0, loadedAt: new Date().toISOString() };
-    const current = this.models.get(name) ?? { name, versions: new Map(), traffic: { canaryWeight: 0 } };
+    const current = this.models.get(name) ?? { name, versions: new Map(), traffic: { canaryWeight: 0 }, generation: 0 };
     // Copy-on-write: requests holding the old state keep a consistent view.
     this.models.set(name, { ...current, versions: new Map([...current.versions, [version, loaded]]) });
     return loaded;
@@ -96,6 +108,20 @@ export class ModelStore {
     const next = { ...state, traffic: { ...traffic } };
     this.models.set(name, next);
     return next;
+  }
+
+  /**
+   * Switches to a generation of the database's serving state, whose versions are all loaded
+   * already: the traffic switch is atomic, then versions the state no longer names are unloaded
+   * (each once its in-flight requests end). An older generation than the one served is ignored.
+   */
+  applyState(name: string, traffic: Traffic, generation: number, keep: number[]): boolean {
+    const state = this.models.get(name) ?? { name, versions: new Map<number, LoadedVersion>(), traffic: { canaryWeight: 0 }, generation: 0 };
+    if (generation <= state.generation) return false;
+    for (const v of [traffic.stable, traffic.canary, traffic.shadow]) if (v !== undefined && !state.versions.has(v)) throw new Error(`model ${name} v${v} is not loaded`);
+    this.models.set(name, { ...state, traffic: { ...traffic }, generation });
+    for (const v of state.versions.keys()) if (!keep.includes(v)) void this.unload(name, v).catch(() => undefined);
+    return true;
   }
 
   /** Unloads a version no traffic points at; its session is released once in-flight requests end. */

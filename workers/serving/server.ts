@@ -5,18 +5,21 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { ArtifactStore } from '../../infra/artifacts';
 import type { Database } from '../../infra/db/schema';
-import { attachLabels } from '../../infra/db/repositories';
+import { attachLabels, changeServingState, getModelByName, getModelVersion, getServingTraffic, listServingVersionIds } from '../../infra/db/repositories';
 import type { Logger } from '../../infra/log';
 import { ServerMetrics } from './metrics';
 import { HttpError, bearerToken, parseJsonBody, readJsonBody, send, tokenMatches } from '../../infra/http';
 import { ModelStore, NotFound, type LoadedVersion } from './models';
 import { BadRequest, parseInfer, type ParsedInfer } from './oip';
 import { PredictionLog } from './prediction-log';
+import { ServingSync } from './sync';
 
 /**
  * The model server: onnxruntime-node behind the Open Inference Protocol REST API, with traffic
  * split (stable/canary by weight), shadow scoring, hot swap, a batched prediction log, label
- * feedback, Prometheus metrics, and a token-guarded admin API for the deployment activities.
+ * feedback, Prometheus metrics, and a token-guarded admin API. Traffic and the versions to hold
+ * live in PostgreSQL (`serving_traffic`, `serving_versions`): every replica follows them (see
+ * ServingSync), and the admin API writes them there, never only to this process's memory.
  */
 
 export interface ModelServerOptions {
@@ -29,7 +32,9 @@ export interface ModelServerOptions {
   adminToken?: string;
   maxBodyBytes?: number;
   maxBatch?: number;
-  predictionLog?: { intervalMs?: number; batchSize?: number };
+  predictionLog?: { intervalMs?: number; batchSize?: number; maxBuffered?: number };
+  /** Following the serving state in PostgreSQL: poll interval, heartbeat interval, the URL other processes reach this server at. */
+  serving?: { pollMs?: number; heartbeatMs?: number; advertiseUrl?: string; serverId?: string };
 }
 
 export interface RunningModelServer {
@@ -38,6 +43,9 @@ export interface RunningModelServer {
   store: ModelStore;
   metrics: ServerMetrics;
   predictions: PredictionLog;
+  sync: ServingSync;
+  /** Resolves once the serving state read at start is applied (every version it names loaded, or failed and being retried). */
+  loaded: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,6 +81,14 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
   const store = new ModelStore(opts.db, opts.artifacts);
   const metrics = new ServerMetrics();
   const predictions = new PredictionLog(opts.db, { ...opts.predictionLog, onError: (err) => opts.log.warn(`prediction log: ${err instanceof Error ? err.message : String(err)}`) });
+  // Its endpoint is known once the server listens.
+  const sync = new ServingSync(opts.db, store, opts.log, {
+    serverId: opts.serving?.serverId ?? randomUUID(),
+    endpoint: opts.serving?.advertiseUrl ?? '',
+    pollMs: opts.serving?.pollMs ?? 250,
+    heartbeatMs: opts.serving?.heartbeatMs ?? 1000,
+  });
+  let closing = false;
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
   const maxBatch = opts.maxBatch ?? 10_000;
 
@@ -101,6 +117,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
     } finally {
       v.inflight--;
       metrics.observe(v.model, v.version, role, performance.now() - started, parsed.rows, ok);
+      if (!ok) sync.recordError(v.modelVersionId, role);
     }
   };
 
@@ -114,9 +131,16 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
     if (method === 'GET' && url.pathname === '/v2/health/live') return send(res, 200, { live: true });
-    if (method === 'GET' && url.pathname === '/v2/health/ready') return send(res, 200, { ready: true });
+    if (method === 'GET' && url.pathname === '/v2/health/ready') {
+      const missing = sync.missing();
+      const ready = sync.ready && !closing;
+      return send(res, ready ? 200 : 503, { ready, ...(ready ? {} : { missing, ...(closing ? { stopping: true } : {}), ...(sync.loadErrors.length ? { loadErrors: sync.loadErrors } : {}) }) });
+    }
     if (method === 'GET' && url.pathname === '/v2') return send(res, 200, { name: 'temporal-mlops', version: '0.1.0', extensions: [] });
-    if (method === 'GET' && url.pathname === '/metrics') return send(res, 200, metrics.render({ mlops_prediction_log_pending: predictions.pending, mlops_prediction_log_dropped_total: predictions.dropped }), { 'content-type': 'text/plain; version=0.0.4' });
+    if (method === 'GET' && url.pathname === '/metrics') {
+      const gauges = { mlops_prediction_log_pending: predictions.pending, mlops_prediction_log_dropped_total: predictions.dropped, mlops_prediction_log_written_total: predictions.written, mlops_prediction_log_failures_total: predictions.failures, mlops_serving_ready: sync.ready ? 1 : 0, mlops_serving_missing_versions: sync.missing().length, mlops_serving_errors_dropped_total: sync.errorsDropped };
+      return send(res, 200, metrics.render(gauges), { 'content-type': 'text/plain; version=0.0.4' });
+    }
 
     if (parts[0] === 'v2' && parts[1] === 'models' && parts[2]) {
       const name = decodeURIComponent(parts[2]);
@@ -136,8 +160,16 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         return send(res, 200, metadataOf(name, versions));
       }
       if (method === 'GET' && rest[0] === 'ready' && rest.length === 1) {
-        const ready = version !== undefined ? !!state?.versions.get(version) : state?.traffic.stable !== undefined;
-        return send(res, ready ? 200 : 404, { name, ready });
+        // Ready: every version the database says this model's servers hold is loaded (and, unversioned, a stable one serves).
+        const required = sync.requiredVersions(name);
+        if (version !== undefined) {
+          if (state?.versions.get(version)) return send(res, 200, { name, version: String(version), ready: true });
+          return send(res, required.includes(version) ? 503 : 404, { name, version: String(version), ready: false });
+        }
+        const missing = sync.missing(name);
+        const ready = state?.traffic.stable !== undefined && !!state.versions.get(state.traffic.stable) && missing.length === 0;
+        if (ready) return send(res, 200, { name, ready, generation: state.generation });
+        return send(res, state || required.length ? 503 : 404, { name, ready: false, missing });
       }
       if (method === 'POST' && rest[0] === 'infer' && rest.length === 1) {
         const route = store.route(name, version);
@@ -175,26 +207,51 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         return send(
           res,
           200,
-          [...store.models.values()].map((s) => ({ name: s.name, traffic: s.traffic, versions: [...s.versions.values()].map((v) => ({ version: v.version, sha256: v.sha256, loadedAt: v.loadedAt, inflight: v.inflight })) })),
+          [...store.models.values()].map((s) => ({ name: s.name, traffic: s.traffic, generation: s.generation, versions: [...s.versions.values()].map((v) => ({ version: v.version, sha256: v.sha256, loadedAt: v.loadedAt, inflight: v.inflight })) })),
         );
       }
       if (method === 'POST' && parts[1] === 'models' && parts[2] && parts.length === 4) {
         const name = decodeURIComponent(parts[2]);
         if (!NAME.test(name)) throw new BadRequest(`model name ${JSON.stringify(name)} is not valid`);
         const body = await readJsonBody(req, maxBody);
+        // Each loads here first (so a version that cannot be served is refused before anything is
+        // written), then writes the database — which every replica follows — and applies it here.
         if (parts[3] === 'load') {
           const v = await store.load(name, parseJsonBody(versionBody, body, 'load request').version);
-          return send(res, 200, { name, version: v.version, sha256: v.sha256 });
+          const generation = await opts.db.transaction().execute((trx) => changeServingState(trx, { modelId: v.modelId, by: 'admin', add: [v.modelVersionId] }));
+          await sync.syncModel(v.modelId);
+          return send(res, 200, { name, version: v.version, sha256: v.sha256, generation });
         }
         if (parts[3] === 'traffic') {
-          const state = await store.setTraffic(name, parseJsonBody(trafficBody, body, 'traffic'));
-          opts.log.info(`model ${name}: traffic ${JSON.stringify(state.traffic)}`);
-          return send(res, 200, { name, traffic: state.traffic });
+          const t = parseJsonBody(trafficBody, body, 'traffic');
+          const loaded = await Promise.all([t.stable, t.canary, t.shadow].map((v) => (v !== undefined ? store.load(name, v) : undefined)));
+          const [stable, canary, shadow] = loaded;
+          const generation = await opts.db.transaction().execute((trx) =>
+            changeServingState(trx, {
+              modelId: stable!.modelId,
+              by: 'admin',
+              traffic: { stableVersionId: stable!.modelVersionId, canaryVersionId: canary?.modelVersionId ?? null, canaryWeight: canary ? t.canaryWeight : 0, shadowVersionId: shadow?.modelVersionId ?? null },
+            }),
+          );
+          await sync.syncModel(stable!.modelId);
+          const state = store.models.get(name)!;
+          opts.log.info(`model ${name}: traffic ${JSON.stringify(state.traffic)} (generation ${generation}, by the admin API)`);
+          return send(res, 200, { name, traffic: state.traffic, generation });
         }
         if (parts[3] === 'unload') {
           const { version } = parseJsonBody(versionBody, body, 'unload request');
-          await store.unload(name, version);
-          return send(res, 200, { name, unloaded: version });
+          const model = await getModelByName(opts.db, name);
+          const mv = model ? await getModelVersion(opts.db, model.id, version) : undefined;
+          if (!model || !mv || (!store.models.get(name)?.versions.has(version) && !(await listServingVersionIds(opts.db, model.id)).includes(mv.id))) throw new NotFound(`model ${name} version ${version} is not loaded`);
+          const traffic = await getServingTraffic(opts.db, model.id);
+          const t = store.models.get(name)?.traffic;
+          if ((traffic && [traffic.stable_version_id, traffic.canary_version_id, traffic.shadow_version_id].includes(mv.id)) || (t && [t.stable, t.canary, t.shadow].includes(version))) {
+            throw new BadRequest(`model ${name} version ${version} still receives traffic; change the traffic first`, 409);
+          }
+          const generation = await opts.db.transaction().execute((trx) => changeServingState(trx, { modelId: model.id, by: 'admin', remove: [mv.id] }));
+          await sync.syncModel(model.id);
+          if (store.models.get(name)?.versions.has(version)) await store.unload(name, version);
+          return send(res, 200, { name, unloaded: version, generation });
         }
       }
       throw new NotFound(`no route for ${method} ${url.pathname}`);
@@ -223,19 +280,37 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
-  opts.log.info(`model server listening on ${url}`);
+  sync.opts.endpoint ||= url;
+  try {
+    // A server that cannot reach its database says so at start.
+    await sync.register();
+  } catch (err) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await predictions.close();
+    throw err;
+  }
+  // Listening already (readiness answers 503 meanwhile); returns once the state read at start is applied.
+  const loaded = sync.run();
+  await loaded;
+  opts.log.info(`model server ${sync.opts.serverId} listening on ${url}, following the serving state every ${sync.opts.pollMs} ms`);
   return {
     url,
     port,
     store,
     metrics,
     predictions,
+    sync,
+    loaded,
     close: async () => {
+      // Not ready from now on; stop following; drain requests; write what is buffered; say we stopped.
+      closing = true;
+      await loaded.catch(() => undefined);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
       await predictions.close();
+      await sync.close();
       await store.close();
     },
   };

@@ -121,11 +121,14 @@ export function trainingSpecInput(model: string, policy: LifecyclePolicy, dataUr
 
 export interface MonitoringFeatureFigures {
   kind: 'numeric' | 'categorical';
-  psi: number;
-  js: number;
+  /** null when it cannot be computed; `notComputed` says why. */
+  psi: number | null;
+  js: number | null;
   /** Numeric features only. */
   ks?: number;
-  ksPValue?: number;
+  ksPValue?: number | null;
+  /** Figure name → why it is null (JSON has no NaN: a figure is a number or null with a reason, never a stand-in 0). */
+  notComputed?: Record<string, string>;
   missingFraction: number;
   baselineMissingFraction: number;
   /** Categorical features only: rows whose category training never saw. */
@@ -145,7 +148,7 @@ export interface MonitoringReport {
   breach: boolean;
   reasons: string[];
   features: Record<string, MonitoringFeatureFigures>;
-  prediction?: { psi: number; js: number; ks: number; mean: number; baselineMean: number };
+  prediction?: { psi: number | null; js: number | null; ks: number | null; mean: number; baselineMean: number; notComputed?: Record<string, string> };
   quality: { missingInputs: string[]; unexpectedInputs: string[]; schemaChanged: boolean };
   performance?: { auc: number | null; logLoss: number; accuracy: number; positiveRate: number; meanPrediction: number; offlineAuc: number | null; offlineLogLoss: number | null };
 }

@@ -132,6 +132,11 @@ export const trainingSpec = z
     /** For `trainer: command`: the name of a trainer registered on the workers (MLOPS_COMMAND_TRAINERS). */
     command: modelName.optional(),
     hyperparameters: z.record(z.string(), z.unknown()).default({}),
+    /**
+     * Columns added, removed or retyped against the model's data schema: `stop` the run (the
+     * default; the new schema waits for `mlops schema accept`) or `accept` it as the next version.
+     */
+    schemaChange: z.enum(['stop', 'accept']).optional(),
     resources: z
       .object({
         gpu: z.number().int().min(0).max(8).default(1),
@@ -158,9 +163,15 @@ export const trainingSpec = z
         maxBaselineLoss: z.number().min(0).max(1).default(0),
         /** A production champion that cannot be scored on this split (changed features, a lost file): reject the candidate, or accept it without the comparison. */
         onIncomparableChampion: z.enum(['reject', 'accept']).default('reject'),
+        /**
+         * A candidate whose inputs or outputs differ from production's breaks every client of the
+         * model: it is rejected unless this declares the change (the registry, the promotion and
+         * the alias history then record it).
+         */
+        allowSignatureChange: z.boolean().default(false),
       })
       .strict()
-      .default({ minAuc: 0.55, maxRegression: 0.005, minSliceRows: 500, latencyBudgetMs: 20, maxParityDiff: 1e-4, maxBaselineLoss: 0, onIncomparableChampion: 'reject' }),
+      .default({ minAuc: 0.55, maxRegression: 0.005, minSliceRows: 500, latencyBudgetMs: 20, maxParityDiff: 1e-4, maxBaselineLoss: 0, onIncomparableChampion: 'reject', allowSignatureChange: false }),
     evaluation: z
       .object({
         threshold: z.number().gt(0).lt(1).default(0.5),

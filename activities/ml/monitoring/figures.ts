@@ -7,26 +7,37 @@ import type { CategoricalBaseline, DriftCheckInput, NumericBaseline } from './dr
 
 export const f2 = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 0.01 || x === 0 ? x.toFixed(2) : x.toExponential(1));
 export const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-/** JSON has no NaN/Infinity: a figure that cannot be computed is 0 and says nothing (missingness is judged separately). */
-const finite = (x: number) => (Number.isFinite(x) ? x : 0);
+/**
+ * JSON has no NaN or Infinity: a figure that cannot be computed is null, and `notes` gets the
+ * reason under its name. A stand-in 0 would read as "no drift".
+ */
+export function figure(name: string, x: number, notes: Record<string, string>, why?: string): number | null {
+  if (Number.isFinite(x)) return x;
+  notes[name] = why ?? (Number.isNaN(x) ? 'not a number (0/0)' : 'infinite');
+  return null;
+}
+
+const withNotes = <T extends object>(fig: T, notes: Record<string, string>): T => (Object.keys(notes).length ? { ...fig, notComputed: notes } : fig);
+const NO_VALUES = 'no value in the window (every row is missing it)';
 
 export function numericFigures(b: NumericBaseline, values: ArrayLike<number>): MonitoringFeatureFigures {
   const hist = histogram(values, b.edges);
   let present = 0;
   for (const c of hist) present += c;
   const missing = values.length - present;
+  const notes: Record<string, string> = {};
   const fig: MonitoringFeatureFigures = {
     kind: 'numeric',
-    psi: present ? finite(psi(b.histogram, hist)) : 0,
-    js: present ? finite(jensenShannon(b.histogram, hist)) : 0,
+    psi: present ? figure('psi', psi(b.histogram, hist), notes) : figure('psi', NaN, notes, NO_VALUES),
+    js: present ? figure('js', jensenShannon(b.histogram, hist), notes) : figure('js', NaN, notes, NO_VALUES),
     missingFraction: values.length ? missing / values.length : 0,
     baselineMissingFraction: b.rows ? b.missing / b.rows : 0,
   };
   if (b.sample && present) {
     const ks = ks2(b.sample, values);
-    if (Number.isFinite(ks.statistic)) Object.assign(fig, { ks: ks.statistic, ksPValue: finite(ks.pValue) });
+    if (Number.isFinite(ks.statistic)) Object.assign(fig, { ks: ks.statistic, ksPValue: figure('ksPValue', ks.pValue, notes) });
   }
-  return fig;
+  return withNotes(fig, notes);
 }
 
 /** Categories below this share of the training rows are compared as one bucket (see binnedCategories). */
@@ -72,14 +83,18 @@ export function categoricalFigures(b: CategoricalBaseline, w: { counts: Record<s
     if (!Object.hasOwn(b.categories, k)) unseen += n;
   }
   const rows = present + w.missing;
-  return {
-    kind: 'categorical',
-    psi: present ? finite(psi(p, q)) : 0,
-    js: present ? finite(jensenShannon(p, q)) : 0,
-    missingFraction: rows ? w.missing / rows : 0,
-    baselineMissingFraction: b.rows ? b.missing / b.rows : 0,
-    unseenFraction: rows ? unseen / rows : 0,
-  };
+  const notes: Record<string, string> = {};
+  return withNotes(
+    {
+      kind: 'categorical',
+      psi: present ? figure('psi', psi(p, q), notes) : figure('psi', NaN, notes, NO_VALUES),
+      js: present ? figure('js', jensenShannon(p, q), notes) : figure('js', NaN, notes, NO_VALUES),
+      missingFraction: rows ? w.missing / rows : 0,
+      baselineMissingFraction: b.rows ? b.missing / b.rows : 0,
+      unseenFraction: rows ? unseen / rows : 0,
+    },
+    notes,
+  );
 }
 
 function withoutNaN(values: ArrayLike<number>): Float64Array {
@@ -104,7 +119,8 @@ export function predictionFigures(baseline: ArrayLike<number>, window: ArrayLike
   const edges = quantileEdges(b, 10);
   const hb = histogram(b, edges);
   const hw = histogram(w, edges);
-  return { psi: finite(psi(hb, hw)), js: finite(jensenShannon(hb, hw)), ks: finite(ks2(b, w).statistic), mean: mean(w), baselineMean: mean(b) };
+  const notes: Record<string, string> = {};
+  return withNotes({ psi: figure('psi', psi(hb, hw), notes), js: figure('js', jensenShannon(hb, hw), notes), ks: figure('ks', ks2(b, w).statistic, notes), mean: mean(w), baselineMean: mean(b) }, notes);
 }
 
 export function performanceFigures(probs: ArrayLike<number>, labels: ArrayLike<number>, offline: DriftCheckInput['offline']): NonNullable<MonitoringReport['performance']> {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { gpuChildEnv } from '../../gpu-context';
 import type { ThreadData } from './thread';
 
 /**
@@ -14,7 +15,8 @@ export async function runInThread<Done extends { type: 'done' }, Message = unkno
   onMessage: (m: Message) => void;
 }): Promise<Done> {
   const data: ThreadData = { module: opts.module, export: opts.exportName, job: opts.job };
-  const worker = new Worker(threadScript(), { workerData: data });
+  // The thread's process.env names the step's GPUs (CUDA_VISIBLE_DEVICES), like a child process's.
+  const worker = new Worker(threadScript(), { workerData: data, env: gpuChildEnv() });
   const onCancel = () => void worker.terminate();
   opts.signal.addEventListener('abort', onCancel);
   try {

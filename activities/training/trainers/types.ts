@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { TRAINER_NAME } from '../../../workflows/contracts/training-spec';
 import type { FeatureSpec, Table } from '../../ml/dataset';
+import type { Gpu } from '../../gpu-context';
 
 export { TRAINER_NAME };
 
@@ -50,8 +51,10 @@ export interface TrainerContext<P = Record<string, unknown>> {
   /** Key/values to store in the ONNX model's metadata. */
   metadata: Record<string, string>;
   log: { info(msg: string): void; warn(msg: string): void };
-  /** For command trainers: the process environment pinned to this activity's GPU, if any. */
+  /** For command trainers: the process environment pinned to this activity's GPUs (CUDA_VISIBLE_DEVICES), if any. */
   childEnv(): NodeJS.ProcessEnv;
+  /** The GPUs leased for this step (`resources.gpu` of them); empty on the CPU. */
+  gpus?: readonly Gpu[];
   /** For the `command` trainer: the registered command the spec names. */
   command?: string;
 }

@@ -10,8 +10,9 @@ export const predictionDrift: MonitoringCheck = {
     const prediction = predictionFigures(ctx.input.prediction.baseline, ctx.input.prediction.window);
     ctx.figures.prediction = prediction;
     if (prediction && ctx.enoughRows) {
-      if (prediction.psi >= t.predictionPsiAct) ctx.act.push(`prediction PSI ${f2(prediction.psi)} ≥ ${t.predictionPsiAct}`);
-      else if (prediction.psi >= t.psiWarn) ctx.warn.push(`prediction PSI ${f2(prediction.psi)} ≥ ${t.psiWarn}`);
+      for (const [figure, why] of Object.entries(prediction.notComputed ?? {})) ctx.warn.push(`prediction ${figure} not computed: ${why}`);
+      if (prediction.psi !== null && prediction.psi >= t.predictionPsiAct) ctx.act.push(`prediction PSI ${f2(prediction.psi)} ≥ ${t.predictionPsiAct}`);
+      else if (prediction.psi !== null && prediction.psi >= t.psiWarn) ctx.warn.push(`prediction PSI ${f2(prediction.psi)} ≥ ${t.psiWarn}`);
     }
   },
 };
