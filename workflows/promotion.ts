@@ -70,6 +70,14 @@ export const rejectSignal = defineSignal<[{ by?: string; reason?: string }?]>(RE
 export const rollbackSignal = defineSignal<[{ reason?: string }?]>(ROLLBACK_SIGNAL);
 
 const acts = lazyActivities<DeploymentActivities>(() => ({ taskQueue: taskQueues().control, startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['NotFound', 'Rejected', 'ModelServerRefused', 'ConfigError', 'NoSample', 'ContractFailed'] } }));
+// deploy and setTraffic wait, heartbeating, until every model server applied the change: a
+// worker that dies meanwhile is noticed within the heartbeat timeout, not the 2-minute limit.
+const servingActs = lazyActivities<Pick<DeploymentActivities, 'deploy' | 'setTraffic'>>(() => ({
+  taskQueue: taskQueues().control,
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['NotFound', 'Rejected', 'ModelServerRefused', 'ConfigError', 'NoSample', 'ContractFailed'] },
+}));
 const loadActs = lazyActivities<DeploymentActivities>(() => ({ taskQueue: taskQueues().control, startToCloseTimeout: '15 minutes', heartbeatTimeout: '15 minutes', retry: { maximumAttempts: 2 } }));
 
 class GateFailed extends Error {}
@@ -83,7 +91,7 @@ async function rollbackNow(model: string, reason?: string): Promise<PromotionSta
   if (target === null) throw ApplicationFailure.nonRetryable(`${model}: no earlier production version to roll back to (none held production before the current one without being rolled back)`, 'NothingToRollBack');
   status.candidate = target;
   // Traffic first: users get the old version at once; the alias follows.
-  await acts.setTraffic({ model, traffic: { stable: target } });
+  await servingActs.setTraffic({ model, traffic: { stable: target } });
   status.traffic = { stable: target };
   await acts.setProduction({ model, version: target, kind: 'rollback', reason: status.reason });
   status.outcome = 'rolled-back';
@@ -114,10 +122,10 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
 
   const compensations: Array<() => Promise<void>> = [];
   const setTraffic = async (traffic: Traffic, undo?: Traffic) => {
-    await acts.setTraffic({ model: input.model, traffic });
+    await servingActs.setTraffic({ model: input.model, traffic });
     status.traffic = traffic;
     if (undo) compensations.unshift(async () => {
-      await acts.setTraffic({ model: input.model, traffic: undo });
+      await servingActs.setTraffic({ model: input.model, traffic: undo });
       status.traffic = undo;
     });
   };
@@ -131,7 +139,7 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
     status.previous = await acts.currentProduction({ model: input.model });
     if (status.previous === version) throw ApplicationFailure.nonRetryable(`${input.model} v${version} is already in production`, 'InvalidInput');
     status.stage = 'staging';
-    await acts.deploy({ model: input.model, version: version, slot: 'staging' });
+    await servingActs.deploy({ model: input.model, version: version, slot: 'staging' });
     status.stage = 'contract-test';
     const contract = await acts.contractTest({ model: input.model, version: version, rows: input.contractRows });
     gate('contract', contract.maxAbsDiff <= input.gates.maxContractDiff, contract);

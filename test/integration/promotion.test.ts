@@ -1,28 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
-import { literal, withDuckDb } from '../../activities/data/duck';
-import { loadTable, prepareData, type PreparedData } from '../../activities/data/prepare';
-import { flightsParquetPath } from '../../activities/data/snapshot';
-import type { Table } from '../../activities/ml/dataset';
-import { exportGbdtOnnx, trainGbdt } from '../../activities/ml/gbdt';
-import { signatureOf } from '../../activities/training/scoring';
-import { recordArtifact, registerModelVersion, upsertModel } from '../../infra/db/repositories';
 import { createLogger } from '../../infra/log';
 import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import { promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../workflows/promotion';
-import { PRESETS } from '../../workflows/contracts/training-spec';
 import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../helpers/real';
 import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 import { runEntry } from '../helpers/run-entry';
+import { registeredModels, type RegisteredModels } from '../helpers/registered-models';
+import type { PreparedData } from '../../activities/data/prepare';
 
 /** promotion against the real model server, registry and Temporal: canary, rollback, approval. */
 
@@ -32,31 +23,17 @@ let runtime: WorkerRuntime;
 let pg: PgClient;
 let server: RunningModelServer;
 let data: PreparedData;
-let train: Table;
-let dir: string;
 const bucket = `promo-${randomUUID().slice(0, 8)}`;
 
-async function register(model: string, labels: 'real' | 'inverted', rounds: number): Promise<number> {
-  const t = labels === 'real' ? train : { ...train, label: train.label.map((y) => 1 - y) };
-  const bytes = exportGbdtOnnx(trainGbdt(t, { rounds, maxDepth: 4 }));
-  const put = await runtime.artifacts.putContent(bytes, { mediaType: 'application/onnx' });
-  const artifact = await recordArtifact(runtime.db, { uri: put.uri, sha256: put.sha256, bytes: put.bytes, media_type: 'application/onnx', producing_step_run_id: null });
-  const m = await upsertModel(runtime.db, model);
-  const sig = signatureOf(data.features);
-  const mv = await registerModelVersion(runtime.db, { modelId: m.id, idempotencyKey: `test/${put.sha256}`, status: 'registered', metrics: { lineage: { test: data.test } }, onnxArtifactId: artifact.id, inputSignature: sig.inputs, outputSignature: sig.outputs });
-  return mv.version;
-}
+let models: RegisteredModels;
+const register = (model: string, labels: 'real' | 'inverted', rounds: number) => models.register(model, labels, rounds);
 
 beforeAll(async () => {
   [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(bucket)]);
   pg = await independentPg();
   await workflowBundle();
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'promo-'));
-  const src = path.join(dir, 'mar.parquet');
-  await withDuckDb((c) => c.run(`COPY (SELECT * FROM read_parquet(${literal(flightsParquetPath())}) WHERE month(date) = 3 LIMIT 20000) TO ${literal(src)} (FORMAT parquet)`));
-  const task = PRESETS['flights-delay'];
-  data = await prepareData(runtime.artifacts, src, { snapshot: { uri: '', sha256: '' }, features: task.features, label: task.label, split: task.split, seed: 3 }, dir);
-  train = await loadTable(path.join(dir, 'train.parquet'), data.features);
+  models = await registeredModels(runtime);
+  data = models.data;
   server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('test-serve'), adminToken: TOKEN, predictionLog: { intervalMs: 50 } });
   runtime.config.modelServer = { url: server.url, adminToken: TOKEN };
 });
@@ -66,7 +43,7 @@ afterAll(async () => {
   await pg?.end();
   await runtime?.close();
   await env?.teardown();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  models?.close();
 });
 
 /** Steady unversioned traffic while a promotion runs, as users would send. */
