@@ -221,7 +221,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       const offline = await scoreTable(session, sample, features);
       await session.release();
       const body = { inputs: features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [n, 1], data: f.kind === 'numeric' ? Array.from(sample.numeric[f.name]!, (v) => (Number.isNaN(v) ? null : v)) : sample.categorical[f.name] })) };
-      const res = await fetch(`${deps.config.modelServer.url}/v2/models/${input.model}/versions/${input.version}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': `contract-${input.model}-v${input.version}` }, body: JSON.stringify(body) });
+      const res = await fetch(`${deps.config.modelServer.url}/v2/models/${input.model}/versions/${input.version}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': `contract-${input.model}-v${input.version}`, 'x-mlops-traffic': 'contract' }, body: JSON.stringify(body) });
       if (!res.ok) throw ApplicationFailure.nonRetryable(`contract test: the server answered ${res.status} ${await res.text()}`, 'ContractFailed');
       const served = ((await res.json()) as { outputs: Array<{ data: number[] }> }).outputs[0]!.data;
       let maxAbsDiff = 0;
@@ -243,7 +243,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
           while (performance.now() < until) {
             const t = performance.now();
             try {
-              const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': `load-${Math.random().toString(36).slice(2)}` }, body });
+              const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': `load-${Math.random().toString(36).slice(2)}`, 'x-mlops-traffic': 'load' }, body });
               await res.arrayBuffer();
               if (!res.ok) errors++;
             } catch {

@@ -4,6 +4,7 @@ import type { Database } from '../infra/db/schema';
 import { finishPipelineRun, findCachedStep, getPipelineRun, upsertPipelineRun, upsertStepRun } from '../infra/db/repositories';
 import { stableJson } from '../workflows/contracts/stable-json';
 import { sha256Hex } from './hash';
+import { stepDuration } from './step-metrics';
 
 /**
  * The activity side of the step engine (workflows/pipeline.ts): every step activity takes a
@@ -112,11 +113,13 @@ export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepRun<I
     try {
       const output = await fn(call.inputs, { ...call, stepRunId }).finally(() => clearInterval(keepAlive));
       await record('succeeded', output);
+      stepDuration.observe({ step: call.ctx.step, outcome: 'succeeded' }, (performance.now() - started) / 1000);
       const ms = Math.round(performance.now() - started);
       log.info(`step ${call.ctx.step} succeeded in ${ms} ms (attempt ${info.attempt})`);
       return { output, attempt: info.attempt, worker: deps.worker.identity, ms };
     } catch (err) {
       await record('failed', undefined, errorMessage(err));
+      stepDuration.observe({ step: call.ctx.step, outcome: 'failed' }, (performance.now() - started) / 1000);
       log.warn(`step ${call.ctx.step} attempt ${info.attempt} failed: ${errorMessage(err)}`);
       if (err instanceof ApplicationFailure) {
         const [details] = (err.details ?? []) as unknown[];

@@ -124,6 +124,8 @@ const envSchema = z.object({
   MLOPS_WEBHOOK_TOKEN: optionalString,
   MLOPS_WEBHOOK_PORT: optionalString.refine((v) => v === undefined || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), { message: 'must be a port number (0–65535)' }),
   MLOPS_WEBHOOK_HOST: optionalString,
+  MLOPS_METRICS_PORT: optionalString.refine((v) => v === undefined || v === 'off' || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), { message: 'must be a port number (0–65535) or off' }),
+  MLOPS_METRICS_HOST: optionalString,
   MLOPS_TASK_QUEUE_PREFIX: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$/.test(v), { message: 'must be letters, digits and . _ - (e.g. acme-ml)' }),
 });
 
@@ -167,6 +169,8 @@ export interface Config {
   taskQueues: TaskQueues;
   /** The trigger webhook (`npm run webhook`); it refuses to start without a token. */
   webhook: { token?: string; port: number; host: string };
+  /** A worker's /metrics; `off` when MLOPS_METRICS_PORT=off. */
+  metrics: { port: number; host: string } | 'off';
 }
 
 const commandTrainersSchema = z.record(
@@ -234,6 +238,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_TASK_QUEUE_PREFIX', default: 'mlops', meaning: 'our task queues are `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (and `<prefix>-gpu-<class>`): read by our workers, the `mlops` CLI and the webhook; the plugin takes `taskQueues` instead' },
   { name: 'MLOPS_WEBHOOK_TOKEN', default: 'unset (`npm run webhook` refuses to start)', meaning: 'bearer token (≥ 16 characters) that callers of the trigger webhook (Alertmanager, scripts) must send' },
   { name: 'MLOPS_WEBHOOK_PORT / MLOPS_WEBHOOK_HOST', default: '8010 / 127.0.0.1', meaning: 'where `npm run webhook` (Alertmanager and plain retrain webhook) listens' },
+  { name: 'MLOPS_METRICS_PORT / MLOPS_METRICS_HOST', default: '9464 / 127.0.0.1', meaning: 'where a worker serves `/metrics` (a busy port: a free one, logged); `off` for none' },
   { name: 'MLOPS_SERVE_MAX_BODY_BYTES', default: '1048576', meaning: 'largest inference request body the model server reads' },
   { name: 'MLOPS_SERVE_POLL_MS', default: '250', meaning: 'how often the model server reads the serving state (traffic, versions to hold) from PostgreSQL' },
   { name: 'MLOPS_SERVE_HEARTBEAT_MS', default: '1000', meaning: 'how often the model server writes its heartbeat row in `model_servers`; it counts as live for three intervals' },
@@ -310,5 +315,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     modelServer: { url: (e.MLOPS_MODEL_SERVER_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, ''), adminToken: e.MLOPS_ADMIN_TOKEN },
     taskQueues: resolveTaskQueues({ prefix: e.MLOPS_TASK_QUEUE_PREFIX }),
     webhook: { token: e.MLOPS_WEBHOOK_TOKEN, port: e.MLOPS_WEBHOOK_PORT === undefined ? 8010 : Number(e.MLOPS_WEBHOOK_PORT), host: e.MLOPS_WEBHOOK_HOST ?? '127.0.0.1' },
+    metrics: e.MLOPS_METRICS_PORT === 'off' ? 'off' : { port: e.MLOPS_METRICS_PORT === undefined ? 9464 : Number(e.MLOPS_METRICS_PORT), host: e.MLOPS_METRICS_HOST ?? '127.0.0.1' },
   };
 }

@@ -3,11 +3,13 @@ import { loadConfig } from './config';
 import { runMain } from './errors';
 import { createLogger } from './log';
 import { ensurePythonPackages } from './python';
+import { ALERTMANAGER, PROMETHEUS, PROMTOOL, ensureDebianTool } from './debian-tools';
 
 /**
  * `npm run setup`: finds or builds the `temporal` and `minio` binaries (cached machine-wide, so a
  * fresh clone on the same machine reuses them), checks — or installs with apt-get — the system
- * Python packages of the example trainer and the reference checks, and says what it found.
+ * Python packages of the example trainer and the reference checks and Debian's promtool, and
+ * says what it found.
  */
 runMain(async () => {
   const log = createLogger('setup');
@@ -20,4 +22,5 @@ runMain(async () => {
     );
   }
   process.stdout.write(`python    ${ensurePythonPackages(log)}  [with xgboost, scikit-learn, pandas, onnx, scipy]\n`);
+  for (const tool of [PROMTOOL, PROMETHEUS, ALERTMANAGER]) process.stdout.write(`${tool.command.padEnd(9)} ${ensureDebianTool(tool, log)}\n`);
 });

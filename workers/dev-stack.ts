@@ -16,6 +16,7 @@ import { startMinio, startTemporalDevServer, type MinioServer, type TemporalDevS
 import { temporalSettings } from '../infra/temporal';
 import { startModelServer, type RunningModelServer } from './serving/server';
 import { startWebhookServer, type RunningWebhook } from './triggers/webhook';
+import { startWorkerMetrics, type RunningWorkerMetrics } from './metrics-server';
 import { Client, Connection } from '@temporalio/client';
 
 /**
@@ -58,6 +59,7 @@ async function main(): Promise<void> {
   let workers: StartedWorkers | undefined;
   let server: RunningModelServer | undefined;
   let webhook: RunningWebhook | undefined;
+  let metrics: RunningWorkerMetrics | undefined;
   let clientConnection: Connection | undefined;
 
   // Called from the signal handler during start-up and from `finally`: stop only once.
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
   const stopEverything = async () => {
     workers?.shutdown();
     await webhook?.close().catch(() => undefined);
+    await metrics?.close().catch(() => undefined);
     await clientConnection?.close().catch(() => undefined);
     // After the workers: a promotion step in flight still reaches the server while it drains.
     await server?.close().catch(() => undefined);
@@ -159,6 +162,11 @@ async function main(): Promise<void> {
         taskQueue: runtime.config.taskQueues.control,
       });
     }
+    if (config.metrics !== 'off') {
+      const at = config.metrics;
+      const start = (port: number) => startWorkerMetrics({ db: runtime!.db, host: at.host, port, storeFigures: true, gpus: workers!.gpus, queues: workers!.queues, log: createLogger('metrics') });
+      metrics = await start(at.port).catch((err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? start(0) : Promise.reject(err)));
+    }
     const s3Env = minio ? `ARTIFACT_ROOT=s3://mlops-artifacts S3_ENDPOINT=${minio.endpoint} AWS_ACCESS_KEY_ID=${minio.accessKey} AWS_SECRET_ACCESS_KEY=${minio.secretKey}` : '';
 
     const lines = [
@@ -172,6 +180,7 @@ async function main(): Promise<void> {
       `  Workers          ${workers.queues.join(', ')}`,
       `  Model server     ${server.url}   (OIP REST; admin token ${config.modelServer.adminToken ? 'from MLOPS_ADMIN_TOKEN' : adminToken})`,
       `  Webhook          ${webhook ? webhook.url : '(off; set MLOPS_WEBHOOK_TOKEN to run it here)'}`,
+      `  Metrics          ${metrics ? `${metrics.url}/metrics (workers), ${server.url}/metrics (model server)` : '(off: MLOPS_METRICS_PORT=off)'}`,
       ...(minio ? [`  MinIO keys       access ${minio.accessKey}, secret ${minio.secretKey}`, '', 'A second model server on the same store (another terminal):', `  DATABASE_URL=${pg.url.startsWith('postgres') ? redactUrl(pg.url) : '<the PostgreSQL above>'} ${s3Env} MLOPS_SERVE_PORT=8001 npm run serve`] : []),
       '',
       'Try it from another terminal:',

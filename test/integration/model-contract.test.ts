@@ -70,13 +70,17 @@ async function toProduction(model: string, version: number): Promise<void> {
   await setAlias(runtime.db, m.id, 'production', (await getModelVersion(runtime.db, m.id, version))!.id, { kind: 'manual', movedBy: 'test' });
 }
 
-test('a lifecycle started for a model in production trains on its data and features, not the default template', async () => {
+test('a lifecycle started for a model trained on its own CSV trains the next version on that CSV and its features, not the default template', async () => {
   const model = `adopt-${randomUUID().slice(0, 8)}`;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'adopt-'));
+  const csv = path.join(dir, 'feb.csv');
+  await withDuckDb((c) => c.run(`COPY (SELECT * FROM read_parquet(${literal(flightsParquetPath())}) WHERE month(date) = 2 LIMIT 6000) TO ${literal(csv)} (FORMAT csv, HEADER)`));
+  const dataset = { uris: [`file://${csv}`] };
   await withTestWorkers(
     env,
     runtime,
     async () => {
-      const v1 = await train(spec(model));
+      const v1 = await train(spec(model, { dataset }));
       expect(v1.status).toBe('registered');
       await toProduction(model, v1.version);
       const handle = await env.client.workflow.signalWithStart('modelLifecycle', {
@@ -94,7 +98,7 @@ test('a lifecycle started for a model in production trains on its data and featu
         expect(s.decisions.some((d) => d.kind === 'policy' && d.detail.includes(`adopted from v${v1.version}`))).toBe(true);
         const history = await env.client.workflow.getHandle(s.running!.workflowId).fetchHistory();
         const child = defaultPayloadConverter.fromPayload(history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!) as TrainingSpec;
-        expect(child.dataset).toEqual({ flights: { from: '2001-02', to: '2001-02' } });
+        expect(child.dataset).toEqual(dataset);
         expect(child.features!.map((f) => f.name)).toEqual(['distance', 'origin', 'hour']);
         expect(child.sampleRows).toBe(4000);
         const done = await waitFor('the retrain to finish', async () => {
@@ -107,7 +111,7 @@ test('a lifecycle started for a model in production trains on its data and featu
       }
     },
     { queues: [TASK_QUEUES.control, TASK_QUEUES.cpu] },
-  );
+  ).finally(() => fs.rm(dir, { recursive: true, force: true }));
 });
 
 test('a candidate with other inputs than production is rejected; declared, it is registered and its move to production records the change', async () => {

@@ -9,6 +9,8 @@ import { createLogger } from '../../infra/log';
 import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { independentPg, openTestRuntime } from '../helpers/real';
+import { checkMetrics } from '../helpers/promtool';
+import { waitFor } from '../helpers/wait';
 
 /** The OIP model server on the real registry (PostgreSQL) and artifact store (MinIO). */
 
@@ -234,4 +236,26 @@ test('canary by weight, shadow scoring, and a hot swap under steady load with no
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
   expect(metrics).toMatch(new RegExp(`mlops_inference_requests_total\\{model="${model}",version="2",role="shadow"\\} [1-9]`));
   expect(metrics).toMatch(/mlops_bad_requests_total [1-9]/);
+});
+
+test('/metrics passes promtool check metrics; the promotion test requests are counted apart from application traffic', async () => {
+  expect((await infer(request(1))).status).toBe(200);
+  expect((await infer(request(2), `/v2/models/${model}/versions/1/infer`, { 'x-mlops-traffic': 'contract' })).status).toBe(200);
+  expect((await infer(request(1), `/v2/models/${model}/versions/1/infer`, { 'x-mlops-traffic': 'load' })).status).toBe(200);
+  expect((await infer(request(1), `/v2/models/${model}/versions/1/infer`)).status).toBe(200);
+  expect((await infer('{bad json')).status).toBe(400);
+  const res = await fetch(`${server.url}/metrics`);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  const lint = await checkMetrics(text);
+  expect(lint).toEqual({ code: 0, output: '' });
+  for (const role of ['contract', 'load', 'pinned']) expect(text).toMatch(new RegExp(`^mlops_inference_rows_total\\{model="${model}",version="1",role="${role}"\\} [1-9]`, 'm'));
+  expect(text).toMatch(/^mlops_inference_duration_seconds_bucket\{.*le="\+Inf"\} [1-9]/m);
+  expect(text).toMatch(/^# TYPE mlops_prediction_log_pending_rows gauge$/m);
+  // Logged as such too: monitoring and the canary gate read only stable, canary and shadow rows.
+  const logged = await waitFor('the test rows in the prediction log', async () => {
+    const r = await pg.query(`select outputs->>'role' as role, count(*)::int n from prediction_log p join models m on m.id = p.model_id where m.name = $1 and outputs->>'role' in ('contract', 'load') group by 1 order by 1`, [model]);
+    return r.rows.length === 2 ? r.rows : undefined;
+  });
+  expect(logged).toEqual([{ role: 'contract', n: 2 }, { role: 'load', n: 1 }]);
 });

@@ -14,6 +14,9 @@ import { TASK_QUEUES } from '../../workflows/contracts/names';
 import { monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../../workflows/contracts/lifecycle';
 import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
+import { checkMetrics } from '../helpers/promtool';
+import { startWorkerMetrics } from '../../workers/metrics-server';
+import { createLogger } from '../../infra/log';
 
 /**
  * The monitoring check on the real stores: a model trained by continuousTraining on January
@@ -243,4 +246,37 @@ test('a check that fails writes the report row of its window with the step and t
   expect(rows.rows).toHaveLength(1);
   expect(rows.rows[0].breach).toBe(false);
   expect(rows.rows[0].figures).toMatchObject({ level: 'error', attempt: 2, failedStep: 'start', error: expect.stringContaining('input signature') });
+});
+
+test("a worker's /metrics: the latest check's figures per model and version from the store, step durations, lint-clean", async () => {
+  const metrics = await startWorkerMetrics({ db: runtime.db, log: createLogger('test-metrics'), host: '127.0.0.1', port: 0, storeFigures: true, queues: [TASK_QUEUES.control] });
+  try {
+    const text = await (await fetch(`${metrics.url}/metrics`)).text();
+    expect(await checkMetrics(text)).toEqual({ code: 0, output: '' });
+    const newest = await pg.query(
+      `select r.figures from monitoring_reports r join models m on m.id = r.model_id where m.name = $1 and r.kind = 'check' order by r.window_end desc, r.id desc limit 1`,
+      [model],
+    );
+    const f = newest.rows[0].figures as MonitoringReport;
+    const value = (name: string, labels: string) => {
+      const m = new RegExp(`^${name}\\{${labels.replace(/[{}]/g, '\\$&')}\\} (\\S+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : undefined;
+    };
+    const v = `model="${model}",version="${f.version}"`;
+    // Every feature's PSI as the report has it; one that could not be computed (null) is absent, not 0.
+    expect(Object.keys(f.features).length).toBeGreaterThan(0);
+    for (const [feature, fig] of Object.entries(f.features)) {
+      if (fig.psi === null) expect(value('mlops_monitoring_feature_psi', `${v},feature="${feature}"`)).toBeUndefined();
+      else expect(value('mlops_monitoring_feature_psi', `${v},feature="${feature}"`)).toBeCloseTo(fig.psi, 12);
+    }
+    expect(value('mlops_monitoring_rows', v)).toBe(f.rows);
+    expect(value('mlops_monitoring_verdict', `${v},level="${f.level}"`)).toBe(1);
+    expect(value('mlops_monitoring_verdict', `${v},level="${f.level === 'ok' ? 'act' : 'ok'}"`)).toBe(0);
+    // The training in beforeAll ran its steps in this process: their durations are here.
+    expect(value('mlops_step_duration_seconds_count', 'step="train",outcome="succeeded"')).toBeGreaterThanOrEqual(1);
+    const runs = await pg.query(`select count(*)::int n from pipeline_runs where pipeline = 'continuousTraining' and status = 'succeeded'`);
+    expect(value('mlops_pipeline_runs', 'pipeline="continuousTraining",status="succeeded"')).toBe(runs.rows[0].n);
+  } finally {
+    await metrics.close();
+  }
 });

@@ -284,7 +284,7 @@ test('SIGTERM flushes the prediction-log buffer (a flush interval far longer tha
   const prefix = `flush-${randomUUID()}`;
   for (let i = 0; i < 20; i++) expect((await infer(url, model, { requestId: `${prefix}-${i}` })).status).toBe(200);
   const pending = await (await fetch(`${url}/metrics`)).text();
-  expect(pending).toMatch(/^mlops_prediction_log_pending 20$/m);
+  expect(pending).toMatch(/^mlops_prediction_log_pending_rows 20$/m);
   expect((await pg.query(`select count(*)::int n from prediction_log where request_id like $1`, [`${prefix}-%`])).rows[0].n).toBe(0);
   process.kill(child.pid!, 'SIGTERM');
   expect(await exited).toBe(0);

@@ -23,6 +23,7 @@ import type { TrainingSpec } from '../../workflows/contracts/training-spec';
 import { createTemporalEnv, independentS3, openTestRuntime, testServices } from '../helpers/real';
 import { errorLines, runEntry } from '../helpers/run-entry';
 import { waitFor } from '../helpers/wait';
+import { checkMetrics } from '../helpers/promtool';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 
 /**
@@ -249,6 +250,11 @@ describe('Alertmanager webhook', () => {
         expect(((await plain.json()) as { error: string }).error).toMatch(/^no lifecycle for model/);
         // The server's record: no lifecycle, no training.
         expect(await exists(lifecycleWorkflowId(ghost))).toBe(false);
+        // Counted where an operator looks, in a lint-clean exposition.
+        const metrics = await (await fetch(`${hook.url}/metrics`)).text();
+        expect(metrics).toMatch(/^mlops_webhook_items_total\{source="alertmanager",outcome="rejected"\} [1-9]/m);
+        expect(metrics).toMatch(/^mlops_webhook_requests_total\{path="\/v1\/retrain",code="404"\} [1-9]/m);
+        expect(await checkMetrics(metrics)).toEqual({ code: 0, output: '' });
       },
       controlOnly,
     );

@@ -13,6 +13,7 @@ interface Service {
   command?: string[];
   environment?: Record<string, string>;
   ports?: string[];
+  volumes?: string[];
   deploy?: { resources?: { reservations?: { devices?: Array<{ driver: string; capabilities: string[] }> } } };
 }
 
@@ -24,7 +25,7 @@ const workers = Object.entries(services).filter(([name]) => name.startsWith('wor
 const hostPorts = (s: Service) => (s.ports ?? []).map((p) => Number(p.split(':')[1]));
 
 test('the production-shaped services are all there', () => {
-  expect(Object.keys(services).sort()).toEqual(['minio', 'model-server', 'postgresql', 'temporal', 'temporal-ui', 'webhook', 'worker-control', 'worker-cpu', 'worker-gpu']);
+  expect(Object.keys(services).sort()).toEqual(['alertmanager', 'minio', 'model-server', 'postgresql', 'prometheus', 'temporal', 'temporal-ui', 'webhook', 'worker-control', 'worker-cpu', 'worker-gpu']);
 });
 
 test('the model server runs its entry point with the stores and a published port', () => {
@@ -113,4 +114,61 @@ test('every service of ours has each variable its entry point needs at start', (
   // The control worker drives the model server with the server's own admin token.
   expect(services['worker-control']!.environment!.MLOPS_ADMIN_TOKEN).toBe(services['model-server']!.environment!.MLOPS_ADMIN_TOKEN);
   expect(new URL(services['worker-control']!.environment!.MLOPS_MODEL_SERVER_URL!).port).toBe(services['model-server']!.environment!.MLOPS_SERVE_PORT);
+});
+
+/** Every metric family our code declares (counter, gauge, histogram with its _bucket/_sum/_count). */
+function exportedMetrics(): Set<string> {
+  const names = new Set<string>();
+  const files = ['infra/metrics.ts', 'workers/serving/metrics.ts', 'workers/metrics-server.ts', 'workers/triggers/webhook.ts', 'activities/step-metrics.ts'];
+  for (const f of files) {
+    const src = readFileSync(path.join(PROJECT_ROOT, f), 'utf8');
+    for (const m of src.matchAll(/\.(counter|gauge|histogram)\(\s*'(mlops_[a-z0-9_]+)'/g)) {
+      names.add(m[2]!);
+      if (m[1] === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${m[2]}${suffix}`);
+    }
+  }
+  return names;
+}
+
+test('Prometheus scrapes every process on its metrics port, loads the shipped rules and alerts Alertmanager', () => {
+  const dir = path.join(PROJECT_ROOT, 'infra', 'prometheus');
+  const prom = parse(readFileSync(path.join(dir, 'prometheus.yml'), 'utf8')) as {
+    rule_files: string[];
+    alerting: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> };
+    scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+  };
+  const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets));
+  const env = (name: string) => services[name]!.environment!;
+  expect(targets.sort()).toEqual([
+    ...workers.map(([name]) => `${name}:${env(name).MLOPS_METRICS_PORT}`),
+    `model-server:${env('model-server').MLOPS_SERVE_PORT}`,
+    `webhook:${env('webhook').MLOPS_WEBHOOK_PORT}`,
+  ].sort());
+  for (const [, svc] of workers) expect(loadConfig(svc.environment!).metrics).toEqual({ port: 9464, host: '0.0.0.0' });
+  expect(prom.rule_files).toEqual(['mlops-rules.yml']);
+  expect(prom.alerting.alertmanagers[0]!.static_configs[0]!.targets).toEqual(['alertmanager:9093']);
+  expect(services.prometheus!.volumes).toContain('./infra/prometheus:/etc/prometheus/mlops:ro');
+});
+
+test('Alertmanager sends retrain alerts to the webhook with its token; every metric a rule reads is one the code exports', () => {
+  const dir = path.join(PROJECT_ROOT, 'infra', 'prometheus');
+  const am = parse(readFileSync(path.join(dir, 'alertmanager.yml'), 'utf8')) as {
+    route: { receiver: string; routes: Array<{ matchers: string[]; receiver: string }> };
+    receivers: Array<{ name: string; webhook_configs?: Array<{ url: string; http_config: { authorization: { type: string; credentials: string } } }> }>;
+  };
+  const retrain = am.route.routes.find((r) => r.matchers.includes('action="retrain"'))!;
+  const hook = am.receivers.find((r) => r.name === retrain.receiver)!.webhook_configs![0]!;
+  expect(hook.url).toBe(`http://webhook:${services.webhook!.environment!.MLOPS_WEBHOOK_PORT}/v1/alertmanager`);
+  expect(hook.http_config.authorization).toEqual({ type: 'Bearer', credentials: services.webhook!.environment!.MLOPS_WEBHOOK_TOKEN });
+
+  const rules = parse(readFileSync(path.join(dir, 'mlops-rules.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string; labels: Record<string, string> }> }> };
+  const exported = exportedMetrics();
+  const used = new Set(rules.groups.flatMap((g) => g.rules.flatMap((r) => [...r.expr.matchAll(/\bmlops_[a-z0-9_]+/g)].map((m) => m[0]))));
+  expect(used.size).toBeGreaterThan(5);
+  expect([...used].filter((m) => !exported.has(m))).toEqual([]);
+  // A retrain alert must name its model: the webhook retrains the `model` label's model.
+  for (const r of rules.groups.flatMap((g) => g.rules)) {
+    expect(['retrain', 'page']).toContain(r.labels.action);
+    if (r.labels.action === 'retrain') expect(r.expr).toMatch(/(by|on) \(model, version\)/);
+  }
 });

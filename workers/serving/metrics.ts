@@ -1,69 +1,60 @@
-/** Prometheus text exposition for the model server: counters and a latency histogram per version. */
+import { LATENCY_BUCKETS_SECONDS, MetricsRegistry } from '../../infra/metrics';
 
-const BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+/**
+ * The model server's metrics: requests, errors, rows and latency per model, version and role.
+ * Roles: `stable`, `canary`, `shadow` (application traffic), `pinned` (a client asked for a
+ * version), and `contract` / `load` — the promotion's own test requests, kept apart so they never
+ * inflate the application's rates.
+ */
 
-interface Series {
-  requests: number;
-  errors: number;
-  rows: number;
-  buckets: number[];
-  sumMs: number;
+export interface ServingFigures {
+  predictionLog: { pending: number; written: number; dropped: number; failures: number };
+  ready: boolean;
+  missingVersions: number;
+  errorsDropped: number;
 }
 
-const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-
 export class ServerMetrics {
-  private readonly series = new Map<string, Series>();
-  badRequests = 0;
+  readonly registry = new MetricsRegistry();
+  private readonly requests = this.registry.counter('mlops_inference_requests_total', 'Inference requests served, by model, version and role (stable, canary, shadow, pinned, contract, load).', ['model', 'version', 'role']);
+  private readonly errors = this.registry.counter('mlops_inference_errors_total', 'Inference requests that failed inside the model.', ['model', 'version', 'role']);
+  private readonly rows = this.registry.counter('mlops_inference_rows_total', 'Rows scored (a batch request scores several).', ['model', 'version', 'role']);
+  private readonly latency = this.registry.histogram('mlops_inference_duration_seconds', 'Time the model took per request, in seconds.', ['model', 'version', 'role'], LATENCY_BUCKETS_SECONDS);
+  private readonly badRequestsTotal = this.registry.counter('mlops_bad_requests_total', 'Requests refused with a 4xx (bad input, unknown model or version, auth).');
 
-  private get(model: string, version: string, role: string): Series {
-    const key = `${model}\u0000${version}\u0000${role}`;
-    let s = this.series.get(key);
-    if (!s) this.series.set(key, (s = { requests: 0, errors: 0, rows: 0, buckets: BUCKETS_MS.map(() => 0), sumMs: 0 }));
-    return s;
+  constructor(figures: () => ServingFigures) {
+    const pending = this.registry.gauge('mlops_prediction_log_pending_rows', 'Prediction-log rows buffered, not yet written to PostgreSQL (lost if the process crashes).');
+    const written = this.registry.counter('mlops_prediction_log_written_rows_total', 'Prediction-log rows written to PostgreSQL.');
+    const dropped = this.registry.counter('mlops_prediction_log_dropped_rows_total', 'Prediction-log rows dropped: the buffer was full or the database stayed away.');
+    const failures = this.registry.counter('mlops_prediction_log_write_failures_total', 'Failed writes of a prediction-log batch (retried).');
+    const ready = this.registry.gauge('mlops_serving_ready', '1 when every version this server must hold is loaded, else 0.');
+    const missing = this.registry.gauge('mlops_serving_missing_versions', 'Versions this server must hold that are not loaded yet.');
+    const errorsDropped = this.registry.counter('mlops_serving_error_counts_dropped_total', 'Error counts that could not be written to serving_errors.');
+    this.registry.onCollect(() => {
+      const f = figures();
+      pending.set({}, f.predictionLog.pending);
+      written.setTotal({}, f.predictionLog.written);
+      dropped.setTotal({}, f.predictionLog.dropped);
+      failures.setTotal({}, f.predictionLog.failures);
+      ready.set({}, f.ready ? 1 : 0);
+      missing.set({}, f.missingVersions);
+      errorsDropped.setTotal({}, f.errorsDropped);
+    });
   }
 
   observe(model: string, version: number, role: string, ms: number, rows: number, ok: boolean): void {
-    const s = this.get(model, String(version), role);
-    s.requests++;
-    s.rows += rows;
-    if (!ok) s.errors++;
-    s.sumMs += ms;
-    BUCKETS_MS.forEach((b, i) => {
-      if (ms <= b) s.buckets[i]!++;
-    });
+    const labels = { model, version: String(version), role };
+    this.requests.inc(labels);
+    this.rows.inc(labels, rows);
+    if (!ok) this.errors.inc(labels);
+    this.latency.observe(labels, ms / 1000);
   }
 
-  render(extra: Record<string, number> = {}): string {
-    const lines: string[] = [];
-    lines.push('# HELP mlops_inference_requests_total Inference requests served, by model, version and role (stable, canary, shadow).');
-    lines.push('# TYPE mlops_inference_requests_total counter');
-    const labelled = [...this.series.entries()].map(([k, s]) => {
-      const [model, version, role] = k.split('\u0000') as [string, string, string];
-      return { labels: `model="${esc(model)}",version="${esc(version)}",role="${esc(role)}"`, s };
-    });
-    for (const { labels, s } of labelled) lines.push(`mlops_inference_requests_total{${labels}} ${s.requests}`);
-    lines.push('# HELP mlops_inference_errors_total Inference requests that failed inside the model.');
-    lines.push('# TYPE mlops_inference_errors_total counter');
-    for (const { labels, s } of labelled) lines.push(`mlops_inference_errors_total{${labels}} ${s.errors}`);
-    lines.push('# HELP mlops_inference_rows_total Rows scored.');
-    lines.push('# TYPE mlops_inference_rows_total counter');
-    for (const { labels, s } of labelled) lines.push(`mlops_inference_rows_total{${labels}} ${s.rows}`);
-    lines.push('# HELP mlops_inference_latency_ms Model latency per request in milliseconds.');
-    lines.push('# TYPE mlops_inference_latency_ms histogram');
-    for (const { labels, s } of labelled) {
-      BUCKETS_MS.forEach((b, i) => lines.push(`mlops_inference_latency_ms_bucket{${labels},le="${b}"} ${s.buckets[i]}`));
-      lines.push(`mlops_inference_latency_ms_bucket{${labels},le="+Inf"} ${s.requests}`);
-      lines.push(`mlops_inference_latency_ms_sum{${labels}} ${s.sumMs}`);
-      lines.push(`mlops_inference_latency_ms_count{${labels}} ${s.requests}`);
-    }
-    lines.push('# HELP mlops_bad_requests_total Requests refused with a 4xx.');
-    lines.push('# TYPE mlops_bad_requests_total counter');
-    lines.push(`mlops_bad_requests_total ${this.badRequests}`);
-    for (const [name, value] of Object.entries(extra)) {
-      lines.push(`# TYPE ${name} gauge`);
-      lines.push(`${name} ${value}`);
-    }
-    return `${lines.join('\n')}\n`;
+  badRequest(): void {
+    this.badRequestsTotal.inc();
+  }
+
+  render(): Promise<string> {
+    return this.registry.render();
   }
 }

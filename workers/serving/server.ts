@@ -8,6 +8,7 @@ import type { Database } from '../../infra/db/schema';
 import { attachLabels, changeServingState, getModelByName, getModelVersion, getServingTraffic, listServingVersionIds } from '../../infra/db/repositories';
 import type { Logger } from '../../infra/log';
 import { ServerMetrics } from './metrics';
+import { METRICS_CONTENT_TYPE } from '../../infra/metrics';
 import { HttpError, bearerToken, parseJsonBody, readJsonBody, send, tokenMatches } from '../../infra/http';
 import { ModelStore, NotFound, type LoadedVersion } from './models';
 import { BadRequest, parseInfer, type ParsedInfer } from './oip';
@@ -79,7 +80,6 @@ function metadataOf(name: string, versions: LoadedVersion[]) {
 
 export async function startModelServer(opts: ModelServerOptions): Promise<RunningModelServer> {
   const store = new ModelStore(opts.db, opts.artifacts);
-  const metrics = new ServerMetrics();
   const predictions = new PredictionLog(opts.db, { ...opts.predictionLog, onError: (err) => opts.log.warn(`prediction log: ${err instanceof Error ? err.message : String(err)}`) });
   // Its endpoint is known once the server listens.
   const sync = new ServingSync(opts.db, store, opts.log, {
@@ -88,6 +88,12 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
     pollMs: opts.serving?.pollMs ?? 250,
     heartbeatMs: opts.serving?.heartbeatMs ?? 1000,
   });
+  const metrics = new ServerMetrics(() => ({
+    predictionLog: { pending: predictions.pending, written: predictions.written, dropped: predictions.dropped, failures: predictions.failures },
+    ready: sync.ready,
+    missingVersions: sync.missing().length,
+    errorsDropped: sync.errorsDropped,
+  }));
   let closing = false;
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
   const maxBatch = opts.maxBatch ?? 10_000;
@@ -138,8 +144,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
     }
     if (method === 'GET' && url.pathname === '/v2') return send(res, 200, { name: 'temporal-mlops', version: '0.1.0', extensions: [] });
     if (method === 'GET' && url.pathname === '/metrics') {
-      const gauges = { mlops_prediction_log_pending: predictions.pending, mlops_prediction_log_dropped_total: predictions.dropped, mlops_prediction_log_written_total: predictions.written, mlops_prediction_log_failures_total: predictions.failures, mlops_serving_ready: sync.ready ? 1 : 0, mlops_serving_missing_versions: sync.missing().length, mlops_serving_errors_dropped_total: sync.errorsDropped };
-      return send(res, 200, metrics.render(gauges), { 'content-type': 'text/plain; version=0.0.4' });
+      return send(res, 200, await metrics.render(), { 'content-type': METRICS_CONTENT_TYPE });
     }
 
     if (parts[0] === 'v2' && parts[1] === 'models' && parts[2]) {
@@ -176,7 +181,10 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         const body = await readJsonBody(req, maxBody);
         const parsed = parseInfer(body, route.target.inputs, maxBatch);
         const requestId = (typeof req.headers['x-request-id'] === 'string' && /^[\w.:-]{1,200}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : undefined) ?? parsed.id ?? randomUUID();
-        const probs = await score(route.target, parsed, route.role, requestId);
+        // The promotion's contract and load tests say so, and are counted apart from the application's traffic.
+        const traffic = req.headers['x-mlops-traffic'];
+        const role = route.role === 'pinned' && (traffic === 'contract' || traffic === 'load') ? traffic : route.role;
+        const probs = await score(route.target, parsed, role, requestId);
         send(
           res,
           200,
@@ -262,7 +270,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) {
-        metrics.badRequests++;
+        metrics.badRequest();
         // A refused body may still be arriving: answer, then close instead of reading it.
         const headers: Record<string, string> = err.status === 413 ? { connection: 'close' } : {};
         if (!res.headersSent) send(res, err.status, { error: err.message }, headers);

@@ -1,0 +1,144 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { sql, type Kysely } from 'kysely';
+import type { GpuPool } from '../activities/gpu-context';
+import { STEP_METRICS } from '../activities/step-metrics';
+import type { Database } from '../infra/db/schema';
+import type { Logger } from '../infra/log';
+import { METRICS_CONTENT_TYPE, MetricsRegistry } from '../infra/metrics';
+
+/**
+ * A worker's /metrics: the step attempts it ran (duration histograms by step and outcome), the
+ * GPUs it leases, and — on a control worker, read from the metadata store at each scrape — the
+ * loops' figures: pipeline runs by type and status, alias moves by kind, and per model and
+ * version the latest monitoring check (feature PSI and JS, prediction PSI, online AUC, rows,
+ * verdict), so drift can be alerted on with no exporter of one's own.
+ */
+
+export interface WorkerMetricsOptions {
+  db: Kysely<Database>;
+  log: Logger;
+  port: number;
+  host: string;
+  /** Read the loops' figures from the store (one control worker is enough; they are the same everywhere). */
+  storeFigures: boolean;
+  gpus?: GpuPool | 'cpu';
+  queues: string[];
+}
+
+export interface RunningWorkerMetrics {
+  url: string;
+  registry: MetricsRegistry;
+  close(): Promise<void>;
+}
+
+const LEVELS = ['ok', 'warn', 'act', 'insufficient-data', 'error'] as const;
+
+export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigures' | 'gpus' | 'queues'>): MetricsRegistry {
+  const r = new MetricsRegistry();
+  const info = r.gauge('mlops_worker_queues', 'Task queues this worker polls (1 per queue).', ['queue']);
+  for (const q of opts.queues) info.set({ queue: q }, 1);
+  if (opts.gpus && opts.gpus !== 'cpu') {
+    const pool = opts.gpus;
+    const gpus = r.gauge('mlops_gpus', 'GPUs this worker hands out to GPU activities.');
+    const leased = r.gauge('mlops_gpu_leases_in_use', 'GPUs leased by running GPU activities.');
+    r.onCollect(() => {
+      gpus.set({}, pool.size);
+      leased.set({}, pool.busy);
+    });
+  }
+  if (!opts.storeFigures) return r;
+  const runs = r.gauge('mlops_pipeline_runs', 'Pipeline runs recorded in the metadata store, by pipeline and status.', ['pipeline', 'status']);
+  const oldestRunning = r.gauge('mlops_pipeline_oldest_running_seconds', 'Age of the oldest pipeline run still running, by pipeline (0 when none runs): a stuck run shows here.', ['pipeline']);
+  const moves = r.counter('mlops_alias_moves_total', 'Alias moves in the registry (alias history), by model, alias and kind (promote, rollback, revert, candidate, …).', ['model', 'alias', 'kind']);
+  const featurePsi = r.gauge('mlops_monitoring_feature_psi', 'PSI of a feature in the latest monitoring check, against the training baseline.', ['model', 'version', 'feature']);
+  const featureJs = r.gauge('mlops_monitoring_feature_js_distance', 'Jensen–Shannon distance of a feature in the latest monitoring check.', ['model', 'version', 'feature']);
+  const predictionPsi = r.gauge('mlops_monitoring_prediction_psi', "PSI of the served predictions against the model's scores on its test split, latest check.", ['model', 'version']);
+  const onlineAuc = r.gauge('mlops_monitoring_online_auc', 'AUC on the labels that arrived, latest check (absent until labels arrive).', ['model', 'version']);
+  const offlineAuc = r.gauge('mlops_monitoring_offline_auc', "The version's AUC on its test split, beside the online one.", ['model', 'version']);
+  const rowsJudged = r.gauge('mlops_monitoring_rows', 'Served rows the latest check judged.', ['model', 'version']);
+  const labelled = r.gauge('mlops_monitoring_labeled_rows', 'Labelled rows the latest check judged.', ['model', 'version']);
+  const verdict = r.gauge('mlops_monitoring_verdict', 'The latest check’s verdict: 1 for the level it reached (ok, warn, act, insufficient-data, error), 0 for the others.', ['model', 'version', 'level']);
+  const checkedAt = r.gauge('mlops_monitoring_last_check_timestamp_seconds', 'End of the window of the latest check (Unix time).', ['model', 'version']);
+  const db = opts.db;
+  r.onCollect(async () => {
+    for (const g of [runs, oldestRunning, featurePsi, featureJs, predictionPsi, onlineAuc, offlineAuc, rowsJudged, labelled, verdict, checkedAt]) g.reset();
+    moves.reset();
+    const runRows = await db.selectFrom('pipeline_runs').select(['pipeline', 'status', sql<number>`count(*)::int`.as('n')]).groupBy(['pipeline', 'status']).execute();
+    for (const x of runRows) runs.set({ pipeline: x.pipeline, status: x.status }, x.n);
+    const ages = await db
+      .selectFrom('pipeline_runs')
+      .select(['pipeline', sql<number>`coalesce(extract(epoch from now() - min(started_at) filter (where status = 'running')), 0)::float8`.as('age')])
+      .groupBy('pipeline')
+      .execute();
+    for (const x of ages) oldestRunning.set({ pipeline: x.pipeline }, x.age);
+    const moveRows = await db
+      .selectFrom('alias_history as h')
+      .innerJoin('models as m', 'm.id', 'h.model_id')
+      .select(['m.name', 'h.alias', 'h.kind', sql<number>`count(*)::int`.as('n')])
+      .groupBy(['m.name', 'h.alias', 'h.kind'])
+      .execute();
+    for (const x of moveRows) moves.setTotal({ model: x.name, alias: x.alias, kind: x.kind }, x.n);
+    // The newest report per model: what monitoring last concluded.
+    const latest = await sql<{ name: string; version: number | null; window_end: Date; figures: Record<string, unknown> }>`
+      select distinct on (r.model_id) m.name, v.version, r.window_end, r.figures
+        from monitoring_reports r join models m on m.id = r.model_id left join model_versions v on v.id = r.model_version_id
+       where r.kind = 'check'
+       order by r.model_id, r.window_end desc, r.id desc`.execute(db);
+    for (const row of latest.rows) {
+      const f = row.figures as {
+        version?: number;
+        level?: string;
+        rows?: number;
+        labeledRows?: number;
+        features?: Record<string, { psi?: number | null; js?: number | null }>;
+        prediction?: { psi?: number | null };
+        performance?: { auc?: number | null; offlineAuc?: number | null };
+      };
+      const labels = { model: row.name, version: String(row.version ?? f.version ?? 0) };
+      for (const [feature, x] of Object.entries(f.features ?? {})) {
+        if (typeof x.psi === 'number') featurePsi.set({ ...labels, feature }, x.psi);
+        if (typeof x.js === 'number') featureJs.set({ ...labels, feature }, x.js);
+      }
+      if (typeof f.prediction?.psi === 'number') predictionPsi.set(labels, f.prediction.psi);
+      if (typeof f.performance?.auc === 'number') onlineAuc.set(labels, f.performance.auc);
+      if (typeof f.performance?.offlineAuc === 'number') offlineAuc.set(labels, f.performance.offlineAuc);
+      rowsJudged.set(labels, typeof f.rows === 'number' ? f.rows : 0);
+      labelled.set(labels, typeof f.labeledRows === 'number' ? f.labeledRows : 0);
+      for (const level of LEVELS) verdict.set({ ...labels, level }, f.level === level ? 1 : 0);
+      checkedAt.set(labels, row.window_end.getTime() / 1000);
+    }
+  });
+  return r;
+}
+
+export async function startWorkerMetrics(opts: WorkerMetricsOptions): Promise<RunningWorkerMetrics> {
+  const registry = workerMetrics(opts);
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || new URL(req.url ?? '/', 'http://worker').pathname !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+      return;
+    }
+    Promise.all([registry.render(), STEP_METRICS.render()])
+      .then(([own, steps]) => res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE }).end(own + steps))
+      .catch((err: unknown) => {
+        opts.log.warn(`/metrics: ${err instanceof Error ? err.message : String(err)}`);
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${err instanceof Error ? err.message : String(err)}\n`);
+      });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const url = `http://${opts.host}:${(server.address() as AddressInfo).port}`;
+  opts.log.info(`metrics at ${url}/metrics`);
+  return {
+    url,
+    registry,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
