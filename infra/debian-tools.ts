@@ -25,9 +25,10 @@ export function ensureDebianTool(tool: DebianTool, log: Logger, env: NodeJS.Proc
   const found = find(tool.command);
   if (found) return found;
   if (process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0) {
+    // Another apt-get (unattended upgrades, a parallel setup) may hold dpkg's lock for a while: wait for it.
     log.info(`installing ${tool.package} with apt-get (${tool.command}: ${tool.why})…`);
-    spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-    const install = spawnSync('apt-get', ['install', '-y', '-qq', tool.package], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...env, DEBIAN_FRONTEND: 'noninteractive' } });
+    spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=120', 'update', '-qq'], { stdio: 'ignore' });
+    const install = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=120', 'install', '-y', '-qq', tool.package], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...env, DEBIAN_FRONTEND: 'noninteractive' } });
     const now = find(tool.command);
     if (now) return now;
     log.warn(`apt-get install ${tool.package} failed: ${install.stderr?.toString().trim().split('\n').pop() ?? ''}`);

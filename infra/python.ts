@@ -21,8 +21,8 @@ export function ensurePythonPackages(log: Logger, env: NodeJS.ProcessEnv = proce
   if (canApt && !env.MLOPS_PYTHON) {
     const started = performance.now();
     log.info(`installing ${PYTHON_PACKAGES.debian.join(' ')} with apt-get (for the example trainer and reference checks)…`);
-    const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-    const install = spawnSync('apt-get', ['install', '-y', '-qq', ...PYTHON_PACKAGES.debian], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...env, DEBIAN_FRONTEND: 'noninteractive' } });
+    const update = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=120', 'update', '-qq'], { stdio: 'ignore' });
+    const install = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=120', 'install', '-y', '-qq', ...PYTHON_PACKAGES.debian], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...env, DEBIAN_FRONTEND: 'noninteractive' } });
     if (update.status === 0 && install.status === 0 && hasModules(pythonInterpreter(env))) {
       log.info(`Python packages installed in ${((performance.now() - started) / 1000).toFixed(0)} s`);
       return pythonInterpreter(env);
