@@ -36,6 +36,26 @@ export interface Traffic {
   shadow?: number;
 }
 
+/**
+ * Log loss of stable and candidate on their rows whose labels arrived (feedback labels a shadow
+ * row with its request): how each predicts, once ground truth is there. null without labels.
+ */
+function labelledPerformance(stable: Array<{ p: number; y: number | null }>, candidate: Array<{ p: number; y: number | null }>): Pick<CanaryFigures, 'stableLabeled' | 'canaryLabeled' | 'stableLogLoss' | 'canaryLogLoss'> {
+  const loss = (xs: Array<{ p: number; y: number | null }>) => {
+    const labelled = xs.filter((x) => x.y !== null && Number.isFinite(x.p));
+    if (!labelled.length) return { n: 0, loss: null };
+    let sum = 0;
+    for (const x of labelled) {
+      const p = Math.min(1 - 1e-7, Math.max(1e-7, x.p));
+      sum -= x.y === 1 ? Math.log(p) : Math.log(1 - p);
+    }
+    return { n: labelled.length, loss: sum / labelled.length };
+  };
+  const a = loss(stable);
+  const b = loss(candidate);
+  return { stableLabeled: a.n, canaryLabeled: b.n, stableLogLoss: a.loss, canaryLogLoss: b.loss };
+}
+
 export interface CanaryFigures {
   stableRows: number;
   canaryRows: number;
@@ -44,6 +64,11 @@ export interface CanaryFigures {
   /** PSI of the canary's prediction distribution against the stable one's (10 bins). */
   predictionPsi: number | null;
   canaryErrors: number;
+  /** Rows with a label, and log loss on them (absent in figures of runs before labels were read). */
+  stableLabeled?: number;
+  canaryLabeled?: number;
+  stableLogLoss?: number | null;
+  canaryLogLoss?: number | null;
 }
 
 function activityContext(): Context | undefined {
@@ -268,7 +293,12 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       const c = await versionRow(deps.db, input.model, input.canary);
       const rows = await deps.db
         .selectFrom('prediction_log')
-        .select(['model_version_id', 'latency_ms', sql<number>`(outputs->>'probability')::float8`.as('p')])
+        .select([
+          'model_version_id',
+          'latency_ms',
+          sql<number>`(outputs->>'probability')::float8`.as('p'),
+          sql<number | null>`case when label in ('1'::jsonb, 'true'::jsonb) then 1 when label in ('0'::jsonb, 'false'::jsonb) then 0 end`.as('y'),
+        ])
         .where('model_id', '=', s.model.id)
         .where('ts', '>=', new Date(input.since))
         .where('model_version_id', 'in', [s.mv.id, c.mv.id])
@@ -299,6 +329,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
         canaryP99Ms: percentile(canary.map((r) => r.latency_ms), 0.99),
         predictionPsi: stable.length && canary.length ? psi(hist(stable), hist(canary)) : null,
         canaryErrors,
+        ...labelledPerformance(stable, canary),
       };
     },
 

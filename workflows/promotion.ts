@@ -39,9 +39,13 @@ export const promotionInput = z
         maxPredictionPsi: z.number().min(0).default(0.2),
         /** Rows the canary must have served before its gate is judged. */
         minCanaryRows: z.number().int().min(0).default(20),
+        /** Once this many of the candidate's rows have labels, its log loss is judged against stable's (0: never). */
+        minLabeledRows: z.number().int().min(0).default(50),
+        /** How much worse than stable's the candidate's log loss on labelled rows may be. */
+        maxLogLossIncrease: z.number().min(0).default(0.02),
       })
       .strict()
-      .default({ maxContractDiff: 1e-5, maxErrorRate: 0.01, maxP99Ms: 100, maxPredictionPsi: 0.2, minCanaryRows: 20 }),
+      .default({ maxContractDiff: 1e-5, maxErrorRate: 0.01, maxP99Ms: 100, maxPredictionPsi: 0.2, minCanaryRows: 20, minLabeledRows: 50, maxLogLossIncrease: 0.02 }),
     approval: z.object({ timeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600) }).strict().optional(),
     /** After promotion, how long a `rollback` signal can still return to the previous version. */
     watchSeconds: z.number().min(0).max(30 * 24 * 3600).default(0),

@@ -446,11 +446,23 @@ export async function attachLabel(db: Db, requestId: string, label: unknown) {
 }
 
 /** Labels for many predictions in one statement (feedback arrives in batches of thousands); returns how many rows got one. */
+/** The request id of a shadow's row for the same request (`X` → `X:shadow`, `X#i` → `X:shadow#i`). */
+export function shadowRequestId(requestId: string): string {
+  const hash = requestId.lastIndexOf('#');
+  return hash < 0 ? `${requestId}:shadow` : `${requestId.slice(0, hash)}:shadow${requestId.slice(hash)}`;
+}
+
+/**
+ * Attaches ground truth to logged predictions, and to the shadow's row for the same request (so a
+ * shadow candidate is judged on labels too). Returns the application rows labelled.
+ */
 export async function attachLabels(db: Db, labels: Array<{ requestId: string; label: unknown }>): Promise<number> {
   if (!labels.length) return 0;
-  const res = await sql`update prediction_log p set label = v.label, labeled_at = now()
-    from (select unnest(${labels.map((l) => l.requestId)}::text[]) as request_id, unnest(${labels.map((l) => JSON.stringify(l.label))}::jsonb[]) as label) v
+  const update = (ids: string[]) => sql`update prediction_log p set label = v.label, labeled_at = now()
+    from (select unnest(${ids}::text[]) as request_id, unnest(${labels.map((l) => JSON.stringify(l.label))}::jsonb[]) as label) v
     where p.request_id = v.request_id`.execute(db);
+  const res = await update(labels.map((l) => l.requestId));
+  await update(labels.map((l) => shadowRequestId(l.requestId)));
   return Number(res.numAffectedRows ?? 0);
 }
 

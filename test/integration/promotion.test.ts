@@ -158,6 +158,49 @@ test('a shadow candidate with inverted labels is judged on its own shadow rows a
   expect(load.failures).toEqual([]);
 });
 
+/** Real rows with their labels, as an application would send them and later report the outcome. */
+function labelledTraffic(model: string) {
+  let stop = false;
+  const t = models.train;
+  let sent = 0;
+  const loop = (async () => {
+    for (let i = 0; !stop; i = (i + 1) % t.rows) {
+      const ids: string[] = [];
+      for (let k = 0; k < 10 && !stop; k++, i = (i + 1) % t.rows) {
+        const id = `lab-${model}-${sent++}`;
+        const inputs = t.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? t.numeric[f.name]![i] : t.categorical[f.name]![i]] }));
+        const res = await fetch(`${server.url}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: JSON.stringify({ inputs }) });
+        await res.arrayBuffer();
+        if (res.ok) ids.push(`${id}:${t.label[i]}`);
+      }
+      // The outcome arrives later, once the rows (and the shadow's) are in the log.
+      await new Promise((r) => setTimeout(r, 300));
+      if (!ids.length) continue;
+      const labels = ids.map((x) => ({ request_id: x.slice(0, x.lastIndexOf(':')), label: Number(x.slice(x.lastIndexOf(':') + 1)) }));
+      await (await fetch(`${server.url}/v2/models/${model}/feedback`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ labels }) })).arrayBuffer();
+    }
+  })();
+  return { stop: async () => ((stop = true), await loop) };
+}
+
+test('a shadow candidate that predicts worse on the labels that arrive is rolled back, even when its predictions do not shift enough to fail', async () => {
+  const model = `promo-labels-${randomUUID().slice(0, 8)}`;
+  const v1 = await register(model, 'real', 20);
+  const v2 = await register(model, 'inverted', 20);
+  expect((await promote({ model, version: v1, strategy: 'direct', ...fast })).outcome).toBe('promoted');
+  const load = labelledTraffic(model);
+  const shadowed = await promote({ model, version: v2, strategy: 'shadow', ...fast, bakeSeconds: 2, maxBakeSeconds: 60, gates: { ...fast.gates, maxPredictionPsi: 100, minCanaryRows: 80, minLabeledRows: 20 } }).finally(() => load.stop());
+  expect(shadowed.outcome).toBe('rolled-back');
+  expect(shadowed.reason).toMatch(/^shadow: log loss \S+ vs stable \S+ on labelled rows/);
+  const f = shadowed.figures.shadow as { canaryLabeled: number; stableLabeled: number; canaryLogLoss: number; stableLogLoss: number };
+  expect(f.canaryLabeled).toBeGreaterThanOrEqual(20);
+  expect(f.canaryLogLoss).toBeGreaterThan(f.stableLogLoss);
+  // The labels reached the shadow's own rows, request by request.
+  const labelled = await pg.query(`select count(*)::int n from prediction_log where request_id like $1 and label is not null`, [`lab-${model}-%:shadow`]);
+  expect(labelled.rows[0].n).toBeGreaterThanOrEqual(20);
+  expect(await production(model)).toBe(v1);
+});
+
 test('approval: a timeout rejects, `approve` promotes, `rollback` during the watch returns to the previous version', async () => {
   const model = `approve-${randomUUID().slice(0, 8)}`;
   const v1 = await register(model, 'real', 10);

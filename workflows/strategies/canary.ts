@@ -17,7 +17,7 @@ export const canary: PromotionStrategy = {
       // Guarded: promotions started before judged thin evidence as a pass.
       if (patched('canary-evidence')) {
         const { figures, waitedSeconds } = await bakeForEvidence(ctx, 'canary', since);
-        const why = evidenceProblem(ctx, figures, waitedSeconds, { errors: true, latency: true });
+        const why = evidenceProblem(ctx, figures, waitedSeconds, { errors: true, latency: true, performance: patched('labelled-performance') });
         ctx.gate(`canary ${w}%`, why === undefined, figures, why);
         continue;
       }

@@ -20,7 +20,7 @@ export async function bakeForEvidence(ctx: RolloutContext, role: 'canary' | 'sha
 }
 
 /** Why the figures fail the stage, or undefined when they pass: every missing figure fails by name. */
-export function evidenceProblem(ctx: RolloutContext, f: CanaryFigures, waitedSeconds: number, judge: { errors: boolean; latency: boolean }): string | undefined {
+export function evidenceProblem(ctx: RolloutContext, f: CanaryFigures, waitedSeconds: number, judge: { errors: boolean; latency: boolean; performance?: boolean }): string | undefined {
   const g = ctx.input.gates;
   if (f.canaryRows < g.minCanaryRows) return `${f.canaryRows} rows < ${g.minCanaryRows} after ${waitedSeconds}s`;
   if (judge.errors && f.canaryErrors > 0) return `${f.canaryErrors} errors`;
@@ -28,5 +28,11 @@ export function evidenceProblem(ctx: RolloutContext, f: CanaryFigures, waitedSec
   if (judge.latency && f.canaryP99Ms! > g.maxP99Ms) return `p99 ${f.canaryP99Ms} ms > ${g.maxP99Ms} ms`;
   if (f.predictionPsi === null) return `no prediction-shift figure (${f.stableRows} stable rows)`;
   if (f.predictionPsi > g.maxPredictionPsi) return `prediction PSI ${f.predictionPsi.toFixed(3)} > ${g.maxPredictionPsi}`;
+  // Once labels arrived for enough of the candidate's rows, how it predicts is evidence too.
+  if (judge.performance && g.minLabeledRows > 0 && (f.canaryLabeled ?? 0) >= g.minLabeledRows) {
+    if (f.canaryLogLoss == null || f.stableLogLoss == null) return `no log-loss figure (${f.canaryLabeled} labelled candidate rows, ${f.stableLabeled ?? 0} stable)`;
+    const rise = f.canaryLogLoss - f.stableLogLoss;
+    if (rise > g.maxLogLossIncrease) return `log loss ${f.canaryLogLoss.toFixed(4)} vs stable ${f.stableLogLoss.toFixed(4)} on labelled rows (+${rise.toFixed(4)} > ${g.maxLogLossIncrease}; ${f.canaryLabeled} labelled)`;
+  }
   return undefined;
 }

@@ -13,7 +13,8 @@ export const shadow: PromotionStrategy = {
     // Guarded: promotions started before read no shadow rows and passed.
     if (patched('shadow-evidence')) {
       const { figures, waitedSeconds } = await bakeForEvidence(ctx, 'shadow', since);
-      const why = evidenceProblem(ctx, figures, waitedSeconds, { errors: true, latency: false });
+      // Guarded: shadow stages started before judged prediction shift only.
+      const why = evidenceProblem(ctx, figures, waitedSeconds, { errors: true, latency: false, performance: patched('labelled-performance') });
       ctx.gate('shadow', why === undefined, figures, why);
       return;
     }
