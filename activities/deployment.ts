@@ -202,8 +202,11 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
     /** Sets the model's traffic in the serving state, and waits until every live server serves it. */
     async setTraffic(input: { model: string; traffic: Traffic }): Promise<void> {
       const t = input.traffic;
-      if ((t.canaryWeight ?? 0) < 0 || (t.canaryWeight ?? 0) > 100) throw ApplicationFailure.nonRetryable(`traffic: canaryWeight must be between 0 and 100`, 'ModelServerRefused');
-      const w = t.canary !== undefined ? (t.canaryWeight ?? 0) : 0;
+      // A canary without a weight is a caller's mistake, not "0 %": refuse it instead of guessing.
+      if (t.canary !== undefined && (t.canaryWeight === undefined || !(t.canaryWeight >= 0 && t.canaryWeight <= 100))) {
+        throw ApplicationFailure.nonRetryable(`traffic: a canary needs canaryWeight between 0 and 100 (got ${t.canaryWeight})`, 'ModelServerRefused');
+      }
+      const w = t.canary !== undefined ? t.canaryWeight! : 0;
       const stable = await versionRow(deps.db, input.model, t.stable);
       const canary = t.canary !== undefined && t.canary !== t.stable ? await versionRow(deps.db, input.model, t.canary) : undefined;
       const shadow = t.shadow !== undefined ? await versionRow(deps.db, input.model, t.shadow) : undefined;

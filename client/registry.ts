@@ -5,7 +5,7 @@ import { loadConfig } from '../infra/config';
 import { createDb, redactUrl } from '../infra/db/connection';
 import { canConnect, tryConnect } from '../infra/postgres';
 import type { Alias, Database } from '../infra/db/schema';
-import { aliasAt, aliasHistory, getModelByName } from '../infra/db/repositories';
+import { aliasHistory, aliasesAt, getModelByName } from '../infra/db/repositories';
 import { ConfigError, UserFacingError, describeError } from '../infra/errors';
 
 /**
@@ -148,17 +148,7 @@ export interface AliasMoveView {
 export async function listAliasHistory(db: Kysely<Database>, model: string, opts: { alias?: Alias; at?: Date } = {}): Promise<AliasMoveView[]> {
   const m = await getModelByName(db, model);
   if (!m) throw new UserFacingError(`no model named ${JSON.stringify(model)} in the registry`);
-  if (opts.at) {
-    const out: AliasMoveView[] = [];
-    for (const alias of opts.alias ? [opts.alias] : (['candidate', 'staging', 'production'] as Alias[])) {
-      const held = await aliasAt(db, m.id, alias, opts.at);
-      if (!held) continue;
-      const row = (await aliasHistory(db, m.id, alias)).find((h) => h.valid_from.getTime() === held.valid_from.getTime() && h.version === held.version);
-      if (row) out.push(moveView(row));
-    }
-    return out;
-  }
-  return (await aliasHistory(db, m.id, opts.alias)).map(moveView);
+  return (opts.at ? await aliasesAt(db, m.id, opts.at, opts.alias) : await aliasHistory(db, m.id, opts.alias)).map(moveView);
 }
 
 function moveView(h: Awaited<ReturnType<typeof aliasHistory>>[number]): AliasMoveView {

@@ -89,10 +89,6 @@ export class Counter extends Family {
     this.series.set(this.key(labels), { labels, value: total });
   }
 
-  get(labels: Labels = {}): number {
-    return (this.series.get(this.key(labels))?.value as number | undefined) ?? 0;
-  }
-
   lines(): string[] {
     return [...this.series.values()].map((s) => `${this.name}${this.labelText(s.labels)} ${formatNumber(s.value as number)}`);
   }

@@ -306,31 +306,30 @@ export async function setAlias(db: Db, modelId: string, alias: Alias, modelVersi
   return { model_id: modelId, alias, model_version_id: modelVersionId, moved: true };
 }
 
-/** An alias's tenures, oldest first, with version numbers. */
-export async function aliasHistory(db: Db, modelId: string, alias?: Alias) {
-  let q = db
+const tenures = (db: Db, modelId: string) =>
+  db
     .selectFrom('alias_history as h')
     .innerJoin('model_versions as v', 'v.id', 'h.model_version_id')
     .leftJoin('model_versions as p', 'p.id', 'h.previous_version_id')
-    .select(['h.id', 'h.alias', 'v.version', 'p.version as from_version', 'h.valid_from', 'h.valid_until', 'h.kind', 'h.ended_by', 'h.moved_by', 'h.reason', 'h.details'])
-    .where('h.model_id', '=', modelId)
-    .orderBy('h.id');
+    .select(['h.id', 'h.alias', 'h.model_version_id', 'v.version', 'p.version as from_version', 'h.valid_from', 'h.valid_until', 'h.kind', 'h.ended_by', 'h.moved_by', 'h.reason', 'h.details'])
+    .where('h.model_id', '=', modelId);
+
+/** An alias's tenures, oldest first, with version numbers. */
+export async function aliasHistory(db: Db, modelId: string, alias?: Alias) {
+  let q = tenures(db, modelId).orderBy('h.id');
   if (alias) q = q.where('h.alias', '=', alias);
   return q.execute();
 }
 
-/** The version that held an alias at time `at` (its tenure began at or before, and ended after). */
-export async function aliasAt(db: Db, modelId: string, alias: Alias, at: Date) {
-  return db
-    .selectFrom('alias_history as h')
-    .innerJoin('model_versions as v', 'v.id', 'h.model_version_id')
-    .select(['v.version', 'h.model_version_id', 'h.valid_from', 'h.valid_until'])
-    .where('h.model_id', '=', modelId)
-    .where('h.alias', '=', alias)
+/** The tenures open at time `at` (begun at or before it, ended after it), one per alias at most. */
+export async function aliasesAt(db: Db, modelId: string, at: Date, alias?: Alias) {
+  let q = tenures(db, modelId)
     .where('h.valid_from', '<=', at)
     .where((eb) => eb.or([eb('h.valid_until', 'is', null), eb('h.valid_until', '>', at)]))
-    .orderBy('h.id', 'desc')
-    .executeTakeFirst();
+    .orderBy('h.alias')
+    .orderBy('h.id');
+  if (alias) q = q.where('h.alias', '=', alias);
+  return q.execute();
 }
 
 /**

@@ -15,6 +15,7 @@ test('labels: judged once enough of the candidate rows have them; a worse log lo
   expect(evidenceProblem(ctx(), { ...base, canaryLabeled: 50, stableLabeled: 60, canaryLogLoss: 0.41, stableLogLoss: 0.4 }, 60, judge)).toBeUndefined();
   expect(evidenceProblem(ctx(), { ...base, canaryLabeled: 50, stableLabeled: 60, canaryLogLoss: 0.45, stableLogLoss: 0.4 }, 60, judge)).toBe('log loss 0.4500 vs stable 0.4000 on labelled rows (+0.0500 > 0.02; 50 labelled)');
   expect(evidenceProblem(ctx(), { ...base, canaryLabeled: 50, stableLabeled: 0, canaryLogLoss: 0.45, stableLogLoss: null }, 60, judge)).toBe('no log-loss figure (50 labelled candidate rows, 0 stable)');
+  expect(evidenceProblem(ctx(), base, 60, judge)).toBe('no labelled-row figure');
   // Off for stages started before the patch, and with minLabeledRows 0.
   expect(evidenceProblem(ctx(), { ...base, canaryLabeled: 50, stableLabeled: 60, canaryLogLoss: 0.9, stableLogLoss: 0.4 }, 60, { errors: true, latency: true })).toBeUndefined();
   expect(evidenceProblem(ctx({ minLabeledRows: 0 }), { ...base, canaryLabeled: 500, stableLabeled: 500, canaryLogLoss: 0.9, stableLogLoss: 0.4 }, 60, judge)).toBeUndefined();

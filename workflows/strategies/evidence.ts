@@ -29,8 +29,11 @@ export function evidenceProblem(ctx: RolloutContext, f: CanaryFigures, waitedSec
   if (f.predictionPsi === null) return `no prediction-shift figure (${f.stableRows} stable rows)`;
   if (f.predictionPsi > g.maxPredictionPsi) return `prediction PSI ${f.predictionPsi.toFixed(3)} > ${g.maxPredictionPsi}`;
   // Once labels arrived for enough of the candidate's rows, how it predicts is evidence too.
-  if (judge.performance && g.minLabeledRows > 0 && (f.canaryLabeled ?? 0) >= g.minLabeledRows) {
-    if (f.canaryLogLoss == null || f.stableLogLoss == null) return `no log-loss figure (${f.canaryLabeled} labelled candidate rows, ${f.stableLabeled ?? 0} stable)`;
+  if (judge.performance && g.minLabeledRows > 0) {
+    // Without a count of labelled rows the stage cannot tell whether labels arrived: it fails by name.
+    if (f.canaryLabeled === undefined) return 'no labelled-row figure';
+    if (f.canaryLabeled < g.minLabeledRows) return undefined;
+    if (f.canaryLogLoss == null || f.stableLogLoss == null) return `no log-loss figure (${f.canaryLabeled} labelled candidate rows, ${f.stableLabeled ?? 'no count of'} stable)`;
     const rise = f.canaryLogLoss - f.stableLogLoss;
     if (rise > g.maxLogLossIncrease) return `log loss ${f.canaryLogLoss.toFixed(4)} vs stable ${f.stableLogLoss.toFixed(4)} on labelled rows (+${rise.toFixed(4)} > ${g.maxLogLossIncrease}; ${f.canaryLabeled} labelled)`;
   }
