@@ -8,6 +8,7 @@ import { schedule } from './commands/schedule';
 import { abort, approve, monitor, reject, resume } from './commands/signals';
 import { status } from './commands/status';
 import { train } from './commands/train';
+import { ui } from './commands/ui';
 
 export const USAGE = `usage: mlops <command> [options]      (every command takes --json: the result as JSON on stdout)
 
@@ -51,6 +52,11 @@ promotion and registry
   models --model <name> --history [--alias production] [--at <ISO time>]
       every move of the model's aliases (version, from, since, until, how, which workflow, why);
       with --at, the versions that held them at that time
+  ui [--port 8090] [--host 127.0.0.1]
+      the read-only registry page: models, versions and gates, alias history, lineage, monitoring
+      charts, pipeline runs and steps, links into the Temporal Web UI (MLOPS_TEMPORAL_UI_URL);
+      with MLOPS_ADMIN_TOKEN set, open it once with ?token=<token>
+  ui --export <dir>                             the same pages as static files (open <dir>/index.html)
   schema --model <name>                         the model's data schema versions (accepted, proposed)
   schema accept --model <name> [--version <n>]
       accept the schema of a span whose columns changed (its run stopped) as the next version;
@@ -78,6 +84,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   policy,
   schedule,
   models,
+  ui,
   schema,
   monitor,
   'platform-check': platformCheck,

@@ -126,6 +126,9 @@ const envSchema = z.object({
   MLOPS_WEBHOOK_HOST: optionalString,
   MLOPS_METRICS_PORT: optionalString.refine((v) => v === undefined || v === 'off' || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), { message: 'must be a port number (0–65535) or off' }),
   MLOPS_METRICS_HOST: optionalString,
+  MLOPS_UI_PORT: optionalString.refine((v) => v === undefined || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), { message: 'must be a port number (0–65535)' }),
+  MLOPS_UI_HOST: optionalString,
+  MLOPS_TEMPORAL_UI_URL: optionalString.refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), { message: 'must look like http://host:port' }),
   MLOPS_TASK_QUEUE_PREFIX: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$/.test(v), { message: 'must be letters, digits and . _ - (e.g. acme-ml)' }),
 });
 
@@ -171,6 +174,10 @@ export interface Config {
   webhook: { token?: string; port: number; host: string };
   /** A worker's /metrics; `off` when MLOPS_METRICS_PORT=off. */
   metrics: { port: number; host: string } | 'off';
+  /** The registry web page (`mlops ui`, the dev stack). */
+  ui: { port: number; host: string };
+  /** The Temporal Web UI the registry page links every workflow into. */
+  temporalUiUrl: string;
 }
 
 const commandTrainersSchema = z.record(
@@ -238,6 +245,8 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_TASK_QUEUE_PREFIX', default: 'mlops', meaning: 'our task queues are `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (and `<prefix>-gpu-<class>`): read by our workers, the `mlops` CLI and the webhook; the plugin takes `taskQueues` instead' },
   { name: 'MLOPS_WEBHOOK_TOKEN', default: 'unset (`npm run webhook` refuses to start)', meaning: 'bearer token (≥ 16 characters) that callers of the trigger webhook (Alertmanager, scripts) must send' },
   { name: 'MLOPS_WEBHOOK_PORT / MLOPS_WEBHOOK_HOST', default: '8010 / 127.0.0.1', meaning: 'where `npm run webhook` (Alertmanager and plain retrain webhook) listens' },
+  { name: 'MLOPS_UI_PORT / MLOPS_UI_HOST', default: '8090 / 127.0.0.1', meaning: 'where `mlops ui` (and the dev stack) serve the read-only registry page; with MLOPS_ADMIN_TOKEN set, the page needs it' },
+  { name: 'MLOPS_TEMPORAL_UI_URL', default: 'http://localhost:8233', meaning: 'the Temporal Web UI the registry page links every workflow into' },
   { name: 'MLOPS_METRICS_PORT / MLOPS_METRICS_HOST', default: '9464 / 127.0.0.1', meaning: 'where a worker serves `/metrics` (a busy port: a free one, logged); `off` for none' },
   { name: 'MLOPS_SERVE_MAX_BODY_BYTES', default: '1048576', meaning: 'largest inference request body the model server reads' },
   { name: 'MLOPS_SERVE_POLL_MS', default: '250', meaning: 'how often the model server reads the serving state (traffic, versions to hold) from PostgreSQL' },
@@ -316,5 +325,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskQueues: resolveTaskQueues({ prefix: e.MLOPS_TASK_QUEUE_PREFIX }),
     webhook: { token: e.MLOPS_WEBHOOK_TOKEN, port: e.MLOPS_WEBHOOK_PORT === undefined ? 8010 : Number(e.MLOPS_WEBHOOK_PORT), host: e.MLOPS_WEBHOOK_HOST ?? '127.0.0.1' },
     metrics: e.MLOPS_METRICS_PORT === 'off' ? 'off' : { port: e.MLOPS_METRICS_PORT === undefined ? 9464 : Number(e.MLOPS_METRICS_PORT), host: e.MLOPS_METRICS_HOST ?? '127.0.0.1' },
+    ui: { port: e.MLOPS_UI_PORT === undefined ? 8090 : Number(e.MLOPS_UI_PORT), host: e.MLOPS_UI_HOST ?? '127.0.0.1' },
+    temporalUiUrl: (e.MLOPS_TEMPORAL_UI_URL ?? 'http://localhost:8233').replace(/\/$/, ''),
   };
 }

@@ -17,6 +17,8 @@ export const PROMTOOL: DebianTool = { command: 'promtool', package: 'prometheus'
 export const PROMETHEUS: DebianTool = { command: 'prometheus', package: 'prometheus', why: 'the alerting test runs the shipped rules in a real Prometheus' };
 export const ALERTMANAGER: DebianTool = { command: 'prometheus-alertmanager', package: 'prometheus-alertmanager', why: 'the alerting test routes real alerts to the webhook' };
 
+export const CHROMIUM: DebianTool = { command: 'chromium', package: 'chromium', why: 'the registry page test loads every view in headless Chromium' };
+
 function find(command: string): string | undefined {
   return ['/usr/bin', '/usr/local/bin'].map((d) => `${d}/${command}`).find((p) => existsSync(p));
 }

@@ -16,7 +16,8 @@ import { startMinio, startTemporalDevServer, type MinioServer, type TemporalDevS
 import { temporalSettings } from '../infra/temporal';
 import { startModelServer, type RunningModelServer } from './serving/server';
 import { startWebhookServer, type RunningWebhook } from './triggers/webhook';
-import { startWorkerMetrics, type RunningWorkerMetrics } from './metrics-server';
+import type { RunningWorkerMetrics } from './metrics-server';
+import { startRegistryWeb, type RegistryWeb } from '../client/web/site';
 import { Client, Connection } from '@temporalio/client';
 
 /**
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
   let server: RunningModelServer | undefined;
   let webhook: RunningWebhook | undefined;
   let metrics: RunningWorkerMetrics | undefined;
+  let ui: RegistryWeb | undefined;
   let clientConnection: Connection | undefined;
 
   // Called from the signal handler during start-up and from `finally`: stop only once.
@@ -69,6 +71,7 @@ async function main(): Promise<void> {
     workers?.shutdown();
     await webhook?.close().catch(() => undefined);
     await metrics?.close().catch(() => undefined);
+    await ui?.close().catch(() => undefined);
     await clientConnection?.close().catch(() => undefined);
     // After the workers: a promotion step in flight still reaches the server while it drains.
     await server?.close().catch(() => undefined);
@@ -162,11 +165,13 @@ async function main(): Promise<void> {
         taskQueue: runtime.config.taskQueues.control,
       });
     }
-    if (config.metrics !== 'off') {
-      const at = config.metrics;
-      const start = (port: number) => startWorkerMetrics({ db: runtime!.db, host: at.host, port, storeFigures: true, gpus: workers!.gpus, queues: workers!.queues, log: createLogger('metrics') });
-      metrics = await start(at.port).catch((err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? start(0) : Promise.reject(err)));
-    }
+    // The plugin's endpoint (MLOPS_METRICS_PORT): the same one a user's own Workers get.
+    metrics = await workers.plugin.serveMetrics();
+    // The registry page, behind the model server's admin token like the admin API.
+    const uiAt = (port: number) =>
+      startRegistryWeb({ db: runtime!.db, port, host: config.ui.host, token: adminToken, temporalUi: temporal ? temporal.uiUrl : config.temporalUiUrl, namespace: settings.namespace, log: createLogger('ui') });
+    const registryWeb = await uiAt(config.ui.port).catch((err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? uiAt(0) : Promise.reject(err)));
+    ui = registryWeb;
     const s3Env = minio ? `ARTIFACT_ROOT=s3://mlops-artifacts S3_ENDPOINT=${minio.endpoint} AWS_ACCESS_KEY_ID=${minio.accessKey} AWS_SECRET_ACCESS_KEY=${minio.secretKey}` : '';
 
     const lines = [
@@ -180,6 +185,7 @@ async function main(): Promise<void> {
       `  Workers          ${workers.queues.join(', ')}`,
       `  Model server     ${server.url}   (OIP REST; admin token ${config.modelServer.adminToken ? 'from MLOPS_ADMIN_TOKEN' : adminToken})`,
       `  Webhook          ${webhook ? webhook.url : '(off; set MLOPS_WEBHOOK_TOKEN to run it here)'}`,
+      `  Registry page    ${registryWeb.url}/?token=${config.modelServer.adminToken ? '<MLOPS_ADMIN_TOKEN>' : adminToken}`,
       `  Metrics          ${metrics ? `${metrics.url}/metrics (workers), ${server.url}/metrics (model server)` : '(off: MLOPS_METRICS_PORT=off)'}`,
       ...(minio ? [`  MinIO keys       access ${minio.accessKey}, secret ${minio.secretKey}`, '', 'A second model server on the same store (another terminal):', `  DATABASE_URL=${pg.url.startsWith('postgres') ? redactUrl(pg.url) : '<the PostgreSQL above>'} ${s3Env} MLOPS_SERVE_PORT=8001 npm run serve`] : []),
       '',

@@ -7,19 +7,6 @@ import { temporalSettings } from '../infra/temporal';
 import { parseQueueList, type QueueSelection } from './queues';
 import { openRuntime } from './runtime';
 import { checkGpus, connectWorkerToTemporal, createWorkers, installSdkRuntime } from './start';
-import { startWorkerMetrics, type RunningWorkerMetrics, type WorkerMetricsOptions } from './metrics-server';
-import type { WorkerRuntime } from './runtime';
-
-/** The worker's /metrics; a port in use (several workers on one host) falls back to a free one, logged. */
-async function serveWorkerMetrics(runtime: WorkerRuntime, at: { port: number; host: string }, opts: Pick<WorkerMetricsOptions, 'storeFigures' | 'gpus' | 'queues' | 'log'>): Promise<RunningWorkerMetrics> {
-  try {
-    return await startWorkerMetrics({ db: runtime.db, ...at, ...opts });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    opts.log.warn(`metrics: port ${at.port} is in use (MLOPS_METRICS_PORT); serving /metrics on a free port instead`);
-    return startWorkerMetrics({ db: runtime.db, ...at, port: 0, ...opts });
-  }
-}
 
 /**
  * Shared body of the worker entry points: parse flags, open the stores (migrating the
@@ -76,11 +63,11 @@ export async function workerMain(argv: string[], fixed?: QueueSelection, mode: {
       log,
       gpus,
     });
-    const metrics = config.metrics === 'off' ? undefined : await serveWorkerMetrics(runtime, config.metrics, { storeFigures: Boolean(selection.control), gpus: started.gpus, queues: started.queues, log });
     try {
+      await started.plugin.serveMetrics();
       await started.run();
     } finally {
-      await metrics?.close();
+      await started.plugin.closeMetrics();
     }
   } finally {
     await runtime.close();

@@ -1,19 +1,29 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { NativeConnection } from '@temporalio/worker';
 import { sql, type Kysely } from 'kysely';
 import type { GpuPool } from '../activities/gpu-context';
 import { STEP_METRICS } from '../activities/step-metrics';
 import type { Database } from '../infra/db/schema';
 import type { Logger } from '../infra/log';
 import { METRICS_CONTENT_TYPE, MetricsRegistry } from '../infra/metrics';
+import { WORKFLOW_METRICS } from './workflow-metrics';
 
 /**
  * A worker's /metrics: the step attempts it ran (duration histograms by step and outcome), the
- * GPUs it leases, and — on a control worker, read from the metadata store at each scrape — the
- * loops' figures: pipeline runs by type and status, alias moves by kind, and per model and
- * version the latest monitoring check (feature PSI and JS, prediction PSI, online AUC, rows,
- * verdict), so drift can be alerted on with no exporter of one's own.
+ * decisions its workflows made (retrains, promotions), the GPUs it leases, and — on a control
+ * worker, read from the metadata store and the Temporal server at each scrape — the loops'
+ * figures: pipeline runs by type and status, alias moves by kind, our task queues' backlog, and
+ * per model and version the latest monitoring check (feature PSI and JS, prediction PSI, online
+ * AUC, rows, verdict), so drift can be alerted on with no exporter of one's own.
  */
+
+/** Our task queues whose backlog the control worker reports (DescribeTaskQueue with stats). */
+export interface BacklogSource {
+  connection: Pick<NativeConnection, 'workflowService' | 'withDeadline'>;
+  namespace: string;
+  queues: () => Array<{ name: string; types: Array<'workflow' | 'activity'> }>;
+}
 
 export interface WorkerMetricsOptions {
   db: Kysely<Database>;
@@ -21,9 +31,11 @@ export interface WorkerMetricsOptions {
   port: number;
   host: string;
   /** Read the loops' figures from the store (one control worker is enough; they are the same everywhere). */
-  storeFigures: boolean;
-  gpus?: GpuPool | 'cpu';
-  queues: string[];
+  storeFigures: boolean | (() => boolean);
+  gpus?: GpuPool | 'cpu' | (() => GpuPool | 'cpu' | undefined);
+  /** The queues polled behind this endpoint; a function when workers join after it started. */
+  queues: string[] | (() => string[]);
+  backlog?: BacklogSource | (() => BacklogSource | undefined);
 }
 
 export interface RunningWorkerMetrics {
@@ -32,22 +44,58 @@ export interface RunningWorkerMetrics {
   close(): Promise<void>;
 }
 
+const live = <T>(v: T | (() => T)): (() => T) => (typeof v === 'function' ? (v as () => T) : () => v);
+
 const LEVELS = ['ok', 'warn', 'act', 'insufficient-data', 'error'] as const;
 
-export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigures' | 'gpus' | 'queues'>): MetricsRegistry {
+export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigures' | 'gpus' | 'queues' | 'backlog'> & { log?: Logger }): MetricsRegistry {
   const r = new MetricsRegistry();
+  const queues = live(opts.queues);
+  const gpuPool = live(opts.gpus);
+  const storeFigures = live(opts.storeFigures);
+  const backlogSource = live(opts.backlog);
   const info = r.gauge('mlops_worker_queues', 'Task queues this worker polls (1 per queue).', ['queue']);
-  for (const q of opts.queues) info.set({ queue: q }, 1);
-  if (opts.gpus && opts.gpus !== 'cpu') {
-    const pool = opts.gpus;
-    const gpus = r.gauge('mlops_gpus', 'GPUs this worker hands out to GPU activities.');
-    const leased = r.gauge('mlops_gpu_leases_in_use', 'GPUs leased by running GPU activities.');
-    r.onCollect(() => {
+  const gpus = r.gauge('mlops_gpus', 'GPUs this worker hands out to GPU activities.');
+  const leased = r.gauge('mlops_gpu_leases_in_use', 'GPUs leased by running GPU activities.');
+  r.onCollect(() => {
+    info.reset();
+    for (const q of queues()) info.set({ queue: q }, 1);
+    gpus.reset();
+    leased.reset();
+    const pool = gpuPool();
+    if (pool && pool !== 'cpu') {
       gpus.set({}, pool.size);
       leased.set({}, pool.busy);
-    });
-  }
-  if (!opts.storeFigures) return r;
+    }
+  });
+  const backlog = r.gauge('mlops_task_queue_backlog', 'Tasks waiting in our task queues for a worker (approximate, from the Temporal server), by queue and type (workflow, activity).', ['queue', 'type']);
+  const backlogAge = r.gauge('mlops_task_queue_backlog_age_seconds', 'Age of the oldest task waiting in the queue (0 when none waits).', ['queue', 'type']);
+  let backlogWarned = false;
+  r.onCollect(async () => {
+    backlog.reset();
+    backlogAge.reset();
+    const source = storeFigures() ? backlogSource() : undefined;
+    if (!source) return;
+    const jobs = source.queues().flatMap((q) => q.types.map((type) => ({ name: q.name, type })));
+    await Promise.all(
+      jobs.map(async ({ name, type }) => {
+        try {
+          const res = await source.connection.withDeadline(Date.now() + 2000, () =>
+            source.connection.workflowService.describeTaskQueue({ namespace: source.namespace, taskQueue: { name, kind: 1 }, taskQueueType: type === 'workflow' ? 1 : 2, reportStats: true }),
+          );
+          const stats = res.stats;
+          if (!stats) return;
+          backlog.set({ queue: name, type }, Number(stats.approximateBacklogCount ?? 0));
+          const age = stats.approximateBacklogAge;
+          backlogAge.set({ queue: name, type }, age ? Number(age.seconds ?? 0) + (age.nanos ?? 0) / 1e9 : 0);
+        } catch (err) {
+          // A server that cannot say leaves the series absent (an alert sees "no data"), never 0.
+          if (!backlogWarned) opts.log?.warn(`/metrics: task queue backlog of ${name} (${type}) unavailable: ${err instanceof Error ? err.message : String(err)}`);
+          backlogWarned = true;
+        }
+      }),
+    );
+  });
   const runs = r.gauge('mlops_pipeline_runs', 'Pipeline runs recorded in the metadata store, by pipeline and status.', ['pipeline', 'status']);
   const oldestRunning = r.gauge('mlops_pipeline_oldest_running_seconds', 'Age of the oldest pipeline run still running, by pipeline (0 when none runs): a stuck run shows here.', ['pipeline']);
   const moves = r.counter('mlops_alias_moves_total', 'Alias moves in the registry (alias history), by model, alias and kind (promote, rollback, revert, candidate, …).', ['model', 'alias', 'kind']);
@@ -64,6 +112,7 @@ export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigu
   r.onCollect(async () => {
     for (const g of [runs, oldestRunning, featurePsi, featureJs, predictionPsi, onlineAuc, offlineAuc, rowsJudged, labelled, verdict, checkedAt]) g.reset();
     moves.reset();
+    if (!storeFigures()) return;
     const runRows = await db.selectFrom('pipeline_runs').select(['pipeline', 'status', sql<number>`count(*)::int`.as('n')]).groupBy(['pipeline', 'status']).execute();
     for (const x of runRows) runs.set({ pipeline: x.pipeline, status: x.status }, x.n);
     const ages = await db
@@ -119,8 +168,8 @@ export async function startWorkerMetrics(opts: WorkerMetricsOptions): Promise<Ru
       res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
       return;
     }
-    Promise.all([registry.render(), STEP_METRICS.render()])
-      .then(([own, steps]) => res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE }).end(own + steps))
+    Promise.all([registry.render(), STEP_METRICS.render(), WORKFLOW_METRICS.render()])
+      .then((parts) => res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE }).end(parts.join('')))
       .catch((err: unknown) => {
         opts.log.warn(`/metrics: ${err instanceof Error ? err.message : String(err)}`);
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SimplePlugin } from '@temporalio/plugin';
-import type { BundleOptions, ReplayWorkerOptions, Worker, WorkerOptions } from '@temporalio/worker';
+import type { BundleOptions, NativeConnection, ReplayWorkerOptions, Worker, WorkerOptions } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import type { Pool } from 'pg';
 import { createActivities } from '../activities';
@@ -18,6 +18,8 @@ import type { Database } from '../infra/db/schema';
 import { ConfigError, UserFacingError, describeError } from '../infra/errors';
 import { createLogger, type Logger } from '../infra/log';
 import { GPU_CLASS_PATTERN, resolveTaskQueues, type TaskQueues } from '../workflows/contracts/task-queues';
+import { startWorkerMetrics, type BacklogSource, type RunningWorkerMetrics } from './metrics-server';
+import { workflowMetricSinks } from './workflow-metrics';
 
 /**
  * The temporal-mlops plugin, on the SDK's own plugin API. Add it to `Worker.create({ plugins })`
@@ -72,6 +74,14 @@ export interface MlopsPluginOptions {
   gpus?: GpuPool | 'cpu';
   /** Code version in lineage and step-cache keys. Default: MLOPS_CODE_VERSION, git HEAD, package version. */
   codeVersion?: string;
+  /**
+   * Serve Prometheus `/metrics` for the Workers this plugin runs (one endpoint for all of them,
+   * up while any runs): their steps, their workflows' retrain and promotion decisions, GPU
+   * leases, and on a control worker the loops' figures and our queues' backlog. Default:
+   * MLOPS_METRICS_PORT / MLOPS_METRICS_HOST when set, else off. A busy port falls back to a free
+   * one (logged).
+   */
+  metrics?: { port: number; host?: string } | 'off';
   /** Apply pending migrations before the first worker polls (default true). */
   migrate?: boolean;
   /** Environment the defaults are read from (default `process.env`). */
@@ -187,6 +197,12 @@ export class MlopsPlugin extends SimplePlugin {
   private readonly gpus?: GpuPool | 'cpu';
   private readonly migrate: boolean;
   private readied?: Promise<void>;
+  private readonly metricsAt: { port: number; host: string } | 'off';
+  private metricsServer?: Promise<RunningWorkerMetrics | undefined>;
+  private runningWorkers = 0;
+  /** Queues of the Workers configured with this plugin, and the control Worker's connection. */
+  private readonly configuredQueues = new Set<string>();
+  private controlConnection?: { connection: NativeConnection; namespace: string };
 
   constructor(opts: MlopsPluginOptions = {}) {
     super({ name: PLUGIN_NAME });
@@ -224,6 +240,15 @@ export class MlopsPlugin extends SimplePlugin {
     this.log = opts.logger ?? createLogger('temporal-mlops');
     this.gpus = opts.gpus;
     this.migrate = opts.migrate ?? true;
+    const env = opts.env ?? process.env;
+    this.metricsAt =
+      opts.metrics === undefined
+        ? env.MLOPS_METRICS_PORT === undefined
+          ? 'off'
+          : base.metrics
+        : opts.metrics === 'off'
+          ? 'off'
+          : { port: opts.metrics.port, host: opts.metrics.host ?? '127.0.0.1' };
   }
 
   /** What a worker on `taskQueue` serves, or a clear error if it is none of our queues. */
@@ -253,6 +278,8 @@ export class MlopsPlugin extends SimplePlugin {
 
   override configureWorker(options: WorkerOptions): WorkerOptions {
     const role = this.roleOf(options.taskQueue);
+    this.configuredQueues.add(options.taskQueue);
+    if (role.role === 'control' && options.connection) this.controlConnection ??= { connection: options.connection, namespace: options.namespace ?? 'default' };
     const identity = options.identity ?? `${options.taskQueue}@${os.hostname()}:${process.pid}`;
     const activities = { ...(options.activities as object | undefined), ...this.activitiesFor(options.taskQueue, identity) };
     const configured: WorkerOptions = {
@@ -262,6 +289,7 @@ export class MlopsPlugin extends SimplePlugin {
       ...(role.role === 'gpu' ? this.gpuConcurrency(options) : {}),
     };
     if (role.role !== 'control') return configured;
+    configured.sinks = { ...options.sinks, ...workflowMetricSinks() };
     // A prebuilt bundle must have been built with this plugin (bundleWorkflowCode({ plugins })).
     if (options.workflowBundle) return configured;
     // The worker hands its plugins to the bundler, where configureBundler adds the queue names
@@ -292,8 +320,10 @@ export class MlopsPlugin extends SimplePlugin {
   }
 
   override configureReplayWorker(options: ReplayWorkerOptions): ReplayWorkerOptions {
-    if (options.workflowBundle) return options;
-    return { ...options, workflowsPath: options.workflowsPath ?? ourWorkflowsPath() };
+    // Replay calls no metric sink, but an unregistered one is logged as an error.
+    const withSinks = { ...options, sinks: { ...options.sinks, ...workflowMetricSinks() } };
+    if (options.workflowBundle) return withSinks;
+    return { ...withSinks, workflowsPath: options.workflowsPath ?? ourWorkflowsPath() };
   }
 
   override configureBundler(options: BundleOptions): BundleOptions {
@@ -302,7 +332,60 @@ export class MlopsPlugin extends SimplePlugin {
 
   override async runWorker(worker: Worker, next: (w: Worker) => Promise<void>): Promise<void> {
     await this.ready();
-    return next(worker);
+    await this.serveMetrics();
+    this.runningWorkers++;
+    try {
+      return await next(worker);
+    } finally {
+      if (--this.runningWorkers === 0) await this.closeMetrics();
+    }
+  }
+
+  /**
+   * Starts this plugin's /metrics (once; also done by the first Worker that runs) and returns
+   * it, or undefined when metrics are off. It closes when the last Worker stops, or on closeMetrics.
+   */
+  serveMetrics(): Promise<RunningWorkerMetrics | undefined> {
+    const at = this.metricsAt;
+    if (at === 'off') return Promise.resolve(undefined);
+    this.metricsServer ??= (async () => {
+      const q = this.taskQueues;
+      const options = {
+        db: this.db,
+        host: at.host,
+        log: this.log,
+        queues: () => [...this.configuredQueues],
+        storeFigures: () => this.configuredQueues.has(q.control),
+        gpus: () => ([...this.configuredQueues].some((name) => this.roleOf(name).role === 'gpu') ? this.gpus : undefined),
+        backlog: (): BacklogSource | undefined =>
+          this.controlConnection && {
+            ...this.controlConnection,
+            queues: () => [
+              { name: q.control, types: ['workflow', 'activity'] },
+              { name: q.cpu, types: ['activity'] },
+              { name: q.gpu, types: ['activity'] },
+              ...[...this.configuredQueues].filter((name) => name.startsWith(`${q.gpu}-`)).map((name) => ({ name, types: ['activity' as const] })),
+            ],
+          },
+      };
+      try {
+        return await startWorkerMetrics({ ...options, port: at.port });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        this.log.warn(`metrics: port ${at.port} is in use; serving /metrics on a free port instead`);
+        return startWorkerMetrics({ ...options, port: 0 });
+      }
+    })();
+    this.metricsServer.catch(() => {
+      this.metricsServer = undefined;
+    });
+    return this.metricsServer;
+  }
+
+  async closeMetrics(): Promise<void> {
+    const running = this.metricsServer;
+    this.metricsServer = undefined;
+    await (await running?.catch(() => undefined))?.close();
   }
 
   /** Migrates the metadata store and prepares the artifact store, once per plugin. */
@@ -335,6 +418,7 @@ export class MlopsPlugin extends SimplePlugin {
 
   /** Closes the metadata store pool if this plugin opened it. */
   async close(): Promise<void> {
+    await this.closeMetrics();
     if (this.database.owned) await this.db.destroy();
   }
 }

@@ -107,6 +107,7 @@ export async function createWorkers(opts: {
     gpus: pool,
     // openRuntime migrated already.
     migrate: false,
+    metrics: runtime.config.metrics,
     logger: log,
   });
   const workers: Worker[] = [];

@@ -9,6 +9,7 @@ import {
   type RetrainOutcome,
   type RetrainTrigger,
 } from './contracts/lifecycle';
+import type { RetrainDecisionKind } from './contracts/metric-sinks';
 
 /**
  * The lifecycle's rules as a plain class the workflow drives (samples-typescript's
@@ -45,6 +46,9 @@ export type Running = NonNullable<LifecycleStatus['running']>;
 export const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 export const nextUtcMidnight = (ms: number) => Date.parse(`${utcDay(ms)}T00:00:00.000Z`) + 86_400_000;
 
+/** Told what became of each retrain request (the worker's metrics); never part of the state. */
+export type DecisionObserver = (decision: RetrainDecisionKind, source: string) => void;
+
 /** What accepting a trigger did, before the main loop acts on it. */
 export type Acceptance = { kind: 'duplicate'; dedupeKey: string } | { kind: 'coalesced'; into: string } | { kind: 'queued'; ticket: number };
 
@@ -61,12 +65,13 @@ export class LifecycleRules {
     readonly model: string,
     readonly state: CarriedState,
     private readonly log: (line: string) => void = () => undefined,
+    private readonly observe: DecisionObserver = () => undefined,
   ) {
     // Triggers carried across continue-as-new have no caller waiting on them.
     this.tickets = state.pending.map(() => -1);
   }
 
-  static initial(model: string, policy: CarriedState['policy'], now: number, log?: (line: string) => void): LifecycleRules {
+  static initial(model: string, policy: CarriedState['policy'], now: number, log?: (line: string) => void, observe?: DecisionObserver): LifecycleRules {
     return new LifecycleRules(
       model,
       {
@@ -82,6 +87,7 @@ export class LifecycleRules {
         generation: 1,
       },
       log,
+      observe,
     );
   }
 
@@ -121,10 +127,12 @@ export class LifecycleRules {
       } else {
         this.decide(now, 'duplicate-dropped', `duplicate trigger ${trigger.dedupeKey} dropped`, { source: trigger.source, figures: { key: trigger.dedupeKey, count: 1 } });
       }
+      this.observe('duplicate', trigger.source);
       return { kind: 'duplicate', dedupeKey: trigger.dedupeKey! };
     }
     const running = this.running;
-    if (running || s.pending.length) {
+    const joins = Boolean(running || s.pending.length);
+    if (joins) {
       s.counters.coalesced++;
       this.decide(now, 'coalesced', `${trigger.source}: ${trigger.reason} — ${running ? `joins the follow-up after ${running.workflowId}` : 'joins the waiting retrain'}`, {
         source: trigger.source,
@@ -141,6 +149,9 @@ export class LifecycleRules {
       s.pendingDropped++;
     }
     this.wake++;
+    // 'started' is counted when the training starts (countTraining), not predicted here.
+    if (joins) this.observe('coalesced', trigger.source);
+    else if (this.deferral(now)) this.observe('deferred', trigger.source);
     return running ? { kind: 'coalesced', into: running.workflowId } : { kind: 'queued', ticket };
   }
 
@@ -158,6 +169,11 @@ export class LifecycleRules {
     this.decide(now, 'new-data', `${fresh.length} new data object(s): ${fresh.slice(0, 3).join(', ')}${fresh.length > 3 ? ', …' : ''}`, { source: req.source });
     if (fresh.length && s.policy.retrainOnNewData) return { reason: `new data: ${fresh.length} object(s)`, source: req.source, figures: { uris: fresh.slice(0, 10) } };
     return undefined;
+  }
+
+  /** A request refused (bad input, or no training could be built for it). */
+  rejected(source: string | undefined): void {
+    this.observe('rejected', source ?? 'unknown');
   }
 
   budgetLeft(now: number): boolean {
@@ -190,7 +206,9 @@ export class LifecycleRules {
     return { triggers, tickets };
   }
 
-  countTraining(now: number): void {
+  /** A training starts now, for the triggers of one cycle (`source`: the first one's). */
+  countTraining(now: number, source?: string): void {
+    this.observe('started', source ?? 'unknown');
     const s = this.state;
     if (s.trainingsToday.day !== utcDay(now)) s.trainingsToday = { day: utcDay(now), count: 0 };
     s.trainingsToday.count++;

@@ -9,6 +9,7 @@ import {
   getExternalWorkflowHandle,
   log,
   patched,
+  proxySinks,
   setHandler,
   startChild,
   uuid4,
@@ -17,6 +18,7 @@ import {
 import { z } from 'zod';
 import type { DeploymentActivities } from '../activities/deployment';
 import { continuousTraining } from './continuous-training';
+import type { MlopsMetricSinks } from './contracts/metric-sinks';
 import { lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from './contracts/names';
 import { lazyActivities, taskQueues } from './contracts/task-queues';
 import { issueLines, parseInput } from './input';
@@ -83,6 +85,12 @@ const productionLookup = lazyActivities<Pick<DeploymentActivities, 'currentProdu
 
 const isNotFound = (err: unknown) => err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'NotFound';
 
+/** The source a request that failed to parse says it came from, for the rejected-request count. */
+const givenSource = (raw: unknown): string => {
+  const source = (raw as { source?: unknown } | null | undefined)?.source;
+  return typeof source === 'string' && /^[a-z0-9_.-]{1,40}$/i.test(source) ? source : 'unknown';
+};
+
 const describe = (err: unknown) => (err instanceof Error ? (err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message) : String(err));
 
 /** The training spec a retrain runs: the policy's template, the model, and the newest data window. */
@@ -106,9 +114,11 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
       'InvalidInput',
     );
   }
+  const { mlopsMetrics } = proxySinks<MlopsMetricSinks>();
+  const observe = (decision: Parameters<typeof mlopsMetrics.retrainDecision>[0]['decision'], source: string) => mlopsMetrics.retrainDecision({ model, decision, source });
   const rules = input.state
-    ? new LifecycleRules(model, input.state, (line) => log.info(line))
-    : LifecycleRules.initial(model, checkPolicy(model, input.policy), Date.now(), (line) => log.info(line));
+    ? new LifecycleRules(model, input.state, (line) => log.info(line), observe)
+    : LifecycleRules.initial(model, checkPolicy(model, input.policy), Date.now(), (line) => log.info(line), observe);
   const s = rules.state;
   const decide = (kind: LifecycleDecisionKind, detail: string, extra?: Partial<LifecycleDecision>) => rules.decide(Date.now(), kind, detail, extra);
 
@@ -126,6 +136,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     const parsed = retrainRequest.safeParse(raw ?? {});
     if (!parsed.success) {
       decide('error', `retrain ignored: ${issueLines(parsed.error).join('; ')}`);
+      rules.rejected(givenSource(raw));
       return;
     }
     rules.accept(parsed.data, Date.now());
@@ -149,7 +160,10 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     {
       validator: (raw) => {
         const parsed = retrainRequest.safeParse(raw ?? {});
-        if (!parsed.success) throw new Error(`invalid retrain request: ${issueLines(parsed.error).join('; ')}`);
+        if (!parsed.success) {
+          rules.rejected(givenSource(raw));
+          throw new Error(`invalid retrain request: ${issueLines(parsed.error).join('; ')}`);
+        }
       },
     },
   );
@@ -203,10 +217,11 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     } catch (err) {
       // Nothing ran, so nothing is counted against the budget; the triggers are answered with the error.
       decide('error', `no training for ${triggers.length} trigger(s): ${describe(err)}`);
+      for (const t of triggers) rules.rejected(t.source);
       rules.settle(tickets, { outcome: 'rejected', reason: describe(err) });
       return;
     }
-    rules.countTraining(now);
+    rules.countTraining(now, triggers[0]?.source);
     const workflowId = `train-${model}-${s.counters.trainings}-${uuid4().slice(0, 8)}`;
     const sources = [...new Set(triggers.map((t) => t.source))].join(', ');
     rules.running = { kind: 'training', workflowId, startedAt: new Date(now).toISOString(), triggers };
@@ -249,7 +264,10 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
   for (const t of input.triggers ?? []) {
     const parsed = retrainRequest.safeParse(t ?? {});
     if (parsed.success) rules.accept(parsed.data, Date.now());
-    else decide('error', `retrain ignored: ${issueLines(parsed.error).join('; ')}`);
+    else {
+      decide('error', `retrain ignored: ${issueLines(parsed.error).join('; ')}`);
+      rules.rejected(givenSource(t));
+    }
   }
   for (const d of input.newData ?? []) onNewData(d);
 

@@ -1,6 +1,7 @@
-import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, TemporalFailure, condition, defineQuery, defineSignal, proxySinks, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { DeploymentActivities, Traffic } from '../activities/deployment';
+import type { MlopsMetricSinks } from './contracts/metric-sinks';
 import { APPROVE_SIGNAL, REJECT_SIGNAL, ROLLBACK_SIGNAL, STATUS_QUERY, promotionWorkflowId } from './contracts/names';
 import { lazyActivities, taskQueues } from './contracts/task-queues';
 
@@ -111,7 +112,20 @@ export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
       'InvalidInput',
     );
   }
-  if (input.rollback) return rollbackNow(input.model, input.reason);
+  const { mlopsMetrics } = proxySinks<MlopsMetricSinks>();
+  const strategy = input.rollback ? 'rollback' : input.strategy;
+  try {
+    const status = input.rollback ? await rollbackNow(input.model, input.reason) : await promote(input);
+    mlopsMetrics.promotion({ model: input.model, strategy, outcome: status.outcome ?? 'failed' });
+    return status;
+  } catch (err) {
+    // Only a failure that ends the run; anything else fails the workflow task, which is retried.
+    if (err instanceof TemporalFailure) mlopsMetrics.promotion({ model: input.model, strategy, outcome: 'failed' });
+    throw err;
+  }
+}
+
+async function promote(input: PromotionInputParsed): Promise<PromotionStatus> {
   const version = input.version!;
   const status: PromotionStatus = { model: input.model, candidate: version, previous: null, stage: 'starting', figures: {} };
   let decision: 'approve' | 'reject' | undefined;

@@ -189,7 +189,8 @@ const clock = (data: DemoData, t: number) => {
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 };
 
-export function renderReport(data: DemoData): string {
+/** `registryHref`: the static export of the registry pages beside the report (models, versions, alias history, lineage, runs). */
+export function renderReport(data: DemoData, opts: { registryHref?: string } = {}): string {
   const cats = data.months.map((m) => m.label);
   const psiAct = typeof data.thresholds.psiAct === 'number' ? data.thresholds.psiAct : 0.2;
   const psiWarn = typeof data.thresholds.psiWarn === 'number' ? data.thresholds.psiWarn : 0.1;
@@ -285,7 +286,8 @@ th{background:#fafafa;font-weight:600}.chip{display:inline-block;color:#fff;bord
 .hot{color:#c0392b;font-weight:600}.kpi{display:flex;gap:24px;margin:12px 0}.kpi div{background:#f6f8fa;border-radius:6px;padding:8px 14px}.kpi b{font-size:20px;display:block}
 ul.notes{color:#444}
 </style></head><body>
-<h1>temporal-mlops demo — ${esc(data.model)}</h1>
+<h1>temporal-mlops demo — ${esc(data.model)}</h1>${opts.registryHref ? `
+<p><a id="registry-link" href="${esc(opts.registryHref)}">The registry after the demo</a>: every model, version and gate, the alias history, lineage, monitoring over time and each pipeline run (the same pages <code>mlops ui</code> serves).</p>` : ''}
 <div class="sub">Generated ${esc(data.generatedAt)} · ${data.months.length} months replayed (${esc(data.months.map((m) => m.label).join(', '))}) · ${esc(String(data.options.rows ?? ''))} sampled rows per month · run took ${Math.round((data.finishedAt - data.startedAt) / 1000)} s · Temporal Web UI was ${esc(data.uiUrl)}</div>
 <div class="kpi"><div><b>${data.versions.length}</b>versions registered</div><div><b>${data.versions.filter((v) => v.promotedAt).length}</b>reached production</div><div><b>${monitoringRetrains}</b>retrains asked by monitoring</div><div><b>${data.reports.length}</b>monitoring reports (${data.reports.filter((r) => r.breach).length} breaches)</div></div>
 <h2>Which version served when</h2>

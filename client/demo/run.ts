@@ -17,6 +17,7 @@ import type { DemoOptions } from './options';
 import { DEMO_MODEL, demoPolicy } from './policy';
 import { Replayer, type Labelled } from './replay';
 import { renderReport, type DemoData } from './report';
+import { exportRegistrySite } from '../web/site';
 import { startDemoStack, type DemoStack } from './stack';
 import { Timeline, Watcher } from './timeline';
 
@@ -266,10 +267,14 @@ export async function runDemo(o: DemoOptions, opts: { signal: AbortSignal; out?:
       minRows: thresholds.minRows,
       notes,
     });
+    // The registry pages as static files beside the report: the same views `mlops ui` serves.
+    const registryDir = path.join(stack.stateDir, 'registry');
+    const pages = await exportRegistrySite(db, registryDir, { temporalUi: stack.temporal.uiUrl, namespace: stack.temporal.namespace });
     const reportPath = path.join(stack.stateDir, 'report.html');
-    await fs.writeFile(reportPath, renderReport(data));
+    await fs.writeFile(reportPath, renderReport(data, { registryHref: 'registry/index.html' }));
     printSummary(say, data, samples);
     say(`report: ${reportPath}`);
+    say(`registry pages: ${path.join(registryDir, 'index.html')} (${pages.length} pages)`);
     const result: DemoResult = { reportPath, data, pids: stack.pids(), ports: stack.ports() };
     if (o.keep) {
       say(`--keep: the stack stays up (Web UI ${stack.temporal.uiUrl}, model server ${stack.modelServerUrl}); Ctrl-C stops it.`);

@@ -64,6 +64,13 @@ test('npm run demo replays Feb–Jun, monitoring retrains, writes the report and
     expect(data.retrains.some((r) => r.source === 'monitoring')).toBe(true);
     expect(data.events.some((e) => e.kind === 'training-started' && e.source === 'monitoring')).toBe(true);
     expect(data.reports.length).toBeGreaterThan(0);
+    // The registry pages, exported beside the report and linked from it, show the same versions.
+    const registryIndex = path.join(stateDir, 'registry', 'index.html');
+    expect(stdout).toContain(`registry pages: ${registryIndex}`);
+    expect(readFileSync(reportPath, 'utf8')).toContain('href="registry/index.html"');
+    const modelRow = new RegExp(`<tr data-model="${data.model}">[\\s\\S]*?data-field="versions">(\\d+)<`).exec(readFileSync(registryIndex, 'utf8'));
+    expect(Number(modelRow?.[1])).toBe(data.versions.length);
+    expect(existsSync(path.join(stateDir, 'registry', `model-${data.model}.html`))).toBe(true);
 
     // Nothing left: every process the stack started has exited and its ports are free.
     const stack = JSON.parse(readFileSync(path.join(stateDir, 'stack.json'), 'utf8')) as { pids: number[]; ports: number[] };

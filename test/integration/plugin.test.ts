@@ -13,6 +13,10 @@ import type { WorkerRuntime } from '../../workers/runtime';
 import { MlopsPlugin, type MlopsPluginOptions } from '../../workers/plugin';
 import type { PlatformCheckResult } from '../../workflows/platform-check';
 import { createTemporalEnv, openTestRuntime } from '../helpers/real';
+import { checkMetrics } from '../helpers/promtool';
+import { waitFor } from '../helpers/wait';
+import { signalLifecycle } from '../../client/lifecycle';
+import { RETRAIN_SIGNAL, promotionWorkflowId } from '../../workflows/contracts/names';
 
 /**
  * The plugin as a user adds it: on workers of their own queue names, beside a workflows module
@@ -120,4 +124,50 @@ test('MLOPS_TASK_QUEUE_PREFIX moves our own workers and the mlops CLI to the sam
     started.shutdown();
     await running;
   }
+});
+
+test('a user’s Workers get /metrics from the plugin: their lifecycles’ retrain decisions, promotions and our queues’ backlog, promtool-clean', async () => {
+  const id = randomUUID().slice(0, 6);
+  const p = plugin({ taskQueues: { prefix: `metrics-${id}` }, metrics: { port: 0, host: '127.0.0.1' } });
+  const q = p.taskQueues;
+  const model = `metrics-${id}`;
+  let url = '';
+  await withWorkers(p, {}, async () => {
+    const metrics = (await p.serveMetrics())!;
+    url = metrics.url;
+    expect(metrics.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // A budget of 0: the first request waits (deferred), the same key again is a duplicate, a
+    // second request joins the waiting one, a malformed one is rejected. No training runs.
+    const lifecyclePolicy = { dailyBudget: 0, training: { preset: 'flights-delay' as const, dataset: { flights: { from: '2001-01', to: '2001-01' } } }, monitoring: { enabled: false } };
+    const h = await signalLifecycle(env.client, model, 'retrain', { reason: 'drift', source: 'monitoring', dedupeKey: 'k1' }, lifecyclePolicy, q.control);
+    await h.signal(RETRAIN_SIGNAL, { reason: 'drift again', source: 'monitoring', dedupeKey: 'k1' });
+    await h.signal(RETRAIN_SIGNAL, { reason: 'nightly', source: 'schedule' });
+    await h.signal(RETRAIN_SIGNAL, { reason: 42, source: 'webhook' });
+    // A rollback with nothing to roll back to fails.
+    await expect(env.client.workflow.execute('promotion', { taskQueue: q.control, workflowId: promotionWorkflowId(model), args: [{ model, rollback: true }] })).rejects.toThrow();
+    const series = (text: string) => text.split('\n').filter((l) => l.startsWith('mlops_') && l.includes(`model="${model}"`)).sort();
+    const text = await waitFor('the lifecycle’s four decisions and the promotion on /metrics', async () => {
+      const t = await (await fetch(`${metrics.url}/metrics`)).text();
+      return series(t).length >= 5 ? t : undefined;
+    });
+    expect(series(text)).toEqual(
+      [
+        `mlops_lifecycle_retrain_decisions_total{model="${model}",decision="coalesced",source="schedule"} 1`,
+        `mlops_lifecycle_retrain_decisions_total{model="${model}",decision="deferred",source="monitoring"} 1`,
+        `mlops_lifecycle_retrain_decisions_total{model="${model}",decision="duplicate",source="monitoring"} 1`,
+        `mlops_lifecycle_retrain_decisions_total{model="${model}",decision="rejected",source="webhook"} 1`,
+        `mlops_promotions_total{model="${model}",strategy="rollback",outcome="failed"} 1`,
+      ].sort(),
+    );
+    // Our queues' backlog, from the server: the Workers poll them, so nothing waits.
+    for (const [queue, type] of [[q.control, 'workflow'], [q.control, 'activity'], [q.cpu, 'activity'], [q.gpu, 'activity']]) {
+      expect(text).toContain(`mlops_task_queue_backlog{queue="${queue}",type="${type}"} 0`);
+    }
+    for (const queue of [q.control, q.cpu, q.gpu]) expect(text).toContain(`mlops_worker_queues{queue="${queue}"} 1`);
+    const lint = await checkMetrics(text);
+    expect(lint).toEqual({ code: 0, output: '' });
+    await h.terminate();
+  });
+  // The endpoint closes with the last Worker.
+  await expect(fetch(`${url}/metrics`)).rejects.toThrow();
 });

@@ -4,7 +4,7 @@ import { loadConfig } from '../../infra/config';
 import { ensureDatabase } from '../../infra/postgres';
 import { createLogger } from '../../infra/log';
 import { ensurePythonPackages } from '../../infra/python';
-import { ALERTMANAGER, PROMETHEUS, PROMTOOL, ensureDebianTool } from '../../infra/debian-tools';
+import { ALERTMANAGER, CHROMIUM, PROMETHEUS, PROMTOOL, ensureDebianTool } from '../../infra/debian-tools';
 import { startMinio, type MinioServer } from '../../infra/services';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -32,7 +32,7 @@ export async function startSharedServices(): Promise<SharedServices> {
   const temporal = await resolveBinary(TEMPORAL_CLI, config, log);
   const minioBin = await resolveBinary(MINIO_SERVER, config, log);
   ensurePythonPackages(log);
-  for (const tool of [PROMTOOL, PROMETHEUS, ALERTMANAGER]) ensureDebianTool(tool, log);
+  for (const tool of [PROMTOOL, PROMETHEUS, ALERTMANAGER, CHROMIUM]) ensureDebianTool(tool, log);
   const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlops-test-'));
   const minio = await startMinio({ binary: minioBin.path, dataDir: path.join(tmpDir, 'minio'), logDir: tmpDir });
   log.info(`MinIO at ${minio.endpoint} (data in ${tmpDir})`);

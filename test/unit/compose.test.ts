@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { CONFIG_DOCS, loadConfig } from '../../infra/config';
@@ -14,6 +14,7 @@ interface Service {
   environment?: Record<string, string>;
   ports?: string[];
   volumes?: string[];
+  depends_on?: string[] | Record<string, unknown>;
   deploy?: { resources?: { reservations?: { devices?: Array<{ driver: string; capabilities: string[] }> } } };
 }
 
@@ -25,7 +26,7 @@ const workers = Object.entries(services).filter(([name]) => name.startsWith('wor
 const hostPorts = (s: Service) => (s.ports ?? []).map((p) => Number(p.split(':')[1]));
 
 test('the production-shaped services are all there', () => {
-  expect(Object.keys(services).sort()).toEqual(['alertmanager', 'minio', 'model-server', 'postgresql', 'prometheus', 'temporal', 'temporal-ui', 'webhook', 'worker-control', 'worker-cpu', 'worker-gpu']);
+  expect(Object.keys(services).sort()).toEqual(['alertmanager', 'grafana', 'minio', 'model-server', 'postgresql', 'prometheus', 'temporal', 'temporal-ui', 'webhook', 'worker-control', 'worker-cpu', 'worker-gpu']);
 });
 
 test('the model server runs its entry point with the stores and a published port', () => {
@@ -119,7 +120,7 @@ test('every service of ours has each variable its entry point needs at start', (
 /** Every metric family our code declares (counter, gauge, histogram with its _bucket/_sum/_count). */
 function exportedMetrics(): Set<string> {
   const names = new Set<string>();
-  const files = ['infra/metrics.ts', 'workers/serving/metrics.ts', 'workers/metrics-server.ts', 'workers/triggers/webhook.ts', 'activities/step-metrics.ts'];
+  const files = ['infra/metrics.ts', 'workers/serving/metrics.ts', 'workers/metrics-server.ts', 'workers/triggers/webhook.ts', 'activities/step-metrics.ts', 'workers/workflow-metrics.ts'];
   for (const f of files) {
     const src = readFileSync(path.join(PROJECT_ROOT, f), 'utf8');
     for (const m of src.matchAll(/\.(counter|gauge|histogram)\(\s*'(mlops_[a-z0-9_]+)'/g)) {
@@ -171,4 +172,103 @@ test('Alertmanager sends retrain alerts to the webhook with its token; every met
     expect(['retrain', 'page']).toContain(r.labels.action);
     if (r.labels.action === 'retrain') expect(r.expr).toMatch(/(by|on) \(model, version\)/);
   }
+});
+
+/** The shipped Grafana dashboard and its provisioning (infra/grafana/), read as Grafana reads them. */
+interface GrafanaDatasourceRef { type?: string; uid?: string }
+interface GrafanaPanel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { h: number; w: number; x: number; y: number };
+  datasource?: GrafanaDatasourceRef;
+  targets?: Array<{ datasource?: GrafanaDatasourceRef; expr?: string; legendFormat?: string }>;
+  panels?: GrafanaPanel[];
+}
+interface GrafanaDashboard {
+  uid: string;
+  title: string;
+  schemaVersion: number;
+  panels: GrafanaPanel[];
+  templating: { list: Array<{ name: string; type: string; datasource?: GrafanaDatasourceRef; query: string | { query: string }; definition?: string; multi?: boolean; includeAll?: boolean }> };
+}
+const grafanaDir = path.join(PROJECT_ROOT, 'infra', 'grafana');
+const readDashboard = () => JSON.parse(readFileSync(path.join(grafanaDir, 'dashboards', 'mlops.json'), 'utf8')) as GrafanaDashboard;
+const readDatasources = () => parse(readFileSync(path.join(grafanaDir, 'provisioning', 'datasources', 'prometheus.yml'), 'utf8')) as {
+  apiVersion: number;
+  datasources: Array<{ name: string; uid: string; type: string; url: string; isDefault?: boolean }>;
+};
+const readProviders = () => parse(readFileSync(path.join(grafanaDir, 'provisioning', 'dashboards', 'mlops.yml'), 'utf8')) as {
+  apiVersion: number;
+  providers: Array<{ name: string; type: string; options: { path: string } }>;
+};
+/** Every panel, those nested in (collapsed) rows included. */
+const allPanels = (panels: GrafanaPanel[]): GrafanaPanel[] => panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
+const variableQuery = (v: GrafanaDashboard['templating']['list'][number]) => (typeof v.query === 'string' ? v.query : v.query.query);
+
+test('the Grafana provisioning files parse: the default data source is the compose Prometheus, the provider reads files', () => {
+  const { datasources } = readDatasources();
+  expect(datasources).toHaveLength(1);
+  const ds = datasources[0]!;
+  expect(ds).toEqual(expect.objectContaining({ uid: 'mlops-prometheus', type: 'prometheus', isDefault: true }));
+  const url = new URL(ds.url);
+  expect(services[url.hostname]).toBeDefined();
+  expect(hostPorts(services[url.hostname]!)).toContain(Number(url.port));
+  const { providers } = readProviders();
+  expect(providers).toEqual([expect.objectContaining({ type: 'file', options: expect.objectContaining({ path: '/var/lib/grafana/dashboards' }) })]);
+});
+
+test('the Grafana dashboard parses, and every panel queries the provisioned Prometheus with built-in panel types', () => {
+  const dashboard = readDashboard();
+  expect(dashboard.uid).toBe('temporal-mlops');
+  expect(dashboard.title).toBe('temporal-mlops loops');
+  expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(39);
+  const uid = readDatasources().datasources[0]!.uid;
+  const panels = allPanels(dashboard.panels);
+  expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
+  const builtIn = ['row', 'timeseries', 'stat', 'table', 'gauge', 'bargauge', 'state-timeline', 'status-history', 'barchart', 'heatmap', 'piechart', 'text'];
+  for (const p of panels) {
+    expect({ id: p.id, type: p.type, builtIn: builtIn.includes(p.type) }).toEqual({ id: p.id, type: p.type, builtIn: true });
+    expect(Object.values(p.gridPos).every((n) => Number.isInteger(n))).toBe(true);
+    if (p.type === 'row') continue;
+    expect({ id: p.id, targets: (p.targets ?? []).length > 0 }).toEqual({ id: p.id, targets: true });
+    if (p.datasource) expect(p.datasource).toEqual({ type: 'prometheus', uid });
+    for (const t of p.targets!) {
+      expect({ id: p.id, datasource: t.datasource }).toEqual({ id: p.id, datasource: { type: 'prometheus', uid } });
+      expect(t.expr).toMatch(/\bmlops_/);
+      expect(t.legendFormat).toBeTruthy();
+    }
+  }
+  expect(panels.filter((p) => p.type !== 'row').length).toBeGreaterThan(20);
+  for (const v of dashboard.templating.list) if (v.type === 'query') expect(v.datasource).toEqual({ type: 'prometheus', uid });
+});
+
+test('every metric the dashboard reads is one the code exports, and model series follow the model variable', () => {
+  const dashboard = readDashboard();
+  const model = dashboard.templating.list.find((v) => v.name === 'model')!;
+  expect(variableQuery(model)).toBe('label_values(mlops_inference_requests_total, model)');
+  expect([model.multi, model.includeAll]).toEqual([true, true]);
+  const targets = allPanels(dashboard.panels).flatMap((p) => p.targets ?? []);
+  const exprs = [...targets.map((t) => t.expr ?? ''), ...dashboard.templating.list.flatMap((v) => [variableQuery(v), v.definition ?? ''])];
+  const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\bmlops_[a-z0-9_]+/g)].map((m) => m[0])));
+  expect(used.size).toBeGreaterThan(20);
+  const exported = exportedMetrics();
+  expect([...used].filter((m) => !exported.has(m)).sort()).toEqual([]);
+  // A panel that shows series per model shows only the models picked.
+  const perModel = targets.filter((t) => (t.legendFormat ?? '').includes('{{model}}'));
+  expect(perModel.length).toBeGreaterThan(10);
+  for (const t of perModel) expect(t.expr).toContain('model=~"$model"');
+});
+
+test('Grafana mounts the provisioning and dashboards folders where Grafana and the provider read them', () => {
+  const svc = services.grafana!;
+  expect(svc.image).toMatch(/^grafana\/grafana-oss:\d+\.\d+\.\d+$/);
+  expect(hostPorts(svc)).toContain(3000);
+  expect(svc.environment).toEqual(expect.objectContaining({ GF_AUTH_ANONYMOUS_ENABLED: 'true', GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer' }));
+  expect(svc.depends_on).toEqual(['prometheus']);
+  const mounts = new Map((svc.volumes ?? []).map((v) => v.split(':')).map(([src, dst, mode]) => [dst!, { src: path.resolve(PROJECT_ROOT, src!), mode }]));
+  expect(mounts.get('/etc/grafana/provisioning')).toEqual({ src: path.join(grafanaDir, 'provisioning'), mode: 'ro' });
+  const dashboards = mounts.get(readProviders().providers[0]!.options.path);
+  expect(dashboards).toEqual({ src: path.join(grafanaDir, 'dashboards'), mode: 'ro' });
+  expect(readdirSync(dashboards!.src)).toContain('mlops.json');
 });

@@ -78,3 +78,23 @@ test('state carried across continue-as-new keeps its triggers, with no caller wa
   // The dedupe memory survives too.
   expect(next.accept(trigger('p'), T0 + 10)).toEqual({ kind: 'duplicate', dedupeKey: 'p' });
 });
+
+test('every retrain decision is told to the observer once, by kind and source: started, duplicate, coalesced, deferred, rejected', () => {
+  const seen: string[] = [];
+  const r = LifecycleRules.initial('m1', policy({ cooldownSeconds: 600, dailyBudget: 5 }), T0, undefined, (d, source) => seen.push(`${d}:${source}`));
+  r.accept({ ...trigger('a'), source: 'monitoring' }, T0);
+  r.accept({ ...trigger('a'), source: 'monitoring' }, T0 + 1);
+  r.accept({ ...trigger('a'), source: 'monitoring' }, T0 + 2);
+  r.accept({ ...trigger('b'), source: 'schedule' }, T0 + 3);
+  const taken = r.startCycle();
+  r.countTraining(T0 + 4, taken.triggers[0]!.source);
+  r.running = { kind: 'training', workflowId: 't1', startedAt: new Date(T0).toISOString(), triggers: taken.triggers };
+  r.accept({ ...trigger('c'), source: 'webhook' }, T0 + 5);
+  r.running = undefined;
+  r.state.lastTrainingEndedAt = T0 + 6;
+  r.startCycle();
+  // Within the cooldown, a new request waits.
+  r.accept({ ...trigger('d'), source: 'cli' }, T0 + 7);
+  r.rejected('api');
+  expect(seen).toEqual(['duplicate:monitoring', 'duplicate:monitoring', 'coalesced:schedule', 'started:monitoring', 'coalesced:webhook', 'deferred:cli', 'rejected:api']);
+});
