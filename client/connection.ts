@@ -1,5 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
-import { taskQueuesFromEnv } from '../infra/config';
+import { withEncryption } from '../infra/codec';
+import { loadConfig, taskQueuesFromEnv } from '../infra/config';
 import { temporalSettings, unreachable, withTimeout } from '../infra/temporal';
 import type { TaskQueues } from '../workflows/contracts/task-queues';
 
@@ -12,5 +13,8 @@ export async function connectClient(): Promise<{ client: Client; connection: Con
   } catch (err) {
     throw unreachable(settings, err);
   }
-  return { client: new Client({ connection, namespace: settings.namespace }), connection, address: settings.address, taskQueues: taskQueuesFromEnv() };
+  // With MLOPS_CODEC_KEYS the CLI and the webhook seal and open payloads like the workers.
+  const keys = loadConfig().codecKeys;
+  const client = new Client({ connection, namespace: settings.namespace, ...(keys ? { dataConverter: withEncryption(undefined, keys) } : {}) });
+  return { client, connection, address: settings.address, taskQueues: taskQueuesFromEnv() };
 }

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { keyRingFromEnv, type CodecKeyRing } from './codec';
 import { ConfigError } from './errors';
 import { validateArtifactKey } from './artifacts/keys';
 import { resolveTaskQueues, type TaskQueues } from '../workflows/contracts/task-queues';
@@ -126,6 +127,12 @@ const envSchema = z.object({
   MLOPS_WEBHOOK_HOST: optionalString,
   MLOPS_METRICS_PORT: optionalString.refine((v) => v === undefined || v === 'off' || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), { message: 'must be a port number (0–65535) or off' }),
   MLOPS_METRICS_HOST: optionalString,
+  MLOPS_CODEC_KEYS: optionalString,
+  MLOPS_CODEC_KEYS_FILE: optionalString,
+  MLOPS_CODEC_SERVER_TOKEN: optionalString,
+  MLOPS_CODEC_SERVER_PORT: optionalString.refine((v) => v === undefined || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), { message: 'must be a port number (0–65535)' }),
+  MLOPS_CODEC_SERVER_HOST: optionalString,
+  MLOPS_CODEC_CORS_ORIGINS: optionalString,
   MLOPS_UI_PORT: optionalString.refine((v) => v === undefined || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), { message: 'must be a port number (0–65535)' }),
   MLOPS_UI_HOST: optionalString,
   MLOPS_TEMPORAL_UI_URL: optionalString.refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), { message: 'must look like http://host:port' }),
@@ -178,6 +185,10 @@ export interface Config {
   ui: { port: number; host: string };
   /** The Temporal Web UI the registry page links every workflow into. */
   temporalUiUrl: string;
+  /** Payload encryption keys (MLOPS_CODEC_KEYS / MLOPS_CODEC_KEYS_FILE); undefined: payloads in plain text. */
+  codecKeys?: CodecKeyRing;
+  /** `npm run codec-server`: decodes for the Temporal CLI and Web UI. */
+  codecServer: { token?: string; port: number; host: string; corsOrigins: string[] };
 }
 
 const commandTrainersSchema = z.record(
@@ -245,6 +256,11 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_TASK_QUEUE_PREFIX', default: 'mlops', meaning: 'our task queues are `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (and `<prefix>-gpu-<class>`): read by our workers, the `mlops` CLI and the webhook; the plugin takes `taskQueues` instead' },
   { name: 'MLOPS_WEBHOOK_TOKEN', default: 'unset (`npm run webhook` refuses to start)', meaning: 'bearer token (≥ 16 characters) that callers of the trigger webhook (Alertmanager, scripts) must send' },
   { name: 'MLOPS_WEBHOOK_PORT / MLOPS_WEBHOOK_HOST', default: '8010 / 127.0.0.1', meaning: 'where `npm run webhook` (Alertmanager and plain retrain webhook) listens' },
+  { name: 'MLOPS_CODEC_KEYS', default: 'unset (payloads in plain text)', meaning: 'AES-256-GCM payload encryption keys `id:base64,id:base64` (32 bytes each; the first seals new payloads, the others still open old ones): set the same on every worker, client, CLI, webhook and codec server' },
+  { name: 'MLOPS_CODEC_KEYS_FILE', default: 'unset', meaning: 'a file holding the keys in the same form (one per line), instead of MLOPS_CODEC_KEYS' },
+  { name: 'MLOPS_CODEC_SERVER_TOKEN', default: 'unset (`npm run codec-server` refuses to start)', meaning: 'bearer token (≥ 16 characters) the Temporal CLI (`--codec-auth`) and Web UI send to the codec server' },
+  { name: 'MLOPS_CODEC_SERVER_PORT / MLOPS_CODEC_SERVER_HOST', default: '8089 / 127.0.0.1', meaning: 'where `npm run codec-server` listens' },
+  { name: 'MLOPS_CODEC_CORS_ORIGINS', default: 'http://localhost:8233,http://127.0.0.1:8233', meaning: 'Web UI origins the codec server answers (CORS)' },
   { name: 'MLOPS_UI_PORT / MLOPS_UI_HOST', default: '8090 / 127.0.0.1', meaning: 'where `mlops ui` (and the dev stack) serve the read-only registry page; with MLOPS_ADMIN_TOKEN set, the page needs it' },
   { name: 'MLOPS_TEMPORAL_UI_URL', default: 'http://localhost:8233', meaning: 'the Temporal Web UI the registry page links every workflow into' },
   { name: 'MLOPS_METRICS_PORT / MLOPS_METRICS_HOST', default: '9464 / 127.0.0.1', meaning: 'where a worker serves `/metrics` (a busy port: a free one, logged); `off` for none' },
@@ -327,5 +343,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metrics: e.MLOPS_METRICS_PORT === 'off' ? 'off' : { port: e.MLOPS_METRICS_PORT === undefined ? 9464 : Number(e.MLOPS_METRICS_PORT), host: e.MLOPS_METRICS_HOST ?? '127.0.0.1' },
     ui: { port: e.MLOPS_UI_PORT === undefined ? 8090 : Number(e.MLOPS_UI_PORT), host: e.MLOPS_UI_HOST ?? '127.0.0.1' },
     temporalUiUrl: (e.MLOPS_TEMPORAL_UI_URL ?? 'http://localhost:8233').replace(/\/$/, ''),
+    codecKeys: keyRingFromEnv(env),
+    codecServer: {
+      token: e.MLOPS_CODEC_SERVER_TOKEN,
+      port: e.MLOPS_CODEC_SERVER_PORT === undefined ? 8089 : Number(e.MLOPS_CODEC_SERVER_PORT),
+      host: e.MLOPS_CODEC_SERVER_HOST ?? '127.0.0.1',
+      corsOrigins: (e.MLOPS_CODEC_CORS_ORIGINS ?? 'http://localhost:8233,http://127.0.0.1:8233').split(',').map((o) => o.trim()).filter(Boolean),
+    },
   };
 }

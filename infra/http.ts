@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 
 /**
@@ -62,4 +63,21 @@ export function tokenMatches(given: string | undefined, expected: string): boole
 export function bearerToken(req: http.IncomingMessage): string | undefined {
   const auth = req.headers.authorization;
   return auth && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
+}
+
+/** Listens and answers with the server's base URL (port 0: a free port). */
+export async function listen(server: http.Server, port: number, host: string): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return `http://${host}:${(server.address() as AddressInfo).port}`;
+}
+
+/** Stops accepting, drops open connections (keep-alive ones too) and resolves once closed. */
+export function closeServer(server: http.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -1,6 +1,9 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
+import { workflowMetricSinks } from '../workers/workflow-metrics';
+import { withEncryption } from './codec';
+import { loadConfig } from './config';
 import { UserFacingError, runMain } from './errors';
 import { PROJECT_ROOT } from './paths';
 
@@ -26,14 +29,28 @@ runMain(async () => {
     const json = JSON.parse(readFileSync(file, 'utf8'));
     return json.workflowId && json.history ? { workflowId: String(json.workflowId), history: json.history, name: path.basename(file, '.json') } : { workflowId: path.basename(file, '.json'), history: json, name: path.basename(file, '.json') };
   });
-  const names = new Map(histories.map((h) => [h.workflowId, h.name]));
+  // Results name only the workflow id, and runs of one id (a model's promotions) are recorded
+  // more than once: replay in batches whose ids are unique, so every result names its file.
+  const batches: Array<typeof histories> = [];
+  for (const h of histories) {
+    const batch = batches.find((b) => !b.some((x) => x.workflowId === h.workflowId));
+    if (batch) batch.push(h);
+    else batches.push([h]);
+  }
   let failed = 0;
-  for await (const result of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows') }, histories)) {
-    if (result.error) {
-      failed++;
-      process.stdout.write(`FAIL ${names.get(result.workflowId) ?? result.workflowId}: ${result.error.message.split('\n')[0]}\n`);
-    } else {
-      process.stdout.write(`ok   ${names.get(result.workflowId) ?? result.workflowId}\n`);
+  // Our workflows report decisions to metric sinks (never called on replay, but they must be
+  // registered); histories sealed with MLOPS_CODEC_KEYS open with the same keys.
+  const keys = loadConfig().codecKeys;
+  const options = { workflowsPath: require.resolve('../workflows'), sinks: workflowMetricSinks(), ...(keys ? { dataConverter: withEncryption(undefined, keys) } : {}) };
+  for (const batch of batches) {
+    const names = new Map(batch.map((h) => [h.workflowId, h.name]));
+    for await (const result of Worker.runReplayHistories(options, batch)) {
+      if (result.error) {
+        failed++;
+        process.stdout.write(`FAIL ${names.get(result.workflowId) ?? result.workflowId}: ${result.error.message.split('\n')[0]}\n`);
+      } else {
+        process.stdout.write(`ok   ${names.get(result.workflowId) ?? result.workflowId}\n`);
+      }
     }
   }
   if (failed) throw new UserFacingError(`${failed} of ${files.length} histories do not replay`);

@@ -9,6 +9,7 @@ import { MINIO_SERVER, TEMPORAL_CLI, resolveBinary } from '../infra/binaries';
 import { loadConfig } from '../infra/config';
 import { redactUrl } from '../infra/db/connection';
 import { UserFacingError, runMain } from '../infra/errors';
+import { withEncryption } from '../infra/codec';
 import { createLogger } from '../infra/log';
 import { resolvePostgres, type PostgresHandle } from '../infra/postgres';
 import { canConnect } from '../infra/processes';
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
     if (config.webhook.token) {
       clientConnection = await Connection.connect(settings.connectionOptions);
       webhook = await startWebhookServer({
-        client: new Client({ connection: clientConnection, namespace: settings.namespace }),
+        client: new Client({ connection: clientConnection, namespace: settings.namespace, ...(config.codecKeys ? { dataConverter: withEncryption(undefined, config.codecKeys) } : {}) }),
         token: config.webhook.token,
         port: config.webhook.port,
         host: config.webhook.host,

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SimplePlugin } from '@temporalio/plugin';
+import type { ClientOptions } from '@temporalio/client';
 import type { BundleOptions, NativeConnection, ReplayWorkerOptions, Worker, WorkerOptions } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import type { Pool } from 'pg';
@@ -10,6 +11,7 @@ import { createActivities } from '../activities';
 import { GpuPool, bindActivitiesToGpus } from '../activities/gpu-context';
 import { TrainerRegistry, type AnyTrainer } from '../activities/training/trainers';
 import { createArtifactStore, type ArtifactStore } from '../infra/artifacts';
+import { encodedFailuresPath, withEncryption, type CodecKeyRing } from '../infra/codec';
 import { codeVersion as resolveCodeVersion } from '../infra/code-version';
 import { loadConfig, parseArtifactRoot, type Config, type S3Settings } from '../infra/config';
 import { createDb, redactUrl } from '../infra/db/connection';
@@ -82,6 +84,13 @@ export interface MlopsPluginOptions {
    * one (logged).
    */
   metrics?: { port: number; host?: string } | 'off';
+  /**
+   * Seal every payload (and failure message) with AES-256-GCM on the Workers and Clients this
+   * plugin is added to: a key ring (see `parseKeyRing`), or 'off'. Default: MLOPS_CODEC_KEYS /
+   * MLOPS_CODEC_KEYS_FILE when set, else off. Every process that reads the histories (workers,
+   * clients, the mlops CLI, the webhook, `npm run codec-server`) needs the same keys.
+   */
+  encryption?: CodecKeyRing | 'off';
   /** Apply pending migrations before the first worker polls (default true). */
   migrate?: boolean;
   /** Environment the defaults are read from (default `process.env`). */
@@ -198,6 +207,8 @@ export class MlopsPlugin extends SimplePlugin {
   private readonly migrate: boolean;
   private readied?: Promise<void>;
   private readonly metricsAt: { port: number; host: string } | 'off';
+  /** The payload encryption keys, when on. */
+  readonly encryption?: CodecKeyRing;
   private metricsServer?: Promise<RunningWorkerMetrics | undefined>;
   private runningWorkers = 0;
   /** Queues of the Workers configured with this plugin, and the control Worker's connection. */
@@ -240,6 +251,7 @@ export class MlopsPlugin extends SimplePlugin {
     this.log = opts.logger ?? createLogger('temporal-mlops');
     this.gpus = opts.gpus;
     this.migrate = opts.migrate ?? true;
+    this.encryption = opts.encryption === 'off' ? undefined : (opts.encryption ?? this.config.codecKeys);
     const env = opts.env ?? process.env;
     this.metricsAt =
       opts.metrics === undefined
@@ -286,6 +298,7 @@ export class MlopsPlugin extends SimplePlugin {
       ...options,
       identity,
       activities,
+      ...(this.encryption ? { dataConverter: withEncryption(options.dataConverter, this.encryption) } : {}),
       ...(role.role === 'gpu' ? this.gpuConcurrency(options) : {}),
     };
     if (role.role !== 'control') return configured;
@@ -321,13 +334,27 @@ export class MlopsPlugin extends SimplePlugin {
 
   override configureReplayWorker(options: ReplayWorkerOptions): ReplayWorkerOptions {
     // Replay calls no metric sink, but an unregistered one is logged as an error.
-    const withSinks = { ...options, sinks: { ...options.sinks, ...workflowMetricSinks() } };
+    const withSinks = {
+      ...options,
+      sinks: { ...options.sinks, ...workflowMetricSinks() },
+      ...(this.encryption ? { dataConverter: withEncryption(options.dataConverter, this.encryption) } : {}),
+    };
     if (options.workflowBundle) return withSinks;
     return { ...withSinks, workflowsPath: options.workflowsPath ?? ourWorkflowsPath() };
   }
 
   override configureBundler(options: BundleOptions): BundleOptions {
-    return { ...options, workflowsPath: workflowsEntry(this.taskQueues, options.workflowsPath) };
+    return {
+      ...options,
+      workflowsPath: workflowsEntry(this.taskQueues, options.workflowsPath),
+      // Sealed failures need the encoding failure converter inside the sandbox too.
+      ...(this.encryption ? { failureConverterPath: options.failureConverterPath ?? encodedFailuresPath() } : {}),
+    };
+  }
+
+  override configureClient(options: ClientOptions): ClientOptions {
+    const configured = super.configureClient(options);
+    return this.encryption ? { ...configured, dataConverter: withEncryption(configured.dataConverter, this.encryption) } : configured;
   }
 
   override async runWorker(worker: Worker, next: (w: Worker) => Promise<void>): Promise<void> {

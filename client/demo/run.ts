@@ -18,6 +18,7 @@ import { DEMO_MODEL, demoPolicy } from './policy';
 import { Replayer, type Labelled } from './replay';
 import { renderReport, type DemoData } from './report';
 import { exportRegistrySite } from '../web/site';
+import { withEncryption } from '../../infra/codec';
 import { startDemoStack, type DemoStack } from './stack';
 import { Timeline, Watcher } from './timeline';
 
@@ -122,7 +123,9 @@ export async function runDemo(o: DemoOptions, opts: { signal: AbortSignal; out?:
     for (const s of samples) say(`  ${monthLabel(s.month)} 2001: ${s.rows.length} of ${s.fullRows.toLocaleString('en-US')} rows; delayed > 15 min: ${((s.rows.filter((r) => r.label).length / s.rows.length) * 100).toFixed(1)}% in the sample, ${(s.fullPositiveRate * 100).toFixed(1)}% in the whole month`);
 
     connection = await Connection.connect({ address: stack.temporal.address });
-    const client = new Client({ connection, namespace: stack.temporal.namespace });
+    // The stack's workers inherit MLOPS_CODEC_KEYS from this environment; the demo's client matches them.
+    const keys = loadConfig().codecKeys;
+    const client = new Client({ connection, namespace: stack.temporal.namespace, ...(keys ? { dataConverter: withEncryption(undefined, keys) } : {}) });
     db = createDb(stack.databaseUrl, { max: stack.databaseSource === 'pglite' ? 1 : 2, applicationName: 'mlops-demo', schema: stack.databaseSchema });
     const timeline = new Timeline(startedAt, out);
     watcher = new Watcher({ client, db, model: DEMO_MODEL, timeline, minRows: thresholds.minRows });

@@ -1,11 +1,10 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../infra/db/schema';
 import { describeError } from '../../infra/errors';
-import { bearerToken, tokenMatches } from '../../infra/http';
+import { bearerToken, closeServer, listen, tokenMatches } from '../../infra/http';
 import type { Logger } from '../../infra/log';
 import { NotFound, loadModel, loadOverview, loadRun, loadRuns, loadVersion } from './data';
 import { errorPage, modelPage, overviewPage, pageFile, runPage, runsPage, versionPage, type SiteContext } from './pages';
@@ -95,19 +94,11 @@ export async function startRegistryWeb(opts: SiteSettings & { db: Kysely<Databas
         html(500, errorPage(ctx(), 'The registry could not be read', describeError(err)));
       });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const url = `http://${opts.host}:${(server.address() as AddressInfo).port}`;
+  const url = await listen(server, opts.port, opts.host);
   opts.log.info(`registry page at ${url}/${opts.token ? ' (token: MLOPS_ADMIN_TOKEN)' : ''}`);
   return {
     url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }
 

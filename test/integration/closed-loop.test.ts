@@ -15,7 +15,8 @@ import { TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId, watcherWorkflow
 import { lifecycleStatusQuery, type LifecyclePolicyInput, type LifecycleStatus } from '../../workflows/contracts/lifecycle';
 import { monitoringStatusQuery, type MonitoringStatus } from '../../workflows/monitoring';
 import { waitFor } from '../helpers/wait';
-import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
+import { createTemporalEnv, independentPg, openTestRuntime, testServices } from '../helpers/real';
+import { scanHistory } from '../helpers/history-scan';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 
 /**
@@ -211,6 +212,17 @@ test('drift in served traffic → monitoring breach → retrain on the newest da
       expect(((await infer.json()) as { model_version: string }).model_version).toBe('2');
       expect(app.failures).toEqual([]);
       expect(app.sent()).toBeGreaterThan(500);
+
+      // Every history of the loop (lifecycle, trainings, promotion, monitoring, watcher) carries
+      // references only: no secret of this stack and no dataset rows.
+      const secrets = [TOKEN, testServices.s3SecretKey(), new URL(testServices.databaseUrl()).password].filter(Boolean);
+      let scanned = 0;
+      for await (const wf of client.workflow.list()) {
+        const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+        expect({ workflow: wf.workflowId, findings: scanHistory(history, wf.workflowId, secrets) }).toEqual({ workflow: wf.workflowId, findings: [] });
+        scanned++;
+      }
+      expect(scanned).toBeGreaterThanOrEqual(5);
 
       // `MLOPS_RECORD_HISTORIES=test/fixtures/histories` stores these runs for the replay test.
       const record = process.env.MLOPS_RECORD_HISTORIES;

@@ -83,6 +83,7 @@ const policy = (extra: LifecyclePolicyInput = {}): LifecyclePolicyInput => ({
 
 
 const status = (h: WorkflowHandle) => h.query(lifecycleStatusQuery);
+const trainingRunning = (st: LifecycleStatus) => (st.running?.kind === 'training' ? st.running.workflowId : undefined);
 
 /** Child trainings the lifecycle started, from its histories (every run of the id). */
 async function trainingsStarted(model: string): Promise<string[]> {
@@ -171,7 +172,7 @@ test('triggers during a running training give exactly one follow-up, with all of
   const model = 'coalesce';
   await withWorkers(noProduction, async () => {
     const h = await signalLifecycle(client, model, 'retrain', { reason: 'first', source: 'cli' }, policy());
-    const first = await waitFor('training 1', async () => (await status(h)).running?.workflowId);
+    const first = await waitFor('training 1', async () => trainingRunning(await status(h)));
     for (let i = 0; i < 5; i++) await h.signal(retrainSignal, { reason: `keyed ${i}`, source: 'monitoring', dedupeKey: `k${i}` });
     for (let i = 0; i < 5; i++) await h.signal(retrainSignal, { reason: `plain ${i}`, source: 'schedule' });
     const during = await waitFor('10 coalesced', async () => {
@@ -203,7 +204,7 @@ test('the daily budget defers a trigger; raising it by setPolicy lets the traini
   const model = 'budget';
   await withWorkers(noProduction, async () => {
     const h = await signalLifecycle(client, model, 'retrain', { reason: 'one', source: 'cli' }, policy({ dailyBudget: 1 }));
-    const first = await waitFor('training 1', async () => (await status(h)).running?.workflowId);
+    const first = await waitFor('training 1', async () => trainingRunning(await status(h)));
     await release(first, 1);
     await waitFor('idle', async () => ((await status(h)).phase === 'idle' ? true : undefined));
     await h.signal(retrainSignal, { reason: 'two', source: 'cli' });
@@ -216,8 +217,9 @@ test('the daily budget defers a trigger; raising it by setPolicy lets the traini
     expect(deferred.decisions.some((d) => d.kind === 'deferred')).toBe(true);
     await signalLifecycle(client, model, 'setPolicy', policy({ dailyBudget: 2 }));
     const second = await waitFor('training 2', async () => {
+      // Not the promotion that runs between the two trainings (it ends at once here).
       const r = (await status(h)).running;
-      return r && r.workflowId !== first ? r.workflowId : undefined;
+      return r?.kind === 'training' && r.workflowId !== first ? r.workflowId : undefined;
     });
     await release(second, 2);
     await h.terminate();
@@ -229,15 +231,16 @@ test('newData feeds the next training its newest window of URIs', async () => {
   await withWorkers(noProduction, async () => {
     const uris = ['s3://data/flights/2001-02.parquet', 's3://data/flights/2001-03.parquet', 's3://data/flights/2001-04.parquet'];
     const h = await signalLifecycle(client, model, 'newData', { uris: uris.slice(0, 2), dedupeKey: 'batch-1' }, policy({ dataWindow: 2 }));
-    const first = await waitFor('training', async () => (await status(h)).running?.workflowId);
+    const first = await waitFor('training', async () => trainingRunning(await status(h)));
     const spec = await client.workflow.getHandle(first).query(specQuery);
     expect(spec.dataset).toEqual({ uris: uris.slice(0, 2) });
     await h.signal('newData', { uris: uris.slice(0, 2), dedupeKey: 'batch-1' });
     await h.signal('newData', { uris: [uris[2]!], dedupeKey: 'batch-2' });
     await release(first, 1);
     const second = await waitFor('training 2', async () => {
+      // Not the promotion that runs between the two trainings (it ends at once here).
       const r = (await status(h)).running;
-      return r && r.workflowId !== first ? r.workflowId : undefined;
+      return r?.kind === 'training' && r.workflowId !== first ? r.workflowId : undefined;
     });
     expect((await client.workflow.getHandle(second).query(specQuery)).dataset).toEqual({ uris: uris.slice(1) });
     const st = await status(h);
@@ -287,12 +290,13 @@ test('lifecycle survives continue-as-new with its policy, dedupe keys, data wind
       signal: 'newData',
       signalArgs: [{ uris: ['s3://data/a.parquet'], dedupeKey: 'a' }],
     });
-    const first = await waitFor('training', async () => (await status(h)).running?.workflowId);
+    const first = await waitFor('training', async () => trainingRunning(await status(h)));
     for (let i = 0; i < 30; i++) await h.signal(retrainSignal, { reason: `r${i}`, source: 'api', dedupeKey: `key-${i}` });
     await release(first, 7);
     const second = await waitFor('follow-up', async () => {
+      // Not the promotion that runs between the two trainings (it ends at once here).
       const r = (await status(h)).running;
-      return r && r.workflowId !== first ? r.workflowId : undefined;
+      return r?.kind === 'training' && r.workflowId !== first ? r.workflowId : undefined;
     });
     await release(second, 8);
     const after = await waitFor('continued as new', async () => {
