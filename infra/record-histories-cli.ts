@@ -56,8 +56,8 @@ runMain(async () => {
     MLOPS_METRICS_PORT: 'off',
     MLOPS_DATA_ROOTS: stateDir,
   });
-  delete process.env.TEMPORAL_ADDRESS;
-  delete process.env.S3_ENDPOINT;
+  // Fixtures in plain text: anyone's replay opens them, with or without payload keys.
+  for (const name of ['TEMPORAL_ADDRESS', 'S3_ENDPOINT', 'MLOPS_CODEC_KEYS', 'MLOPS_CODEC_KEYS_FILE']) delete process.env[name];
   const config = loadConfig();
   const cli = await resolveBinary(TEMPORAL_CLI, config, log);
   const temporal = await startTemporalDevServer({ cli: cli.path, stateDir, dbFilename: path.join(stateDir, 'temporal.db'), preferStandardPorts: false });

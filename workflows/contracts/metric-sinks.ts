@@ -17,5 +17,3 @@ export interface MlopsMetricSinks extends Sinks {
     promotion(p: { model: string; strategy: string; outcome: PromotionOutcomeKind }): void;
   };
 }
-
-export const METRIC_SINKS = 'mlopsMetrics';
