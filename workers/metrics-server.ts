@@ -1,10 +1,10 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { NativeConnection } from '@temporalio/worker';
 import { sql, type Kysely } from 'kysely';
 import type { GpuPool } from '../activities/gpu-context';
 import { STEP_METRICS } from '../activities/step-metrics';
 import type { Database } from '../infra/db/schema';
+import { listen } from '../infra/http';
 import type { Logger } from '../infra/log';
 import { METRICS_CONTENT_TYPE, MetricsRegistry } from '../infra/metrics';
 import { WORKFLOW_METRICS } from './workflow-metrics';
@@ -175,11 +175,7 @@ export async function startWorkerMetrics(opts: WorkerMetricsOptions): Promise<Ru
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${err instanceof Error ? err.message : String(err)}\n`);
       });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const url = `http://${opts.host}:${(server.address() as AddressInfo).port}`;
+  const url = await listen(server, opts.port, opts.host);
   opts.log.info(`metrics at ${url}/metrics`);
   return {
     url,

@@ -1,11 +1,10 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import { NoLifecycleError, requestRetrain } from '../../client/lifecycle';
 import { lifecycleWorkflowId } from '../../workflows/contracts/names';
 import type { RetrainRequest } from '../../workflows/contracts/lifecycle';
 import { ConfigError } from '../../infra/errors';
-import { HttpError, bearerToken, readJsonBody, send, tokenMatches } from '../../infra/http';
+import { HttpError, bearerToken, listen, readJsonBody, send, tokenMatches } from '../../infra/http';
 import type { Logger } from '../../infra/log';
 import { METRICS_CONTENT_TYPE, MetricsRegistry } from '../../infra/metrics';
 import { TRIGGER_SOURCES, type TriggerOutcome, type TriggerSource } from './sources';
@@ -138,12 +137,8 @@ export async function startWebhookServer(opts: WebhookOptions): Promise<RunningW
   });
   server.requestTimeout = 30_000;
   server.headersTimeout = 15_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
+  const url = await listen(server, opts.port ?? 0, opts.host ?? '127.0.0.1');
+  const port = Number(new URL(url).port);
   log.info(`webhook listening on ${url} (${TRIGGER_SOURCES.map((t) => `POST ${t.path}`).join(', ')}, GET /healthz, GET /metrics)`);
   return {
     url,
