@@ -1,4 +1,4 @@
-import { ApplicationFailure, activityInfo, heartbeat, log } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, activityInfo, cancellationDetails, heartbeat, log } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
 import type { Database } from '../infra/db/schema';
 import { finishPipelineRun, findCachedStep, getPipelineRun, upsertPipelineRun, upsertStepRun } from '../infra/db/repositories';
@@ -84,7 +84,7 @@ export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepRun<I
     const keepAlive = opts.keepAlive ? setInterval(() => heartbeat({ step: call.ctx.step, elapsedMs: Math.round(performance.now() - started) }), 5000) : undefined;
     const cacheKey = stepCacheKey(call.ctx.step, deps.codeVersion, call.inputs);
     const startedAt = new Date();
-    const record = async (status: 'running' | 'succeeded' | 'failed', outputs?: unknown, error?: string): Promise<string | null> => {
+    const record = async (status: 'running' | 'succeeded' | 'failed' | 'paused', outputs?: unknown, error?: string): Promise<string | null> => {
       if (!call.ctx.pipelineRunId) return null;
       try {
         const row = await upsertStepRun(deps.db, {
@@ -118,6 +118,13 @@ export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepRun<I
       log.info(`step ${call.ctx.step} succeeded in ${ms} ms (attempt ${info.attempt})`);
       return { output, attempt: info.attempt, worker: deps.worker.identity, ms };
     } catch (err) {
+      if (cancellationDetails()?.paused) {
+        // An operator's `temporal activity pause`: the server holds the step (and its last
+        // heartbeat, the checkpoint) until `temporal activity unpause`; not a failure.
+        await record('paused', undefined, `paused by an operator: ${errorMessage(err)}`);
+        log.info(`step ${call.ctx.step} paused by an operator (attempt ${info.attempt}); temporal activity unpause continues it`);
+        throw new CancelledFailure('Activity paused');
+      }
       await record('failed', undefined, errorMessage(err));
       stepDuration.observe({ step: call.ctx.step, outcome: 'failed' }, (performance.now() - started) / 1000);
       log.warn(`step ${call.ctx.step} attempt ${info.attempt} failed: ${errorMessage(err)}`);

@@ -2,6 +2,7 @@ import { UserFacingError } from '../infra/errors';
 /** The CLI's commands and usage; client/cli.ts is the entry point that runs them. */
 import { retrain, policy } from './commands/lifecycle';
 import { models } from './commands/models';
+import { moveStep } from './commands/move-step';
 import { schema } from './commands/schema';
 import { platformCheck, rollback } from './commands/platform';
 import { schedule } from './commands/schedule';
@@ -23,6 +24,8 @@ training
       resume a paused training run (overrides: dataset, hyperparameters, sampleRows, gates, resources)
   abort --workflow-id <id> [--reason <text>]
       stop a training run
+  move-step --workflow-id <id> --step train --task-queue <queue>
+      send a step waiting for a worker (e.g. train on a busy GPU class) to another task queue
 
 closed loop (lifecycle workflow model/<name>)
   status --model <name>
@@ -77,6 +80,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   status,
   resume,
   abort,
+  'move-step': moveStep,
   approve,
   reject,
   rollback,

@@ -127,6 +127,8 @@ const envSchema = z.object({
   MLOPS_WEBHOOK_HOST: optionalString,
   MLOPS_METRICS_PORT: optionalString.refine((v) => v === undefined || v === 'off' || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), { message: 'must be a port number (0–65535) or off' }),
   MLOPS_METRICS_HOST: optionalString,
+  MLOPS_WORKER_DEPLOYMENT: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/.test(v), { message: 'must be letters, digits, _ and - (no dots), at most 100 characters' }),
+  MLOPS_WORKER_BUILD_ID: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,254}$/.test(v), { message: 'must be letters, digits and _ . + -, at most 255 characters' }),
   MLOPS_CODEC_KEYS: optionalString,
   MLOPS_CODEC_KEYS_FILE: optionalString,
   MLOPS_CODEC_SERVER_TOKEN: optionalString,
@@ -185,6 +187,8 @@ export interface Config {
   ui: { port: number; host: string };
   /** The Temporal Web UI the registry page links every workflow into. */
   temporalUiUrl: string;
+  /** Worker Versioning (MLOPS_WORKER_DEPLOYMENT / MLOPS_WORKER_BUILD_ID); undefined: unversioned workers. */
+  workerDeployment?: { name: string; buildId?: string };
   /** Payload encryption keys (MLOPS_CODEC_KEYS / MLOPS_CODEC_KEYS_FILE); undefined: payloads in plain text. */
   codecKeys?: CodecKeyRing;
   /** `npm run codec-server`: decodes for the Temporal CLI and Web UI. */
@@ -256,6 +260,8 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_TASK_QUEUE_PREFIX', default: 'mlops', meaning: 'our task queues are `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (and `<prefix>-gpu-<class>`): read by our workers, the `mlops` CLI and the webhook; the plugin takes `taskQueues` instead' },
   { name: 'MLOPS_WEBHOOK_TOKEN', default: 'unset (`npm run webhook` refuses to start)', meaning: 'bearer token (≥ 16 characters) that callers of the trigger webhook (Alertmanager, scripts) must send' },
   { name: 'MLOPS_WEBHOOK_PORT / MLOPS_WEBHOOK_HOST', default: '8010 / 127.0.0.1', meaning: 'where `npm run webhook` (Alertmanager and plain retrain webhook) listens' },
+  { name: 'MLOPS_WORKER_DEPLOYMENT', default: 'unset (unversioned workers)', meaning: 'Worker Versioning: every worker joins this Worker Deployment; `temporal worker deployment set-current-version` sends new runs to a build (see Worker Versioning)' },
+  { name: 'MLOPS_WORKER_BUILD_ID', default: 'the code version', meaning: 'the build id of this worker in MLOPS_WORKER_DEPLOYMENT' },
   { name: 'MLOPS_CODEC_KEYS', default: 'unset (payloads in plain text)', meaning: 'AES-256-GCM payload encryption keys `id:base64,id:base64` (32 bytes each; the first seals new payloads, the others still open old ones): set the same on every worker, client, CLI, webhook and codec server' },
   { name: 'MLOPS_CODEC_KEYS_FILE', default: 'unset', meaning: 'a file holding the keys in the same form (one per line), instead of MLOPS_CODEC_KEYS' },
   { name: 'MLOPS_CODEC_SERVER_TOKEN', default: 'unset (`npm run codec-server` refuses to start)', meaning: 'bearer token (≥ 16 characters) the Temporal CLI (`--codec-auth`) and Web UI send to the codec server' },
@@ -343,6 +349,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metrics: e.MLOPS_METRICS_PORT === 'off' ? 'off' : { port: e.MLOPS_METRICS_PORT === undefined ? 9464 : Number(e.MLOPS_METRICS_PORT), host: e.MLOPS_METRICS_HOST ?? '127.0.0.1' },
     ui: { port: e.MLOPS_UI_PORT === undefined ? 8090 : Number(e.MLOPS_UI_PORT), host: e.MLOPS_UI_HOST ?? '127.0.0.1' },
     temporalUiUrl: (e.MLOPS_TEMPORAL_UI_URL ?? 'http://localhost:8233').replace(/\/$/, ''),
+    workerDeployment: e.MLOPS_WORKER_DEPLOYMENT ? { name: e.MLOPS_WORKER_DEPLOYMENT, buildId: e.MLOPS_WORKER_BUILD_ID } : undefined,
     codecKeys: keyRingFromEnv(env),
     codecServer: {
       token: e.MLOPS_CODEC_SERVER_TOKEN,

@@ -17,6 +17,8 @@ export const PROMTOOL: DebianTool = { command: 'promtool', package: 'prometheus'
 export const PROMETHEUS: DebianTool = { command: 'prometheus', package: 'prometheus', why: 'the alerting test runs the shipped rules in a real Prometheus' };
 export const ALERTMANAGER: DebianTool = { command: 'prometheus-alertmanager', package: 'prometheus-alertmanager', why: 'the alerting test routes real alerts to the webhook' };
 
+export const JQ: DebianTool = { command: 'jq', package: 'jq', why: "the README's operator commands read the run's status with it, and a test runs them" };
+
 export const CHROMIUM: DebianTool = { command: 'chromium', package: 'chromium', why: 'the registry page test loads every view in headless Chromium' };
 
 function find(command: string): string | undefined {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -27,7 +27,8 @@ import { temporalSettings } from './temporal';
  * `npm run record-histories [-- <folder>]`: runs every workflow type once on a stack of its own
  * (a Temporal dev server, the metadata store in a fresh schema, artifacts in a temp folder, our
  * workers and a model server) and writes each history to the folder (default
- * test/fixtures/histories) as `<type>-<date>.json`, for the replay gate (`npm run replay`, part of
+ * test/fixtures/histories) as `<type>-<date>.json` (`<type>-<date>-<hhmm>.json` when that day has
+ * one: a recorded history is never overwritten), for the replay gate (`npm run replay`, part of
  * `npm test`). Record again after a workflow change has shipped, and keep the older files: they
  * are the runs still in flight on the old code.
  */
@@ -48,7 +49,9 @@ runMain(async () => {
   const out = path.resolve(process.argv[2] ?? path.join(PROJECT_ROOT, 'test', 'fixtures', 'histories'));
   const log = createLogger('record');
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'mlops-record-'));
-  const day = new Date().toISOString().slice(0, 10);
+  const now = new Date().toISOString();
+  const day = now.slice(0, 10);
+  const hhmm = now.slice(11, 16).replace(':', '');
   Object.assign(process.env, {
     MLOPS_STATE_DIR: stateDir,
     ARTIFACT_ROOT: path.join(stateDir, 'artifacts'),
@@ -79,7 +82,8 @@ runMain(async () => {
   const record = async (name: string, workflowId: string) => {
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
     mkdirSync(out, { recursive: true });
-    const file = path.join(out, `${name}-${day}.json`);
+    const dated = path.join(out, `${name}-${day}.json`);
+    const file = existsSync(dated) ? path.join(out, `${name}-${day}-${hhmm}.json`) : dated;
     // `{workflowId, history}`: the workflows that check their own id replay under it.
     writeFileSync(file, `{"workflowId": ${JSON.stringify(workflowId)}, "history": ${historyToJSON(history)}}\n`);
     written.push(file);

@@ -10,6 +10,20 @@ export interface TemporalDevServer {
 }
 
 /**
+ * Dynamic config our dev servers run with: fairness (and with it the priority-aware matcher),
+ * so a model's steps queue by their priority and fairness key; and one partition per task
+ * queue, because the order holds within a partition and a dev server needs no more than one.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG = [
+  '--dynamic-config-value',
+  'matching.enableFairness=true',
+  '--dynamic-config-value',
+  'matching.numTaskqueueReadPartitions=1',
+  '--dynamic-config-value',
+  'matching.numTaskqueueWritePartitions=1',
+];
+
+/**
  * Starts `temporal server start-dev` on loopback. Uses the standard ports (7233, UI 8233) when
  * they are free, so the Temporal CLI works without flags; otherwise free ones.
  */
@@ -26,7 +40,7 @@ export async function startTemporalDevServer(opts: {
   const uiPort = standard ? 8233 : await freePort();
   const namespace = opts.namespace ?? 'default';
   await fs.mkdir(opts.stateDir, { recursive: true });
-  const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn'];
+  const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn', ...DEV_SERVER_DYNAMIC_CONFIG];
   if (opts.dbFilename) args.push('--db-filename', opts.dbFilename);
   const proc = ManagedProcess.start('temporal', opts.cli, args, { logFile: path.join(opts.stateDir, 'temporal.log') });
   await waitFor('Temporal dev server', () => canConnect(host, port), { timeoutMs: 60_000, proc });

@@ -3,7 +3,7 @@ import { loadConfig } from './config';
 import { runMain } from './errors';
 import { createLogger } from './log';
 import { ensurePythonPackages } from './python';
-import { ALERTMANAGER, CHROMIUM, PROMETHEUS, PROMTOOL, ensureDebianTool } from './debian-tools';
+import { ALERTMANAGER, CHROMIUM, JQ, PROMETHEUS, PROMTOOL, ensureDebianTool } from './debian-tools';
 
 /**
  * `npm run setup`: finds or builds the `temporal` and `minio` binaries (cached machine-wide, so a
@@ -22,5 +22,5 @@ runMain(async () => {
     );
   }
   process.stdout.write(`python    ${ensurePythonPackages(log)}  [with xgboost, scikit-learn, pandas, onnx, scipy]\n`);
-  for (const tool of [PROMTOOL, PROMETHEUS, ALERTMANAGER, CHROMIUM]) process.stdout.write(`${tool.command.padEnd(9)} ${ensureDebianTool(tool, log)}\n`);
+  for (const tool of [PROMTOOL, PROMETHEUS, ALERTMANAGER, CHROMIUM, JQ]) process.stdout.write(`${tool.command.padEnd(9)} ${ensureDebianTool(tool, log)}\n`);
 });

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SimplePlugin } from '@temporalio/plugin';
 import type { ClientOptions } from '@temporalio/client';
+import type { VersioningBehavior } from '@temporalio/common';
 import type { BundleOptions, NativeConnection, ReplayWorkerOptions, Worker, WorkerOptions } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import type { Pool } from 'pg';
@@ -91,6 +92,16 @@ export interface MlopsPluginOptions {
    * clients, the mlops CLI, the webhook, `npm run codec-server`) needs the same keys.
    */
   encryption?: CodecKeyRing | 'off';
+  /**
+   * Worker Versioning: every Worker this plugin configures joins this Worker Deployment version,
+   * and `temporal worker deployment set-current-version` sends new runs to it. Our workflows say
+   * how they move between builds (continuousTraining and promotion stay PINNED to the build
+   * they started on; modelLifecycle, monitoring and datasetWatcher AUTO_UPGRADE at their next
+   * task); `defaultVersioningBehavior` is for the Worker's other workflows (default AUTO_UPGRADE).
+   * Default: MLOPS_WORKER_DEPLOYMENT / MLOPS_WORKER_BUILD_ID (the build id defaults to the code
+   * version) when set, else unversioned. A Worker given its own workerDeploymentOptions keeps them.
+   */
+  deployment?: { name: string; buildId?: string; defaultVersioningBehavior?: VersioningBehavior } | 'off';
   /** Apply pending migrations before the first worker polls (default true). */
   migrate?: boolean;
   /** Environment the defaults are read from (default `process.env`). */
@@ -207,6 +218,8 @@ export class MlopsPlugin extends SimplePlugin {
   private readonly migrate: boolean;
   private readied?: Promise<void>;
   private readonly metricsAt: { port: number; host: string } | 'off';
+  /** The Worker Deployment version our Workers join, when versioned. */
+  readonly deployment?: { name: string; buildId: string; defaultVersioningBehavior: VersioningBehavior };
   /** The payload encryption keys, when on. */
   readonly encryption?: CodecKeyRing;
   private metricsServer?: Promise<RunningWorkerMetrics | undefined>;
@@ -252,6 +265,11 @@ export class MlopsPlugin extends SimplePlugin {
     this.gpus = opts.gpus;
     this.migrate = opts.migrate ?? true;
     this.encryption = opts.encryption === 'off' ? undefined : (opts.encryption ?? this.config.codecKeys);
+    const own = opts.deployment === 'off' ? undefined : opts.deployment;
+    const deployment = opts.deployment === 'off' ? undefined : (own ?? this.config.workerDeployment);
+    if (deployment) {
+      this.deployment = { name: deployment.name, buildId: deployment.buildId ?? this.codeVersion, defaultVersioningBehavior: own?.defaultVersioningBehavior ?? 'AUTO_UPGRADE' };
+    }
     const env = opts.env ?? process.env;
     this.metricsAt =
       opts.metrics === undefined
@@ -300,6 +318,15 @@ export class MlopsPlugin extends SimplePlugin {
       activities,
       ...(this.encryption ? { dataConverter: withEncryption(options.dataConverter, this.encryption) } : {}),
       ...(role.role === 'gpu' ? this.gpuConcurrency(options) : {}),
+      ...(this.deployment && !options.workerDeploymentOptions
+        ? {
+            workerDeploymentOptions: {
+              useWorkerVersioning: true,
+              version: { deploymentName: this.deployment.name, buildId: this.deployment.buildId },
+              defaultVersioningBehavior: this.deployment.defaultVersioningBehavior,
+            },
+          }
+        : {}),
     };
     if (role.role !== 'control') return configured;
     configured.sinks = { ...options.sinks, ...workflowMetricSinks() };

@@ -1,12 +1,14 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, defineSignal, isCancellation, patched, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityFailure, type ActivityOptions, ApplicationFailure, CancellationScope, defineQuery, defineSignal, isCancellation, patched, proxyActivities, setHandler, setWorkflowOptions } from '@temporalio/workflow';
 import type { TrainingActivities } from '../activities/continuous-training';
 import type { createStepActivities, StepCall, StepOutcome } from '../activities/steps';
 import type { TrainOutput } from '../activities/training/train';
 import { ABORT_SIGNAL, RESUME_SIGNAL, STATUS_QUERY } from './contracts/names';
+import { taskPriority } from './contracts/priority';
 import { gpuClassQueue, lazyActivities, taskQueues } from './contracts/task-queues';
 import { issueLines, parseInput } from './input';
 import { Pipeline, decisionWaiter, isScheduleToStartTimeout, type PipelineStatus, type StepHandle } from './pipeline';
 import { MAX_SPEC_BYTES, resolveTask, resumeOverrides, trainingSpec, type ResumeOverrides, type TrainingSpec, type TrainingSpecInput } from './contracts/training-spec';
+import { versioning } from './contracts/versioning';
 
 /**
  * continuousTraining: snapshot → validate data → prepare → train (GPU queue) → evaluate →
@@ -26,18 +28,20 @@ type Steps = TrainingActivities & ReturnType<typeof createStepActivities>;
 
 const RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' } as const;
 
-const control = lazyActivities<Steps>(() => ({
+const controlOptions = (): ActivityOptions => ({
   taskQueue: taskQueues().control,
   startToCloseTimeout: '2 minutes',
   retry: { ...RETRY, maximumAttempts: 10 },
-}));
+});
 
-const cpu = lazyActivities<Steps>(() => ({
+const control = lazyActivities<Steps>(controlOptions);
+
+const cpuOptions = (): ActivityOptions => ({
   taskQueue: taskQueues().cpu,
   startToCloseTimeout: '1 hour',
   heartbeatTimeout: '1 minute',
   retry: { ...RETRY, maximumAttempts: 3, nonRetryableErrorTypes: ['DataError'] },
-}));
+});
 
 export interface TrainingResult {
   model: string;
@@ -79,12 +83,22 @@ function applyOverrides(spec: TrainingSpec, o: ResumeOverrides): TrainingSpec {
   return parseInput(trainingSpec, merged, 'resume overrides for continuousTraining');
 }
 
+// Worker Versioning: A run finishes on the build it started on: its steps and their inputs stay one release.
+setWorkflowOptions(versioning('PINNED'), continuousTraining);
+
 export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<TrainingResult> {
   const bytes = JSON.stringify(rawSpec ?? null).length;
   if (bytes > MAX_SPEC_BYTES) {
     throw ApplicationFailure.nonRetryable(`invalid continuousTraining input: the spec is ${bytes} bytes, over the ${MAX_SPEC_BYTES}-byte limit; pass data by URI (dataset.uris), not inline`, 'InvalidInput');
   }
   let spec = parseInput(trainingSpec, rawSpec, 'continuousTraining');
+  // Steps queue by the run's priority (the model is the fairness key) and are named by their
+  // step in the history, so `temporal activity … --activity-id train` finds them. Guarded: runs
+  // started before replay with the commands they had.
+  const stepOptions = patched('step-priority-and-ids');
+  const priority = stepOptions ? taskPriority(spec.model, spec.priority) : undefined;
+  const named = (step: string): ActivityOptions | Record<string, never> => (stepOptions ? { activityId: step, priority } : {});
+  const cpu = (step: string) => proxyActivities<Steps>({ ...cpuOptions(), ...named(step) });
   const p = new Pipeline('continuousTraining', [...STEPS], { resumeFrom: spec.resumeFrom, lookupCache: control.lookupStepCache });
   const pending: { decision?: 'resume' | 'abort'; overrides?: ResumeOverrides } = {};
   const notes: string[] = [];
@@ -153,6 +167,7 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
         heartbeatTimeout: `${spec.training.heartbeatSeconds} seconds`,
         retry: { ...RETRY, maximumAttempts: spec.training.maxAttempts, nonRetryableErrorTypes: ['DataError'] },
         ...(last ? {} : { scheduleToStartTimeout: `${spec.resources.scheduleToStartSeconds} seconds` }),
+        ...named('train'),
       };
       try {
         return await proxyActivities<Steps>(options).train(call as Parameters<Steps['train']>[0]);
@@ -167,19 +182,19 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
   const body = async (): Promise<TrainingResult> => {
     const task = resolveTask(spec);
     guard();
-    const snapshot = await p.run('snapshot', { model: spec.model, dataset: spec.dataset }, (c) => cpu.snapshot(c));
+    const snapshot = await p.run('snapshot', { model: spec.model, dataset: spec.dataset }, (c) => cpu('snapshot').snapshot(c));
     guard();
     const validated = await p.run(
       'validate-data',
       // Only an explicit `accept` joins the inputs, so the default keeps the step's cache key.
       { model: spec.model, snapshot: { uri: snapshot.uri, sha256: snapshot.sha256 }, features: task.features, label: task.label, split: task.split, ...(spec.schemaChange === 'accept' ? { schemaChange: 'accept' as const } : {}) },
-      (c) => cpu.validateData(c),
+      (c) => cpu('validate-data').validateData(c),
     );
     guard();
     const data = await p.run(
       'prepare',
       { snapshot: { uri: snapshot.uri, sha256: snapshot.sha256 }, features: task.features, label: task.label, split: task.split, sampleRows: spec.sampleRows, seed: spec.seed },
-      (c) => cpu.prepare(c),
+      (c) => cpu('prepare').prepare(c),
     );
     guard();
     const trained = await p.run(
@@ -199,10 +214,10 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
     const evaluation = await p.run(
       'evaluate',
       { model: trained.model, trainerScores: trained.trainerScores, data, threshold: spec.evaluation.threshold, slices: task.slices },
-      (c) => cpu.evaluate(c),
+      (c) => cpu('evaluate').evaluate(c),
     );
     guard();
-    const verdict = await p.run('validate-model', { modelName: spec.model, model: trained.model, data, evaluation, gates: spec.gates }, (c) => cpu.validateModel(c), { cacheable: false });
+    const verdict = await p.run('validate-model', { modelName: spec.model, model: trained.model, data, evaluation, gates: spec.gates }, (c) => cpu('validate-model').validateModel(c), { cacheable: false });
     guard();
     const registered = await p.run(
       'register',
@@ -216,7 +231,7 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
         evaluation,
         validation: verdict,
       },
-      (c) => control.register(c),
+      (c) => proxyActivities<Steps>({ ...controlOptions(), ...named('register') }).register(c),
     );
     const m = evaluation.metrics;
     return {

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, allHandlersFinished, condition, continueAsNew, defineQuery, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, continueAsNew, defineQuery, setHandler, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { WatcherActivities, WatcherCursor } from '../activities/watcher';
 import { STATUS_QUERY, lifecycleWorkflowId } from './contracts/names';
@@ -6,6 +6,7 @@ import { lazyActivities, taskQueues } from './contracts/task-queues';
 import { parseInput } from './input';
 import { lifecyclePolicy, modelName, pauseSignal, resumeMonitoringSignal } from './contracts/lifecycle';
 import { signalOrStartLifecycle } from './lifecycle-signal';
+import { versioning } from './contracts/versioning';
 
 /**
  * The new-data trigger: one long-lived workflow per model (id `watch-data/<model>`) that lists
@@ -117,6 +118,9 @@ function errorText(err: unknown): string {
 function isInvalidInput(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'InvalidInput';
 }
+
+// Worker Versioning: runs for months: it moves to the current build at its next task, so its changes are guarded with patched().
+setWorkflowOptions(versioning('AUTO_UPGRADE'), datasetWatcher);
 
 export async function datasetWatcher(raw: DatasetWatcherInput): Promise<never> {
   const { state: carried, ...input } = parseInput(datasetWatcherInput, raw, 'datasetWatcher');

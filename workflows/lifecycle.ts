@@ -1,16 +1,17 @@
 import {
   ActivityFailure,
-  ApplicationFailure,
-  ParentClosePolicy,
   allHandlersFinished,
+  ApplicationFailure,
   condition,
   continueAsNew,
   executeChild,
   getExternalWorkflowHandle,
   log,
+  ParentClosePolicy,
   patched,
   proxySinks,
   setHandler,
+  setWorkflowOptions,
   startChild,
   uuid4,
   workflowInfo,
@@ -20,6 +21,7 @@ import type { DeploymentActivities } from '../activities/deployment';
 import { continuousTraining } from './continuous-training';
 import type { MlopsMetricSinks } from './contracts/metric-sinks';
 import { lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from './contracts/names';
+import { priorityForSources } from './contracts/priority';
 import { lazyActivities, taskQueues } from './contracts/task-queues';
 import { issueLines, parseInput } from './input';
 import {
@@ -45,6 +47,7 @@ import { carriedState, LifecycleRules, type CarriedState } from './lifecycle-rul
 import { monitoring } from './monitoring';
 import { promotion, type PromotionInput } from './promotion';
 import { trainingSpec, type TrainingSpec } from './contracts/training-spec';
+import { versioning } from './contracts/versioning';
 
 /**
  * modelLifecycle: the one stable address of a model (`model/<name>`). Every trigger — CLI,
@@ -104,6 +107,9 @@ function checkPolicy(model: string, raw: unknown): LifecyclePolicy {
   buildTrainingSpec(model, policy, policy.training.dataset ? [] : STAND_IN_DATA);
   return policy;
 }
+
+// Worker Versioning: runs for months: it moves to the current build at its next task, so its changes are guarded with patched().
+setWorkflowOptions(versioning('AUTO_UPGRADE'), modelLifecycle);
 
 export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
   const input = parseInput(lifecycleInput, raw, 'modelLifecycle');
@@ -221,11 +227,15 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
       rules.settle(tickets, { outcome: 'rejected', reason: describe(err) });
       return;
     }
+    // Guarded: lifecycles that started trainings without a priority replay with the spec they had.
+    if (patched('training-priority')) {
+      spec = { ...spec, priority: { key: priorityForSources(triggers.map((t) => t.source), s.policy.priorities), fairnessWeight: spec.priority?.fairnessWeight ?? 1 } };
+    }
     rules.countTraining(now, triggers[0]?.source);
     const workflowId = `train-${model}-${s.counters.trainings}-${uuid4().slice(0, 8)}`;
     const sources = [...new Set(triggers.map((t) => t.source))].join(', ');
     rules.running = { kind: 'training', workflowId, startedAt: new Date(now).toISOString(), triggers };
-    decide('training-started', `training ${workflowId} for ${triggers.length} trigger(s) (${sources}) on ${'uris' in spec.dataset ? `${spec.dataset.uris.length} data object(s)` : `flights ${spec.dataset.flights.from}..${spec.dataset.flights.to}`}`, {
+    decide('training-started', `training ${workflowId} for ${triggers.length} trigger(s) (${sources}) on ${'uris' in spec.dataset ? `${spec.dataset.uris.length} data object(s)` : `flights ${spec.dataset.flights.from}..${spec.dataset.flights.to}`}${spec.priority ? ` at priority ${spec.priority.key}` : ''}`, {
       workflowId,
       source: triggers[0]?.source,
       figures: triggers[0]?.figures,

@@ -1,4 +1,4 @@
-import { allHandlersFinished, condition, continueAsNew, defineQuery, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, defineQuery, log, setHandler, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import { STATUS_QUERY } from './contracts/names';
 import { lazyActivities, taskQueues } from './contracts/task-queues';
 import { issueLines, parseInput } from './input';
@@ -15,6 +15,7 @@ import {
   type MonitoringThresholds,
 } from './contracts/lifecycle';
 import { signalOrStartLifecycle } from './lifecycle-signal';
+import { versioning } from './contracts/versioning';
 
 /**
  * monitoring: one per deployed model (`monitoring/<name>`). Every period it checks the
@@ -72,6 +73,9 @@ function triggerFigures(r: MonitoringReport, t: MonitoringThresholds): Record<st
     logLoss: r.performance?.logLoss ?? null,
   };
 }
+
+// Worker Versioning: runs for months: it moves to the current build at its next task, so its changes are guarded with patched().
+setWorkflowOptions(versioning('AUTO_UPGRADE'), monitoring);
 
 export async function monitoring(raw: MonitoringInput): Promise<never> {
   const input = parseInput(monitoringInput, raw, 'monitoring');

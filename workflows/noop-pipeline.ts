@@ -1,8 +1,9 @@
-import { setHandler } from '@temporalio/workflow';
+import { setHandler, setWorkflowOptions } from '@temporalio/workflow';
 import type { createStepActivities } from '../activities/steps';
 import { lazyActivities, taskQueues } from './contracts/task-queues';
 import { abortSignal, resumeSignal, trainingStatusQuery } from './continuous-training';
 import { Pipeline, decisionWaiter } from './pipeline';
+import { versioning } from './contracts/versioning';
 
 /**
  * A pipeline of no-op steps on the same engine as continuousTraining, with the same status
@@ -11,6 +12,9 @@ import { Pipeline, decisionWaiter } from './pipeline';
  */
 
 const acts = lazyActivities<ReturnType<typeof createStepActivities>>(() => ({ taskQueue: taskQueues().control, startToCloseTimeout: '1 minute', retry: { maximumAttempts: 2 } }));
+
+// Worker Versioning: short-lived: it finishes on the build it started on.
+setWorkflowOptions(versioning('PINNED'), noopPipeline);
 
 export async function noopPipeline(input: { steps: number; raw?: boolean }): Promise<{ steps: number; resumes: number }> {
   const names = Array.from({ length: input.steps }, (_, i) => `noop-${i}`);

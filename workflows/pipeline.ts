@@ -31,6 +31,12 @@ export interface StepState {
   errorType?: string;
   /** For a step served from the cache: the run it came from. */
   cachedFrom?: string;
+  /**
+   * `temporal workflow reset --event-id` to this event re-runs the run from this step: the
+   * completion of the workflow task that scheduled it (the task's start is the history length
+   * the workflow saw then; its completion is the next event).
+   */
+  resetEventId?: number;
   notes: string[];
 }
 
@@ -41,6 +47,8 @@ export interface PipelineFailure {
   message: string;
   type?: string;
   details?: unknown;
+  /** The failed step's reset point (see StepState.resetEventId). */
+  resetEventId?: number;
 }
 
 export interface PipelineStatus {
@@ -161,6 +169,7 @@ export class Pipeline {
     s.runs++;
     s.startedAt = new Date().toISOString();
     s.finishedAt = undefined;
+    s.resetEventId = workflowInfo().historyLength + 1;
     const started = Date.now();
     try {
       const outcome = await call({ ctx, inputs }, { queue: (q) => (s.queue = q), note: (m) => s.notes.push(m) });
@@ -172,7 +181,7 @@ export class Pipeline {
       return outcome.output;
     } catch (err) {
       if (isCancellation(err)) throw err;
-      const failure = describeStepFailure(name, err);
+      const failure = { ...describeStepFailure(name, err), resetEventId: s.resetEventId };
       const details = failure.details as { attempt?: number } | undefined;
       s.attempts += typeof details?.attempt === 'number' ? details.attempt : 1;
       s.state = 'failed';

@@ -1,10 +1,11 @@
 import {
   ActivityFailure,
   ApplicationFailure,
-  TimeoutFailure,
   defineQuery,
   proxyActivities,
   setHandler,
+  setWorkflowOptions,
+  TimeoutFailure,
   workflowInfo,
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
@@ -13,6 +14,7 @@ import type { PlatformActivities, ProbeResult } from '../activities/platform';
 import { STATUS_QUERY } from './contracts/names';
 import { GPU_CLASS_PATTERN, gpuClassQueue, taskQueues } from './contracts/task-queues';
 import { parseInput } from './input';
+import { versioning } from './contracts/versioning';
 
 export const platformCheckInput = z
   .object({
@@ -44,6 +46,9 @@ function describeFailure(queue: string, err: unknown, timeoutSeconds: number): s
   if (err instanceof ActivityFailure && err.cause) return err.cause.message;
   return err instanceof Error ? err.message : String(err);
 }
+
+// Worker Versioning: short-lived: it finishes on the build it started on.
+setWorkflowOptions(versioning('PINNED'), platformCheck);
 
 /**
  * Runs one probe activity on every queue (control, CPU, GPU): each writes and reads back an

@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, TemporalFailure, condition, defineQuery, defineSignal, proxySinks, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, proxySinks, setHandler, setWorkflowOptions, sleep, TemporalFailure, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { DeploymentActivities, Traffic } from '../activities/deployment';
 import type { MlopsMetricSinks } from './contracts/metric-sinks';
@@ -9,6 +9,7 @@ export { promotionWorkflowId };
 import { parseInput } from './input';
 import { STRATEGIES, STRATEGY_NAMES } from './strategies';
 import { MODEL_NAME } from './contracts/training-spec';
+import { versioning } from './contracts/versioning';
 
 /**
  * promotion: deploy a registered version next to production, prove it (contract test, load
@@ -103,6 +104,9 @@ async function rollbackNow(model: string, reason?: string): Promise<PromotionSta
   status.stage = 'done';
   return status;
 }
+
+// Worker Versioning: A promotion finishes on the build it started on: one release drives the whole rollout.
+setWorkflowOptions(versioning('PINNED'), promotion);
 
 export async function promotion(raw: PromotionInput): Promise<PromotionStatus> {
   const input = parseInput(promotionInput, raw, 'promotion');

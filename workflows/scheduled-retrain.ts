@@ -1,9 +1,10 @@
-import { workflowInfo } from '@temporalio/workflow';
+import { setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import { lifecycleWorkflowId } from './contracts/names';
 import { parseInput } from './input';
 import { lifecyclePolicy, modelName } from './contracts/lifecycle';
 import { signalOrStartLifecycle } from './lifecycle-signal';
+import { versioning } from './contracts/versioning';
 
 /**
  * The Temporal Schedules trigger: a schedule starts this small workflow on each firing, and it
@@ -30,6 +31,9 @@ export interface ScheduledRetrainResult {
   reason: string;
   dedupeKey: string;
 }
+
+// Worker Versioning: short-lived: it finishes on the build it started on.
+setWorkflowOptions(versioning('PINNED'), scheduledRetrain);
 
 export async function scheduledRetrain(raw: ScheduledRetrainInput): Promise<ScheduledRetrainResult> {
   const input = parseInput(scheduledRetrainInput, raw, 'scheduledRetrain');

@@ -1,4 +1,4 @@
-import { Context, activityInfo, heartbeat, log } from '@temporalio/activity';
+import { Context, activityInfo, cancellationDetails, heartbeat, log } from '@temporalio/activity';
 import { readAll, type ArtifactStore } from '../../infra/artifacts';
 import type { Config } from '../../infra/config';
 import { withDuckDb } from '../data/duck';
@@ -108,6 +108,9 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
       const result = await trainer.train(ctx);
       await uploader.flush();
       return { result, resumedFromRound: resume?.round ?? 0 };
+    } catch (err) {
+      if (cancellationDetails()?.paused) log.info(`train: paused by an operator at round ${uploader.position.round}; unpaused, it continues from ${uploader.position.checkpoint ? `the checkpoint at round ${uploader.position.checkpoint.round}` : 'round 0 (no checkpoint yet)'}`);
+      throw err;
     } finally {
       await uploader.settle();
     }
@@ -192,6 +195,11 @@ class CheckpointUploader {
       this.uploading ??= this.drain().finally(() => (this.uploading = undefined));
     }
     this.beat();
+  }
+
+  /** The round reached and the checkpoint the last heartbeat names. */
+  get position(): { round: number; checkpoint: TrainHeartbeat['checkpoint'] } {
+    return { round: this.round, checkpoint: this.ref };
   }
 
   private beat(): void {

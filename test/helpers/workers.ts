@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker, type WorkerOptions, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities, type Activities } from '../../activities';
 import type { WorkerRuntime } from '../../workers/runtime';
@@ -36,7 +36,7 @@ export async function withTestWorkers<T>(
   env: TestWorkflowEnvironment,
   runtime: WorkerRuntime,
   fn: () => Promise<T>,
-  opts: { queues?: string[]; wrap?: ActivityWrapper } = {},
+  opts: { queues?: string[]; wrap?: ActivityWrapper; workerOptions?: (queue: string) => Partial<WorkerOptions> } = {},
 ): Promise<T> {
   const queues = opts.queues ?? [TASK_QUEUES.control, TASK_QUEUES.cpu, TASK_QUEUES.gpu];
   const workers: Worker[] = [];
@@ -58,6 +58,7 @@ export async function withTestWorkers<T>(
         identity,
         activities: activities as unknown as Activities,
         ...(queue === TASK_QUEUES.control ? { workflowBundle: await workflowBundle() } : {}),
+        ...opts.workerOptions?.(queue),
       }),
     );
   }

@@ -88,4 +88,12 @@ describe('loadConfig', () => {
     expect(taskQueuesFromEnv({ MLOPS_TASK_QUEUE_PREFIX: 'acme-ml', ARTIFACT_ROOT: 's3://bucket' }).control).toBe('acme-ml-control');
     expect(() => taskQueuesFromEnv({ MLOPS_TASK_QUEUE_PREFIX: 'acme ml' })).toThrow(/MLOPS_TASK_QUEUE_PREFIX: must be letters, digits/);
   });
+
+  test('MLOPS_WORKER_DEPLOYMENT versions the workers; without it they are unversioned; a bad name names the variable', () => {
+    expect(loadConfig({}).workerDeployment).toBeUndefined();
+    expect(loadConfig({ MLOPS_WORKER_DEPLOYMENT: 'mlops' }).workerDeployment).toEqual({ name: 'mlops', buildId: undefined });
+    expect(loadConfig({ MLOPS_WORKER_DEPLOYMENT: 'mlops', MLOPS_WORKER_BUILD_ID: '1.5.0+abc' }).workerDeployment).toEqual({ name: 'mlops', buildId: '1.5.0+abc' });
+    expect(() => loadConfig({ MLOPS_WORKER_DEPLOYMENT: 'ml.ops' })).toThrow(/MLOPS_WORKER_DEPLOYMENT: must be letters, digits, _ and - \(no dots\)/);
+    expect(() => loadConfig({ MLOPS_WORKER_DEPLOYMENT: 'mlops', MLOPS_WORKER_BUILD_ID: 'a b' })).toThrow(/MLOPS_WORKER_BUILD_ID: must be/);
+  });
 });

@@ -1,5 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
+import { sourcePriorities } from './priority';
+import { TRIGGER_SOURCES } from './trigger-sources';
 import {
   LATEST_REPORT_QUERY,
   NEW_DATA_SIGNAL,
@@ -24,7 +26,7 @@ export const modelName = z.string().regex(MODEL_NAME, 'must be 1–63 lowercase 
 /** Small JSON figures travel with a trigger (PSI, AUC…); never data. */
 const figures = z.record(z.string().max(128), z.unknown()).refine((f) => JSON.stringify(f).length <= 16 * 1024, 'figures must be at most 16 KiB of JSON');
 
-export const TRIGGER_SOURCES = ['cli', 'schedule', 'monitoring', 'webhook', 'new-data', 'demo', 'api'] as const;
+export { TRIGGER_SOURCES } from './trigger-sources';
 
 export const retrainRequest = z
   .object({
@@ -90,6 +92,11 @@ export const lifecyclePolicy = z
     dataWindow: z.number().int().min(1).max(64).default(3),
     /** continuousTraining spec without `model` (and without `dataset` when data comes from `newData`). */
     training: z.record(z.string(), z.unknown()).default({ preset: 'flights-delay', dataset: { flights: { from: '2001-01', to: '2001-01' } } }),
+    /**
+     * The priority level (1 first … 5 last) of a training by the source of its trigger; unset
+     * sources keep the defaults (monitoring, schedule, webhook, new-data 2; cli, api, demo 3).
+     */
+    priorities: sourcePriorities.default({}),
     /** Promote accepted candidates (`promotion` child); false stops at `candidate`. */
     promote: z.boolean().default(true),
     /** promotion input without model/version (strategy, canarySteps, bakeSeconds, approval, …). */

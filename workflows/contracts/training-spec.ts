@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { GPU_CLASS_PATTERN } from './names';
+import { trainingPriority } from './priority';
 
 /**
  * The continuous-training spec: what a user passes as plain JSON from the Temporal CLI or a
@@ -184,6 +185,11 @@ export const trainingSpec = z
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
     /** Reuse the outputs of this earlier run's steps whose inputs are unchanged. */
     resumeFrom: z.string().min(1).max(1000).optional(),
+    /**
+     * Where the run's CPU and GPU steps queue against other runs: `key` 1 (first) to 5 (last),
+     * default 3; a lifecycle sets it from what triggered the retrain. The model is the fairness key.
+     */
+    priority: trainingPriority.optional(),
     /** When a step fails for good: pause for a `resume` signal (default) or fail the run. */
     onFailure: z.enum(['pause', 'fail']).default('pause'),
     /** How long a paused run waits for `resume` or `abort` before failing. */

@@ -6,6 +6,7 @@ import * as stepDurations from './2026-12-01T09-45-00_step-durations';
 import * as aliasHistory from './2026-12-01T11-00-00_alias-history';
 import * as schemaProposals from './2026-12-01T11-30-00_schema-proposals';
 import * as servingState from './2026-12-01T12-00-00_serving-state';
+import * as stepPaused from './2026-12-01T17-00-00_step-paused';
 
 /** Every migration, by its frozen ISO-dated name. Order is by name. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-01T11-00-00_alias-history': aliasHistory,
   '2026-12-01T11-30-00_schema-proposals': schemaProposals,
   '2026-12-01T12-00-00_serving-state': servingState,
+  '2026-12-01T17-00-00_step-paused': stepPaused,
 };
