@@ -23,6 +23,7 @@ import { PARQUET, snapshotDataset, type SnapshotRef } from './data/snapshot';
 import { localArtifact, withTempDir } from './data/sources';
 import { computeStatistics, inferSchema, schemaFingerprint, validateSpan, type DataSchema, type SpanStatistics, type ValidationReport } from './data/validate';
 import { currentWorkflow, dataError, defineStep, type StepDeps } from './steps';
+import { waitingOutOutages } from './dependency-outage';
 import { evaluateModel, type Evaluation } from './training/evaluate';
 import { validateModel, type Gates, type ModelValidation } from './training/gates';
 import { signatureOf } from './training/scoring';
@@ -158,10 +159,10 @@ export function createTrainingActivities(deps: TrainingDeps) {
       deps,
       async (input: Parameters<typeof trainModel>[1], call): Promise<TrainOutput> => {
         const out = await trainModel(deps, input);
-        await recordArtifact(deps.db, { uri: out.model.uri, sha256: out.model.sha256, bytes: out.model.bytes, media_type: 'application/onnx', producing_step_run_id: call.stepRunId });
+        await waitingOutOutages('train: recording the model', () => recordArtifact(deps.db, { uri: out.model.uri, sha256: out.model.sha256, bytes: out.model.bytes, media_type: 'application/onnx', producing_step_run_id: call.stepRunId }));
         return out;
       },
-      { keepAlive: false },
+      { keepAlive: false, waitOutOutages: false },
     ),
 
     evaluate: defineStep(deps, async (input: { model: ArtifactRef; trainerScores?: ArtifactRef; data: PreparedData; threshold: number; slices: SliceDef[] }, call): Promise<Evaluation> => {

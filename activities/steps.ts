@@ -1,4 +1,5 @@
 import { ApplicationFailure, CancelledFailure, activityInfo, cancellationDetails, heartbeat, log } from '@temporalio/activity';
+import { waitingOutOutages } from './dependency-outage';
 import type { Kysely } from 'kysely';
 import type { Database } from '../infra/db/schema';
 import { finishPipelineRun, findCachedStep, getPipelineRun, upsertPipelineRun, upsertStepRun } from '../infra/db/repositories';
@@ -75,7 +76,9 @@ function errorMessage(err: unknown): string {
  * duration), and carries the attempt
  * number in failures so the workflow's status can count attempts exactly.
  */
-export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepRun<I>) => Promise<O>, opts: { keepAlive?: boolean } = { keepAlive: true }) {
+export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepRun<I>) => Promise<O>, opts: { keepAlive?: boolean; waitOutOutages?: boolean } = { keepAlive: true }) {
+  // A step that heartbeats by itself (train) waits out outages where it knows how to.
+  const waitOut = opts.waitOutOutages ?? opts.keepAlive !== false;
   return async (call: StepCall<I>): Promise<StepOutcome<O>> => {
     const info = activityInfo();
     const started = performance.now();
@@ -111,13 +114,16 @@ export function defineStep<I, O>(deps: StepDeps, fn: (inputs: I, call: StepRun<I
     // The row exists while the step runs: started, by whom, which attempt.
     const stepRunId = await record('running');
     try {
-      const output = await fn(call.inputs, { ...call, stepRunId }).finally(() => clearInterval(keepAlive));
-      await record('succeeded', output);
+      const run = () => fn(call.inputs, { ...call, stepRunId });
+      const output = await (waitOut ? waitingOutOutages(`step ${call.ctx.step}`, run) : run());
+      // Still heartbeating: the store may be the one that is down.
+      await waitingOutOutages(`step ${call.ctx.step}: recording its result`, () => record('succeeded', output)).finally(() => clearInterval(keepAlive));
       stepDuration.observe({ step: call.ctx.step, outcome: 'succeeded' }, (performance.now() - started) / 1000);
       const ms = Math.round(performance.now() - started);
       log.info(`step ${call.ctx.step} succeeded in ${ms} ms (attempt ${info.attempt})`);
       return { output, attempt: info.attempt, worker: deps.worker.identity, ms };
     } catch (err) {
+      clearInterval(keepAlive);
       if (cancellationDetails()?.paused) {
         // An operator's `temporal activity pause`: the server holds the step (and its last
         // heartbeat, the checkpoint) until `temporal activity unpause`; not a failure.

@@ -6,6 +6,7 @@ import net from 'node:net';
 export class ManagedProcess {
   private exited: Promise<number | null>;
   private exitCode: number | null | undefined;
+  private exitHow?: string;
 
   private constructor(
     readonly name: string,
@@ -15,6 +16,7 @@ export class ManagedProcess {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitCode = code ?? (signal ? -1 : null);
+        this.exitHow = signal ? `signal ${signal}` : `code ${code}`;
         live.delete(this);
         resolve(this.exitCode);
       });
@@ -36,6 +38,11 @@ export class ManagedProcess {
 
   get running(): boolean {
     return this.exitCode === undefined;
+  }
+
+  /** How it ended (`signal SIGKILL`, `code 1`), once it has. */
+  get exitDescription(): string | undefined {
+    return this.exitHow;
   }
 
   get pid(): number | undefined {

@@ -33,11 +33,13 @@ export async function startTemporalDevServer(opts: {
   dbFilename?: string;
   namespace?: string;
   preferStandardPorts?: boolean;
+  /** Both ports given: a restart of the same server, where its clients already point. */
+  ports?: { grpc: number; ui: number };
 }): Promise<TemporalDevServer> {
   const host = '127.0.0.1';
-  const standard = opts.preferStandardPorts && (await portIsFree(7233)) && (await portIsFree(8233));
-  const port = standard ? 7233 : await freePort();
-  const uiPort = standard ? 8233 : await freePort();
+  const standard = !opts.ports && opts.preferStandardPorts && (await portIsFree(7233)) && (await portIsFree(8233));
+  const port = opts.ports?.grpc ?? (standard ? 7233 : await freePort());
+  const uiPort = opts.ports?.ui ?? (standard ? 8233 : await freePort());
   const namespace = opts.namespace ?? 'default';
   await fs.mkdir(opts.stateDir, { recursive: true });
   const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn', ...DEV_SERVER_DYNAMIC_CONFIG];

@@ -14,6 +14,7 @@ import { createLogger } from '../infra/log';
 import { resolvePostgres, type PostgresHandle } from '../infra/postgres';
 import { canConnect } from '../infra/processes';
 import { startMinio, startTemporalDevServer, type MinioServer, type TemporalDevServer } from '../infra/services';
+import { Supervisor } from '../infra/supervisor';
 import { temporalSettings } from '../infra/temporal';
 import { startModelServer, type RunningModelServer } from './serving/server';
 import { startWebhookServer, type RunningWebhook } from './triggers/webhook';
@@ -65,10 +66,19 @@ async function main(): Promise<void> {
   let ui: RegistryWeb | undefined;
   let clientConnection: Connection | undefined;
 
+  // A service that keeps dying (or cannot start again) ends the stack with the reason.
+  let gaveUp: string | undefined;
+  const supervisor = new Supervisor(log, (reason) => {
+    gaveUp = reason;
+    stopping = true;
+    workers?.shutdown();
+  });
+
   // Called from the signal handler during start-up and from `finally`: stop only once.
   let stopped: Promise<void> | undefined;
   const stopAll = () => (stopped ??= stopEverything());
   const stopEverything = async () => {
+    supervisor.stop();
     workers?.shutdown();
     await webhook?.close().catch(() => undefined);
     await metrics?.close().catch(() => undefined);
@@ -95,7 +105,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const checkStopping = () => {
-    if (stopping) throw new UserFacingError('stopped during start-up');
+    if (stopping) throw new UserFacingError(gaveUp ? `the dev stack stopped: ${gaveUp}` : 'stopped during start-up');
   };
 
   try {
@@ -116,6 +126,12 @@ async function main(): Promise<void> {
       });
       process.env.TEMPORAL_ADDRESS = temporal.address;
       log.info(`Temporal: started dev server at ${temporal.address} (history kept in ${path.join(config.stateDir, 'temporal.db')})`);
+      const first = temporal;
+      const [grpc, ui] = [Number(first.address.split(':')[1]), Number(new URL(first.uiUrl).port)];
+      supervisor.watch('Temporal dev server', first.process, async () => {
+        temporal = await startTemporalDevServer({ cli: cli.path, stateDir: config.stateDir, dbFilename: path.join(config.stateDir, 'temporal.db'), ports: { grpc, ui } });
+        return temporal.process;
+      });
     }
     checkStopping();
 
@@ -131,6 +147,11 @@ async function main(): Promise<void> {
       });
       config = loadConfig();
       log.info(`MinIO: started at ${minio.endpoint}`);
+      const port = Number(new URL(minio.endpoint).port);
+      supervisor.watch('MinIO', minio.process, async () => {
+        minio = await startMinio({ binary: bin.path, dataDir: path.join(config.stateDir, 'minio'), logDir: config.stateDir, port });
+        return minio.process;
+      });
     }
     checkStopping();
 
@@ -198,6 +219,7 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n');
     if (stopping) workers.shutdown();
     await workers.run();
+    if (gaveUp) throw new UserFacingError(`the dev stack stopped: ${gaveUp}`);
   } finally {
     await stopAll();
     log.info('stopped');

@@ -1,4 +1,5 @@
 import { Context, activityInfo, cancellationDetails, heartbeat, log } from '@temporalio/activity';
+import { isDependencyOutage, waitingOutOutages } from '../dependency-outage';
 import { readAll, type ArtifactStore } from '../../infra/artifacts';
 import type { Config } from '../../infra/config';
 import { withDuckDb } from '../data/duck';
@@ -77,14 +78,17 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
     hyperparameters = parsed.data;
   }
   const metadata = { model: input.model, trainer: input.trainer, workflow_id: currentWorkflow().workflowId };
-  const trainPath = await localArtifact(deps.artifacts, input.data.train, '.parquet');
-  const testPath = await localArtifact(deps.artifacts, input.data.test, '.parquet');
+  const prior = lastHeartbeat();
+  const keepAliveMs = Math.max(500, Math.min(10_000, (info.heartbeatTimeoutMs ?? 60_000) / 4));
+  // Waiting for the store, the step heartbeats the checkpoint it already has.
+  const download = (ref: Parameters<typeof localArtifact>[1]) => waitingOutOutages('train: reading the prepared data', () => localArtifact(deps.artifacts, ref, '.parquet'), { onWait: () => heartbeat(prior ?? { round: 0, rounds: 0 }) });
+  const trainPath = await download(input.data.train);
+  const testPath = await download(input.data.test);
   const features = input.data.features as FeatureSpec[];
   let tables: Promise<{ train: Table; test: Table }> | undefined;
-  const prior = lastHeartbeat();
   const signal = Context.current().cancellationSignal;
 
-  const attempt = async (resume: TrainHeartbeat['checkpoint']): Promise<{ result: TrainedModel; resumedFromRound: number }> => {
+  const attempt = async (resume: TrainHeartbeat['checkpoint']): Promise<{ result: TrainedModel; resumedFromRound: number; last: TrainHeartbeat }> => {
     const uploader = new CheckpointUploader(deps.artifacts, resume);
     const ctx: TrainerContext = {
       model: input.model,
@@ -104,19 +108,24 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
       command: input.command,
     };
     heartbeat({ round: resume?.round ?? 0, rounds: 0, checkpoint: resume } satisfies TrainHeartbeat);
+    // Liveness apart from progress: while the trainer is quiet (restoring a late checkpoint,
+    // exporting, uploading) the step still heartbeats its last details, so a short heartbeat
+    // timeout notices a dead worker but never a busy one.
+    const alive = setInterval(() => uploader.keepAlive(), keepAliveMs);
     try {
       const result = await trainer.train(ctx);
       await uploader.flush();
-      return { result, resumedFromRound: resume?.round ?? 0 };
+      return { result, resumedFromRound: resume?.round ?? 0, last: { round: result.rounds, rounds: result.rounds, checkpoint: uploader.position.checkpoint } };
     } catch (err) {
       if (cancellationDetails()?.paused) log.info(`train: paused by an operator at round ${uploader.position.round}; unpaused, it continues from ${uploader.position.checkpoint ? `the checkpoint at round ${uploader.position.checkpoint.round}` : 'round 0 (no checkpoint yet)'}`);
       throw err;
     } finally {
+      clearInterval(alive);
       await uploader.settle();
     }
   };
 
-  let outcome: { result: TrainedModel; resumedFromRound: number };
+  let outcome: { result: TrainedModel; resumedFromRound: number; last: TrainHeartbeat };
   if (prior?.checkpoint) {
     log.info(`train: ${trainer.name} continues from the checkpoint at round ${prior.checkpoint.round} (attempt ${info.attempt})`);
     try {
@@ -129,12 +138,29 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
   } else {
     outcome = await attempt(undefined);
   }
-  const { result, resumedFromRound } = outcome;
-  const put = await deps.artifacts.putContent(Buffer.from(result.onnx), { mediaType: 'application/onnx' });
+  const { result, resumedFromRound, last } = outcome;
+  // The trained model must not be lost to a store outage: its upload waits for the store,
+  // heartbeating the last checkpoint meanwhile.
+  const alive = setInterval(() => heartbeat(last), keepAliveMs);
+  try {
+    return await finish(deps, input, { result, resumedFromRound, last, attempt: info.attempt, started, device });
+  } finally {
+    clearInterval(alive);
+  }
+}
+
+async function finish(
+  deps: Deps,
+  input: TrainInput,
+  o: { result: TrainedModel; resumedFromRound: number; last: TrainHeartbeat; attempt: number; started: number; device: string },
+): Promise<TrainOutput> {
+  const { result, resumedFromRound, last, started, device } = o;
+  const upload = (what: string, bytes: Buffer, mediaType: string) => waitingOutOutages(`train: uploading ${what}`, () => deps.artifacts.putContent(bytes, { mediaType }), { onWait: () => heartbeat(last) });
+  const put = await upload('the model', Buffer.from(result.onnx), 'application/onnx');
   let trainerScores: ArtifactRef | undefined;
   if (result.testScores) {
     const bytes = Buffer.from(result.testScores.buffer, result.testScores.byteOffset, result.testScores.byteLength);
-    const s = await deps.artifacts.putContent(bytes, { mediaType: 'application/octet-stream' });
+    const s = await upload('the trainer\'s test scores', bytes, 'application/octet-stream');
     trainerScores = { uri: s.uri, sha256: s.sha256, bytes: s.bytes };
   }
   const trainSeconds = (performance.now() - started) / 1000;
@@ -145,7 +171,7 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
     trainer: input.trainer === 'command' ? `command:${input.command}` : input.trainer,
     rounds: result.rounds,
     resumedFromRound,
-    attempt: info.attempt,
+    attempt: o.attempt,
     trainSeconds,
     device,
     summary: result.summary ?? {},
@@ -197,6 +223,11 @@ class CheckpointUploader {
     this.beat();
   }
 
+  /** Says again what the last heartbeat said (liveness while the trainer is quiet). */
+  keepAlive(): void {
+    this.beat();
+  }
+
   /** The round reached and the checkpoint the last heartbeat names. */
   get position(): { round: number; checkpoint: TrainHeartbeat['checkpoint'] } {
     return { round: this.round, checkpoint: this.ref };
@@ -218,7 +249,10 @@ class CheckpointUploader {
         this.beat();
       }
     } catch (err) {
-      this.failed = err;
+      // A store outage costs this checkpoint, not the training: the heartbeat keeps naming the
+      // last one stored, and the next checkpoint tries again.
+      if (isDependencyOutage(err)) log.warn(`train: checkpoint not stored (${err instanceof Error ? err.message : String(err)}); keeping the one at round ${this.ref?.round ?? 0}`);
+      else this.failed = err;
     }
   }
 

@@ -100,6 +100,11 @@ export function createDb(source: DbSource, opts: DbOptions = {}): Kysely<Databas
   pool.on('error', (err) => {
     process.stderr.write(`metadata store: idle connection lost (${err.message}); it will be replaced\n`);
   });
+  // The same for a connection lost while a query runs on it: the query fails (and its step waits
+  // the outage out), the event must not take the process down.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => process.stderr.write(`metadata store: connection lost during a query (${err.message})\n`));
+  });
   const setSearchPath = CompiledQuery.raw(`set search_path to ${quoteIdent(schema)}`);
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({

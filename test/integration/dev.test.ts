@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import * as Minio from 'minio';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { canConnect } from '../../infra/processes';
 import { testServices } from '../helpers/real';
@@ -21,6 +22,24 @@ async function waitForScheduledRun(temporal: string, address: string): Promise<s
   throw new Error('the schedule started no continuousTraining run');
 }
 
+
+async function waitForText(read: () => string, pattern: RegExp, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(read())) {
+    if (Date.now() > deadline) throw new Error(`no ${pattern} in:\n${read().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function listObjects(s3: Minio.Client, bucket: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const names: string[] = [];
+    s3.listObjectsV2(bucket, '', true)
+      .on('data', (o) => names.push(o.name!))
+      .on('error', reject)
+      .on('end', () => resolve(names));
+  });
+}
 
 async function processesMentioning(text: string): Promise<Array<{ pid: number; args: string }>> {
   const { stdout } = await exec('ps', ['-eo', 'pid=,args=']);
@@ -139,6 +158,28 @@ test('npm run dev serves platformCheck from the Temporal CLI, shows it in the We
     const res = await fetch(`${ui}/api/v1/namespaces/default/workflows/${workflowId}`);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain(workflowId);
+
+    // kill -9 of a service dev started: it says which died, starts it again on the same port
+    // and data, and the stack goes on (the history and the objects are still there).
+    const s3Endpoint = /S3 endpoint\s+(\S+)/.exec(stdout)![1]!;
+    const [, accessKey, secretKey] = /MinIO keys\s+access (\S+), secret (\S+)/.exec(stdout)!;
+    const s3 = new Minio.Client({ endPoint: '127.0.0.1', port: Number(new URL(s3Endpoint).port), useSSL: false, accessKey: accessKey!, secretKey: secretKey! });
+    const objectsBefore = (await listObjects(s3, 'mlops-artifacts')).sort();
+    expect(objectsBefore.length).toBeGreaterThan(0);
+    for (const [service, marker] of [['Temporal dev server', 'start-dev'], ['MinIO', 'minio server']] as const) {
+      const [victim] = (await processesMentioning(stateDir)).filter((p) => p.args.includes(marker));
+      process.kill(victim!.pid, 'SIGKILL');
+      await waitForText(() => stderr, new RegExp(`${service} \\(pid ${victim!.pid}\\) exited \\(signal SIGKILL\\); restarting it`), 30_000);
+      await waitForText(() => stderr, new RegExp(`${service} restarted \\(pid \\d+\\)`), 90_000);
+      const [again] = (await processesMentioning(stateDir)).filter((p) => p.args.includes(marker));
+      expect(again!.pid).not.toBe(victim!.pid);
+    }
+    const { stdout: kept } = await exec(temporal, ['workflow', 'describe', '--address', grpc, '--workflow-id', 'train-flights-jan', '-o', 'json'], { timeout: 60_000 });
+    expect(JSON.parse(kept).workflowExecutionInfo.status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
+    expect((await listObjects(s3, 'mlops-artifacts')).sort()).toEqual(objectsBefore);
+    const afterId = `after-restart-${Date.now()}`;
+    const { stdout: afterJson } = await exec(temporal, ['workflow', 'execute', '--address', grpc, '--task-queue', 'mlops-control', '--type', 'platformCheck', '--input', '{}', '--workflow-id', afterId, '-o', 'json'], { timeout: 120_000 });
+    expect(JSON.parse(afterJson).closeEvent.workflowExecutionCompletedEventAttributes.result[0].ok).toBe(true);
 
     // Everything dev started, before Ctrl-C.
     const started = [...(await processesMentioning(stateDir))];

@@ -159,10 +159,14 @@ test('a user’s Workers get /metrics from the plugin: their lifecycles’ retra
         `mlops_promotions_total{model="${model}",strategy="rollback",outcome="failed"} 1`,
       ].sort(),
     );
-    // Our queues' backlog, from the server: the Workers poll them, so nothing waits.
-    for (const [queue, type] of [[q.control, 'workflow'], [q.control, 'activity'], [q.cpu, 'activity'], [q.gpu, 'activity']]) {
-      expect(text).toContain(`mlops_task_queue_backlog{queue="${queue}",type="${type}"} 0`);
-    }
+    // Our queues' backlog, from the server: every pair is there, and once the last signal's
+    // workflow task is taken (the Workers poll them all) nothing waits.
+    const pairs = [[q.control, 'workflow'], [q.control, 'activity'], [q.cpu, 'activity'], [q.gpu, 'activity']];
+    for (const [queue, type] of pairs) expect(text).toMatch(new RegExp(`^mlops_task_queue_backlog\\{queue="${queue}",type="${type}"\\} \\d+$`, 'm'));
+    await waitFor('an empty backlog on all our queues', async () => {
+      const t = await (await fetch(`${metrics.url}/metrics`)).text();
+      return pairs.every(([queue, type]) => t.includes(`mlops_task_queue_backlog{queue="${queue}",type="${type}"} 0\n`)) ? true : undefined;
+    });
     for (const queue of [q.control, q.cpu, q.gpu]) expect(text).toContain(`mlops_worker_queues{queue="${queue}"} 1`);
     const lint = await checkMetrics(text);
     expect(lint).toEqual({ code: 0, output: '' });
