@@ -251,7 +251,7 @@ class CheckpointUploader {
     } catch (err) {
       // A store outage costs this checkpoint, not the training: the heartbeat keeps naming the
       // last one stored, and the next checkpoint tries again.
-      if (isDependencyOutage(err)) log.warn(`train: checkpoint not stored (${err instanceof Error ? err.message : String(err)}); keeping the one at round ${this.ref?.round ?? 0}`);
+      if (isDependencyOutage(err)) log.warn(`train: checkpoint not stored (${err instanceof Error ? err.message : String(err)}); keeping ${this.ref ? `the one at round ${this.ref.round}` : 'none: no checkpoint is stored yet'}`);
       else this.failed = err;
     }
   }

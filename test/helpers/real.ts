@@ -50,9 +50,9 @@ export function testConfig(bucket?: string): Config {
   return loadConfig({ ...testEnv(bucket) });
 }
 
-/** A worker runtime on the test database and a fresh MinIO bucket. */
-export async function openTestRuntime(bucket?: string): Promise<WorkerRuntime> {
-  const config = testConfig(bucket);
+/** A worker runtime on the test database and a fresh MinIO bucket; `overrides` point it elsewhere (a proxy, a MinIO of its own). */
+export async function openTestRuntime(bucket?: string, overrides: NodeJS.ProcessEnv = {}): Promise<WorkerRuntime> {
+  const config = loadConfig({ ...testEnv(bucket), ...overrides });
   const pg: PostgresHandle = { url: config.databaseUrl!, source: 'DATABASE_URL', maxConnections: 5, close: async () => undefined };
   return openRuntime(createLogger('test'), { config, pg });
 }

@@ -13,8 +13,11 @@ import { TASK_QUEUES } from '../../workflows/contracts/names';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
+/** A logger for bundleWorkflowCode that prints nothing (webpack's output is noise in tests). */
+export const SILENT_LOGGER = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } as never;
+
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } as never });
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: SILENT_LOGGER });
   return bundle;
 }
 

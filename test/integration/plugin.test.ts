@@ -15,6 +15,7 @@ import type { PlatformCheckResult } from '../../workflows/platform-check';
 import { createTemporalEnv, openTestRuntime } from '../helpers/real';
 import { checkMetrics } from '../helpers/promtool';
 import { waitFor } from '../helpers/wait';
+import { SILENT_LOGGER } from '../helpers/workers';
 import { signalLifecycle } from '../../client/lifecycle';
 import { RETRAIN_SIGNAL, promotionWorkflowId } from '../../workflows/contracts/names';
 
@@ -25,7 +26,6 @@ import { RETRAIN_SIGNAL, promotionWorkflowId } from '../../workflows/contracts/n
  */
 
 const USER_WORKFLOWS = path.join(__dirname, '..', 'fixtures', 'workflows', 'team.ts');
-const silent = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 let env: TestWorkflowEnvironment;
 let runtime: WorkerRuntime;
@@ -79,7 +79,7 @@ test('the plugin is a SimplePlugin; our workflows and the user’s share a worke
 test('a bundle prebuilt with bundleWorkflowCode({ plugins }) carries the queue names; explicit names work as well as a prefix', async () => {
   const id = randomUUID().slice(0, 6);
   const p = plugin({ taskQueues: { control: `wf-${id}`, cpu: `batch-${id}`, gpu: `accel-${id}` } });
-  const bundle = await bundleWorkflowCode({ workflowsPath: USER_WORKFLOWS, plugins: [p], logger: silent as never });
+  const bundle = await bundleWorkflowCode({ workflowsPath: USER_WORKFLOWS, plugins: [p], logger: SILENT_LOGGER });
   await withWorkers(p, { workflowBundle: bundle }, async () => {
     const result = (await env.client.workflow.execute('platformCheck', { taskQueue: `wf-${id}`, workflowId: `pc-${randomUUID()}`, args: [{}] })) as PlatformCheckResult;
     expect(result.queues.map((o) => `${o.queue}:${o.ok}`)).toEqual([`wf-${id}:true`, `batch-${id}:true`, `accel-${id}:true`]);

@@ -5,13 +5,11 @@ import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import * as Minio from 'minio';
 import type { Client as PgClient } from 'pg';
-import { loadConfig } from '../../infra/config';
-import { createLogger } from '../../infra/log';
 import { startMinio, type MinioServer } from '../../infra/services';
-import { openRuntime, type WorkerRuntime } from '../../workers/runtime';
+import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import type { TrainingResult } from '../../workflows/continuous-training';
-import { createTemporalEnv, independentPg, testEnv, testServices } from '../helpers/real';
+import { createTemporalEnv, independentPg, openTestRuntime, testServices } from '../helpers/real';
 import { TcpProxy } from '../helpers/tcp-proxy';
 import { withTestWorkers, workflowBundle, type ActivityWrapper } from '../helpers/workers';
 
@@ -40,10 +38,7 @@ afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function runtimeWith(overrides: NodeJS.ProcessEnv): Promise<WorkerRuntime> {
-  const config = loadConfig({ ...testEnv(), ...overrides });
-  return openRuntime(createLogger('test'), { config, pg: { url: config.databaseUrl!, source: 'DATABASE_URL', maxConnections: 5, close: async () => undefined } });
-}
+const runtimeWith = (overrides: NodeJS.ProcessEnv) => openTestRuntime(undefined, overrides);
 
 /** Runs `outage` once, at the start of the first call of each activity named. */
 function onceAtStart(names: string[], outage: (name: string) => Promise<void>): ActivityWrapper {

@@ -12,6 +12,7 @@ import type { TrainingResult } from '../../workflows/continuous-training';
 import { createTemporalEnv, openTestRuntime } from '../helpers/real';
 import { readmeBlock, runReadmeLine } from '../helpers/readme-commands';
 import { waitFor } from '../helpers/wait';
+import { SILENT_LOGGER } from '../helpers/workers';
 
 /**
  * Worker Versioning with two builds on the dev server: build A (the previous release: the
@@ -22,7 +23,6 @@ import { waitFor } from '../helpers/wait';
  */
 
 const { EventType, VersioningBehavior } = temporal.api.enums.v1;
-const silent = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 const PREVIOUS_RELEASE_API = path.join(__dirname, '..', 'fixtures', 'versioning', 'previous-release-workflow-api.ts');
 
 let env: TestWorkflowEnvironment;
@@ -47,7 +47,7 @@ async function bundle(p: MlopsPlugin, previousRelease: boolean): Promise<Workflo
   return bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
     plugins: [p],
-    logger: silent as never,
+    logger: SILENT_LOGGER,
     ...(previousRelease
       ? {
           webpackConfigHook: (config) => {
