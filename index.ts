@@ -10,4 +10,5 @@ export { GpuPool } from './activities/gpu-context';
 export { MlopsClient } from './client/api';
 export { DEFAULT_TASK_QUEUES, resolveTaskQueues, type TaskQueues } from './workflows/contracts/task-queues';
 export type { ArtifactStore } from './infra/artifacts';
+export type { TracingOptions } from './infra/tracing';
 export { CheckpointRefused, defineTrainer, type Trainer, type TrainerContext, type TrainedModel } from './activities/training/trainers/types';

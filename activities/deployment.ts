@@ -3,6 +3,7 @@ import { ApplicationFailure, Context, activityInfo, heartbeat } from '@temporali
 import type { ArtifactStore } from '../infra/artifacts';
 import type { Config } from '../infra/config';
 import type { Database } from '../infra/db/schema';
+import { traceHeaders } from '../infra/trace-context';
 import { changeServingState, countServingErrors, getAlias, getModelByName, getModelVersion, getServingTraffic, liveModelServers, rollbackTarget, setAlias, upsertDeployment } from '../infra/db/repositories';
 import { psi } from './ml/drift';
 import { withDuckDb } from './data/duck';
@@ -249,7 +250,13 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       const offline = await scoreTable(session, sample, features);
       await session.release();
       const body = { inputs: features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [n, 1], data: f.kind === 'numeric' ? Array.from(sample.numeric[f.name]!, (v) => (Number.isNaN(v) ? null : v)) : sample.categorical[f.name] })) };
-      const res = await fetch(`${deps.config.modelServer.url}/v2/models/${input.model}/versions/${input.version}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': `contract-${input.model}-v${input.version}`, 'x-mlops-traffic': 'contract' }, body: JSON.stringify(body) });
+      // With tracing on, the server's span of this request joins the activity's trace. The load
+      // test below sends none: a span per request would weigh on the latency it measures.
+      const res = await fetch(`${deps.config.modelServer.url}/v2/models/${input.model}/versions/${input.version}/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': `contract-${input.model}-v${input.version}`, 'x-mlops-traffic': 'contract', ...traceHeaders() },
+        body: JSON.stringify(body),
+      });
       if (!res.ok) throw ApplicationFailure.nonRetryable(`contract test: the server answered ${res.status} ${await res.text()}`, 'ContractFailed');
       const served = ((await res.json()) as { outputs: Array<{ data: number[] }> }).outputs[0]!.data;
       let maxAbsDiff = 0;

@@ -1,5 +1,6 @@
 import { runMain, UserFacingError } from '../infra/errors';
 import { benchContinuousTraining } from './ct';
+import { benchLoad } from './load';
 import { benchMonitor } from './monitor';
 import { benchServe } from './serve';
 
@@ -8,6 +9,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   ct: benchContinuousTraining,
   serve: benchServe,
   monitor: benchMonitor,
+  load: benchLoad,
 };
 
 runMain(async () => {

@@ -193,6 +193,100 @@ export interface Config {
   codecKeys?: CodecKeyRing;
   /** `npm run codec-server`: decodes for the Temporal CLI and Web UI. */
   codecServer: { token?: string; port: number; host: string; corsOrigins: string[] };
+  /** OpenTelemetry tracing from the standard OTEL_* variables; undefined: off (the default). */
+  tracing?: TracingSettings;
+}
+
+/** Where and how spans are exported: OTLP over HTTP. */
+export interface TracingSettings {
+  /** The OTLP/HTTP traces URL (`…/v1/traces`). */
+  url: string;
+  protocol: TracingProtocol;
+  /** OTEL_SERVICE_NAME; each entry point has its own default (the worker, the CLI, the model server). */
+  serviceName?: string;
+  /** OTEL_RESOURCE_ATTRIBUTES. */
+  resourceAttributes: Record<string, string>;
+}
+
+export const TRACING_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+export type TracingProtocol = (typeof TRACING_PROTOCOLS)[number];
+
+// The OpenTelemetry spellings (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/):
+// only `true` and `false`, in any case.
+const otelBool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .optional()
+  .refine((v) => v === undefined || v === '' || v === 'true' || v === 'false', { message: 'expected true or false' })
+  .transform((v) => v === 'true');
+
+const otlpUrl = optionalString.refine((v) => v === undefined || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(v), { message: 'must be an http:// or https:// URL (OTLP over HTTP, e.g. http://127.0.0.1:4318)' });
+
+const tracingSwitchSchema = z.object({
+  OTEL_SDK_DISABLED: otelBool,
+  OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpUrl,
+});
+
+const tracesExporterSchema = z.object({
+  OTEL_TRACES_EXPORTER: optionalString
+    .transform((v) => (v ?? 'otlp').split(',').map((e) => e.trim()))
+    .refine((list) => list.every((e) => e === 'otlp' || e === 'none'), { message: 'only otlp (or none, for no traces) is supported' }),
+});
+
+const otlpProtocol = optionalString.refine((v) => v === undefined || (TRACING_PROTOCOLS as readonly string[]).includes(v), {
+  message: `must be ${TRACING_PROTOCOLS.join(' or ')} (OTLP over HTTP; grpc is not supported, send to the collector's HTTP port, 4318)`,
+});
+
+const tracingSchema = z.object({
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol,
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol,
+  OTEL_SERVICE_NAME: optionalString,
+  OTEL_RESOURCE_ATTRIBUTES: optionalString,
+});
+
+/**
+ * Tracing from the standard OpenTelemetry variables: on when OTEL_EXPORTER_OTLP_ENDPOINT (the
+ * collector's base URL, `/v1/traces` appended) or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the traces
+ * URL as is) is set, unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. Past the
+ * switches, the variables are checked only when it is on: an OTEL_* meant for another program
+ * on the machine (a grpc protocol, a zipkin exporter) stops none of ours while ours export nothing.
+ */
+export function tracingFromEnv(env: NodeJS.ProcessEnv): TracingSettings | undefined {
+  const parse = <T>(schema: z.ZodType<T>): T => {
+    const parsed = schema.safeParse(env);
+    if (!parsed.success) throw new ConfigError(`invalid configuration: ${formatIssues(parsed.error)}`);
+    return parsed.data;
+  };
+  const s = parse(tracingSwitchSchema);
+  const url = s.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (s.OTEL_EXPORTER_OTLP_ENDPOINT && `${s.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`);
+  if (s.OTEL_SDK_DISABLED || !url) return undefined;
+  if (parse(tracesExporterSchema).OTEL_TRACES_EXPORTER.includes('none')) return undefined;
+  const e = parse(tracingSchema);
+  return {
+    url,
+    protocol: (e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf') as TracingProtocol,
+    serviceName: e.OTEL_SERVICE_NAME,
+    resourceAttributes: parseResourceAttributes(e.OTEL_RESOURCE_ATTRIBUTES),
+  };
+}
+
+/** `key=value,key2=value2`, values percent-encoded (the W3C Baggage octet rules the spec points to). */
+function parseResourceAttributes(value: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of (value ?? '').split(',')) {
+    if (!entry.trim()) continue;
+    const eq = entry.indexOf('=');
+    const key = eq === -1 ? '' : entry.slice(0, eq).trim();
+    if (!key) throw new ConfigError(`OTEL_RESOURCE_ATTRIBUTES: ${JSON.stringify(entry.trim())} is not key=value`);
+    try {
+      out[key] = decodeURIComponent(entry.slice(eq + 1).trim());
+    } catch {
+      throw new ConfigError(`OTEL_RESOURCE_ATTRIBUTES: the value of ${key} is not valid percent-encoding`);
+    }
+  }
+  return out;
 }
 
 const commandTrainersSchema = z.record(
@@ -278,6 +372,12 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_PYTHON', default: '/usr/bin/python3 if present, else python3', meaning: 'Python for the example trainer and the reference checks (needs Debian python3-sklearn, python3-onnx, python3-xgboost)' },
   { name: 'MLOPS_TRAINER_ENV', default: 'unset', meaning: 'comma-separated names of further worker variables a command trainer inherits; it gets PATH, HOME, locale, CUDA/NVIDIA, thread-count and Python-path variables and none of the others (no DATABASE_URL, S3 keys or tokens)' },
   { name: 'MLOPS_COMMAND_TRAINERS', default: '`sklearn-logreg` (examples/trainers)', meaning: 'external trainers: a JSON object `{"name": ["cmd", "arg"]}` or the path of a JSON file holding one' },
+  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'unset (no tracing)', meaning: 'OpenTelemetry tracing on: the OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (`/v1/traces` is appended); see Tracing' },
+  { name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', default: 'unset', meaning: 'the traces URL as is (e.g. http://collector:4318/v1/traces), instead of OTEL_EXPORTER_OTLP_ENDPOINT' },
+  { name: 'OTEL_EXPORTER_OTLP_PROTOCOL / OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', default: 'http/protobuf', meaning: 'http/protobuf or http/json (grpc is not supported)' },
+  { name: 'OTEL_SERVICE_NAME', default: 'temporal-mlops-worker, temporal-mlops-client (the mlops CLI, the webhook), mlops-serve (the model server)', meaning: 'service.name of the spans a process exports' },
+  { name: 'OTEL_RESOURCE_ATTRIBUTES', default: 'unset', meaning: 'further resource attributes, `key=value,key2=value2`' },
+  { name: 'OTEL_SDK_DISABLED / OTEL_TRACES_EXPORTER', default: 'false / otlp', meaning: '`OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turns tracing off whatever the endpoint' },
 ];
 
 function formatIssues(error: z.ZodError): string {
@@ -357,5 +457,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       host: e.MLOPS_CODEC_SERVER_HOST ?? '127.0.0.1',
       corsOrigins: (e.MLOPS_CODEC_CORS_ORIGINS ?? 'http://localhost:8233,http://127.0.0.1:8233').split(',').map((o) => o.trim()).filter(Boolean),
     },
+    tracing: tracingFromEnv(env),
   };
 }

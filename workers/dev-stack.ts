@@ -9,13 +9,13 @@ import { MINIO_SERVER, TEMPORAL_CLI, resolveBinary } from '../infra/binaries';
 import { loadConfig } from '../infra/config';
 import { redactUrl } from '../infra/db/connection';
 import { UserFacingError, runMain } from '../infra/errors';
-import { withEncryption } from '../infra/codec';
 import { createLogger } from '../infra/log';
 import { resolvePostgres, type PostgresHandle } from '../infra/postgres';
 import { canConnect } from '../infra/processes';
 import { startMinio, startTemporalDevServer, type MinioServer, type TemporalDevServer } from '../infra/services';
 import { Supervisor } from '../infra/supervisor';
 import { temporalSettings } from '../infra/temporal';
+import { shutdownTracing, startTracing } from '../infra/tracing';
 import { startModelServer, type RunningModelServer } from './serving/server';
 import { startWebhookServer, type RunningWebhook } from './triggers/webhook';
 import type { RunningWorkerMetrics } from './metrics-server';
@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     await server?.close().catch(() => undefined);
     await connection?.close().catch(() => undefined);
     await runtime?.close().catch(() => undefined);
+    await shutdownTracing();
     await pg?.close().catch(() => undefined);
     await minio?.process.stop();
     await temporal?.process.stop();
@@ -166,12 +167,14 @@ async function main(): Promise<void> {
     // with nothing set by hand. A token is made up when none is given (and printed below).
     const adminToken = config.modelServer.adminToken ?? randomBytes(18).toString('base64url');
     const servePort = process.env.MLOPS_SERVE_PORT ? Number(process.env.MLOPS_SERVE_PORT) : 8000;
+    // Its spans as their own service, as `npm run serve` would export them.
+    const tracer = config.tracing && startTracing(config.tracing, { defaultServiceName: 'mlops-serve', log: createLogger('serve') }).tracer;
     try {
-      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: servePort, adminToken });
+      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: servePort, adminToken, tracer });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
       log.warn(`model server: port ${servePort} is in use (MLOPS_SERVE_PORT); serving on a free port instead`);
-      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: 0, adminToken });
+      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: 0, adminToken, tracer });
     }
     runtime.config.modelServer = { url: server.url, adminToken };
     checkStopping();
@@ -179,7 +182,8 @@ async function main(): Promise<void> {
     if (config.webhook.token) {
       clientConnection = await Connection.connect(settings.connectionOptions);
       webhook = await startWebhookServer({
-        client: new Client({ connection: clientConnection, namespace: settings.namespace, ...(config.codecKeys ? { dataConverter: withEncryption(undefined, config.codecKeys) } : {}) }),
+        // Through the workers' plugin: payloads sealed and calls traced like theirs.
+        client: new Client({ connection: clientConnection, namespace: settings.namespace, plugins: [workers.plugin] }),
         token: config.webhook.token,
         port: config.webhook.port,
         host: config.webhook.host,

@@ -1,7 +1,9 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { loadConfig } from '../infra/config';
 import { ConfigError, UserFacingError, runMain } from '../infra/errors';
 import { createLogger } from '../infra/log';
+import { startTracing } from '../infra/tracing';
 import { startModelServer } from './serving/server';
 import { openRuntime } from './runtime';
 
@@ -9,7 +11,8 @@ import { openRuntime } from './runtime';
  * `npm run serve`: the model server. Follows the serving state in PostgreSQL (traffic and the
  * versions to hold; a restarted server or a second replica serves the same split), serves OIP
  * REST until SIGINT/SIGTERM, then stops taking requests, flushes the prediction log and marks
- * itself stopped in `model_servers` on the way out. A second signal exits at once.
+ * itself stopped in `model_servers` on the way out. A second signal exits at once. With the
+ * OTEL_* variables (see infra/config.ts) it exports server spans as service `mlops-serve`.
  */
 const env = z.object({
   MLOPS_SERVE_PORT: z.coerce.number().int().min(0).max(65535).default(8000),
@@ -45,7 +48,9 @@ runMain(async () => {
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
-  const runtime = await openRuntime(log);
+  const config = loadConfig();
+  const runtime = await openRuntime(log, { config });
+  const tracing = config.tracing && startTracing(config.tracing, { defaultServiceName: 'mlops-serve', log: log.child('tracing') });
   let server;
   try {
     server = await startModelServer({
@@ -58,13 +63,16 @@ runMain(async () => {
       maxBodyBytes: parsed.data.MLOPS_SERVE_MAX_BODY_BYTES,
       predictionLog: { intervalMs: parsed.data.MLOPS_SERVE_PREDICTION_LOG_INTERVAL_MS, maxBuffered: parsed.data.MLOPS_SERVE_PREDICTION_LOG_MAX_BUFFERED },
       serving: { pollMs: parsed.data.MLOPS_SERVE_POLL_MS, heartbeatMs: parsed.data.MLOPS_SERVE_HEARTBEAT_MS },
+      tracer: tracing?.tracer,
     });
   } catch (err) {
+    await tracing?.shutdown();
     await runtime.close();
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserFacingError(`port ${parsed.data.MLOPS_SERVE_PORT} is in use (MLOPS_SERVE_PORT)`);
     throw err;
   }
   if (!parsed.data.MLOPS_ADMIN_TOKEN) log.warn('MLOPS_ADMIN_TOKEN is not set: the admin and feedback APIs are disabled');
+  if (tracing) log.info(`tracing: server spans to ${tracing.url} as ${tracing.serviceName}`);
   void server.loaded.then(() => {
     for (const m of server.store.models.values()) log.info(`serving ${m.name}: ${JSON.stringify(m.traffic)} (generation ${m.generation})`);
     const missing = server.sync.missing();
@@ -74,5 +82,6 @@ runMain(async () => {
   log.info('stopping: draining requests and flushing the prediction log');
   await server.close();
   log.info(`stopped: ${server.predictions.written} predictions written, ${server.predictions.dropped} dropped`);
+  await tracing?.shutdown();
   await runtime.close();
 });

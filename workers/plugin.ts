@@ -20,6 +20,7 @@ import { migrateToLatest } from '../infra/db/migrate';
 import type { Database } from '../infra/db/schema';
 import { ConfigError, UserFacingError, describeError } from '../infra/errors';
 import { createLogger, type Logger } from '../infra/log';
+import { startTracing, temporalTracingPlugin, type Tracing, type TracingOptions } from '../infra/tracing';
 import { GPU_CLASS_PATTERN, resolveTaskQueues, type TaskQueues } from '../workflows/contracts/task-queues';
 import { startWorkerMetrics, type BacklogSource, type RunningWorkerMetrics } from './metrics-server';
 import { workflowMetricSinks } from './workflow-metrics';
@@ -102,6 +103,17 @@ export interface MlopsPluginOptions {
    * version) when set, else unversioned. A Worker given its own workerDeploymentOptions keeps them.
    */
   deployment?: { name: string; buildId?: string; defaultVersioningBehavior?: VersioningBehavior } | 'off';
+  /**
+   * OpenTelemetry tracing through `@temporalio/interceptors-opentelemetry`, exported over OTLP/HTTP:
+   * spans of the Clients (StartWorkflow, SignalWorkflow, …), the workflows (RunWorkflow, StartActivity,
+   * …) and the activities (RunActivity) this plugin configures, one trace from the client through
+   * them; the model server calls our activities make carry it on (traceparent). `url` is the traces
+   * URL (`http://collector:4318/v1/traces`); protocol http/protobuf (default) or http/json; service
+   * name default `temporal-mlops-worker`. Default: the standard OTEL_* variables (on with
+   * OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), else off. A prebuilt bundle
+   * carries the workflow interceptors only if it was bundled with tracing on.
+   */
+  tracing?: TracingOptions | 'off';
   /** Apply pending migrations before the first worker polls (default true). */
   migrate?: boolean;
   /** Environment the defaults are read from (default `process.env`). */
@@ -222,6 +234,9 @@ export class MlopsPlugin extends SimplePlugin {
   readonly deployment?: { name: string; buildId: string; defaultVersioningBehavior: VersioningBehavior };
   /** The payload encryption keys, when on. */
   readonly encryption?: CodecKeyRing;
+  /** This plugin's tracer provider and the SDK's OpenTelemetry plugin on it, when tracing is on. */
+  readonly tracing?: Tracing;
+  private readonly otel?: SimplePlugin;
   private metricsServer?: Promise<RunningWorkerMetrics | undefined>;
   private runningWorkers = 0;
   /** Queues of the Workers configured with this plugin, and the control Worker's connection. */
@@ -270,6 +285,11 @@ export class MlopsPlugin extends SimplePlugin {
     if (deployment) {
       this.deployment = { name: deployment.name, buildId: deployment.buildId ?? this.codeVersion, defaultVersioningBehavior: own?.defaultVersioningBehavior ?? 'AUTO_UPGRADE' };
     }
+    const tracing = opts.tracing === 'off' ? undefined : (opts.tracing ?? this.config.tracing);
+    if (tracing) {
+      this.tracing = startTracing(tracing, { defaultServiceName: 'temporal-mlops-worker', log: this.log });
+      this.otel = temporalTracingPlugin(this.tracing);
+    }
     const env = opts.env ?? process.env;
     this.metricsAt =
       opts.metrics === undefined
@@ -307,6 +327,13 @@ export class MlopsPlugin extends SimplePlugin {
   }
 
   override configureWorker(options: WorkerOptions): WorkerOptions {
+    const configured = this.configureOurWorker(options);
+    // After ours: the workflows path is known, and with it whether the worker bundles (and so
+    // takes the workflow interceptor module) or runs a bundle that was built with it.
+    return this.otel ? this.otel.configureWorker(configured) : configured;
+  }
+
+  private configureOurWorker(options: WorkerOptions): WorkerOptions {
     const role = this.roleOf(options.taskQueue);
     this.configuredQueues.add(options.taskQueue);
     if (role.role === 'control' && options.connection) this.controlConnection ??= { connection: options.connection, namespace: options.namespace ?? 'default' };
@@ -366,22 +393,27 @@ export class MlopsPlugin extends SimplePlugin {
       sinks: { ...options.sinks, ...workflowMetricSinks() },
       ...(this.encryption ? { dataConverter: withEncryption(options.dataConverter, this.encryption) } : {}),
     };
-    if (options.workflowBundle) return withSinks;
-    return { ...withSinks, workflowsPath: options.workflowsPath ?? ourWorkflowsPath() };
+    // Replay bundles with the same interceptors as the live workers (the exporter sink is not
+    // called during replay).
+    const configured = options.workflowBundle ? withSinks : { ...withSinks, workflowsPath: options.workflowsPath ?? ourWorkflowsPath() };
+    return this.otel ? this.otel.configureReplayWorker(configured) : configured;
   }
 
   override configureBundler(options: BundleOptions): BundleOptions {
-    return {
+    const configured = {
       ...options,
       workflowsPath: workflowsEntry(this.taskQueues, options.workflowsPath),
       // Sealed failures need the encoding failure converter inside the sandbox too.
       ...(this.encryption ? { failureConverterPath: options.failureConverterPath ?? encodedFailuresPath() } : {}),
     };
+    // The workflow interceptor module, in bundles built at worker start and prebuilt ones alike.
+    return this.otel ? this.otel.configureBundler(configured) : configured;
   }
 
   override configureClient(options: ClientOptions): ClientOptions {
     const configured = super.configureClient(options);
-    return this.encryption ? { ...configured, dataConverter: withEncryption(configured.dataConverter, this.encryption) } : configured;
+    const sealed = this.encryption ? { ...configured, dataConverter: withEncryption(configured.dataConverter, this.encryption) } : configured;
+    return this.otel ? this.otel.configureClient(sealed) : sealed;
   }
 
   override async runWorker(worker: Worker, next: (w: Worker) => Promise<void>): Promise<void> {
@@ -391,6 +423,8 @@ export class MlopsPlugin extends SimplePlugin {
     try {
       return await next(worker);
     } finally {
+      // A stopped worker's last spans (its final activities, the workflow tasks it completed) go out now, not at the next batch.
+      await this.tracing?.flush();
       if (--this.runningWorkers === 0) await this.closeMetrics();
     }
   }
@@ -470,9 +504,10 @@ export class MlopsPlugin extends SimplePlugin {
     return this.readied;
   }
 
-  /** Closes the metadata store pool if this plugin opened it. */
+  /** Closes the metadata store pool if this plugin opened it, and exports the spans still buffered. */
   async close(): Promise<void> {
     await this.closeMetrics();
+    await this.tracing?.shutdown();
     if (this.database.owned) await this.db.destroy();
   }
 }

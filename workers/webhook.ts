@@ -3,6 +3,7 @@ import { connectClient } from '../client/connection';
 import { loadConfig } from '../infra/config';
 import { ConfigError, UserFacingError, runMain } from '../infra/errors';
 import { createLogger } from '../infra/log';
+import { shutdownTracing } from '../infra/tracing';
 import { MIN_TOKEN_LENGTH, startWebhookServer } from './triggers/webhook';
 
 /**
@@ -39,4 +40,5 @@ runMain(async () => {
   log.info('stopping');
   await server.close();
   await connection.close();
+  await shutdownTracing();
 });

@@ -70,6 +70,8 @@ export const lifecycleInput = z
     maxHistoryEvents: z.number().int().min(20).max(50_000).default(10_000),
     /** Carried across continue-as-new; not for users. */
     state: carriedState.optional(),
+    /** The previous run closed with thresholds sent to monitoring and not yet delivered. */
+    redeliverThresholds: z.literal(true).optional(),
   })
   .strict();
 export type LifecycleInput = z.input<typeof lifecycleInput>;
@@ -126,7 +128,33 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     ? new LifecycleRules(model, input.state, (line) => log.info(line), observe)
     : LifecycleRules.initial(model, checkPolicy(model, input.policy), Date.now(), (line) => log.info(line), observe);
   const s = rules.state;
+  /** A setThresholds signal to monitoring not yet delivered, and the newest thresholds waiting for it. */
+  let thresholdsInFlight = false;
+  let nextThresholds: LifecyclePolicy['monitoring']['thresholds'] | undefined;
   const decide = (kind: LifecycleDecisionKind, detail: string, extra?: Partial<LifecycleDecision>) => rules.decide(Date.now(), kind, detail, extra);
+
+  const sendThresholds = (thresholds: LifecyclePolicy['monitoring']['thresholds']) => {
+    // Two signals sent in one workflow task may arrive in either order (found under load: a
+    // monitor kept the thresholds before the last), so one is in flight at a time and the
+    // newest waits for it. Guarded: runs recorded before sent each at once.
+    if (patched('thresholds-one-at-a-time')) {
+      if (thresholdsInFlight) {
+        nextThresholds = thresholds;
+        return;
+      }
+      thresholdsInFlight = true;
+    }
+    // A failed delivery is shown, not dropped: monitoring keeps judging with its old thresholds.
+    getExternalWorkflowHandle(monitoringWorkflowId(model))
+      .signal(setThresholdsSignal, thresholds)
+      .catch((err: unknown) => void decide('error', `setThresholds not delivered to ${monitoringWorkflowId(model)}: ${describe(err)}; it keeps its old thresholds`, { workflowId: monitoringWorkflowId(model) }))
+      .finally(() => {
+        thresholdsInFlight = false;
+        const next = nextThresholds;
+        nextThresholds = undefined;
+        if (next) sendThresholds(next);
+      });
+  };
 
   const onNewData = (raw: unknown) => {
     const parsed = newDataRequest.safeParse(raw ?? {});
@@ -184,10 +212,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
       decide('policy', 'policy updated');
       // Monitoring runs only when enabled: with it off, there is no one to tell.
       if (thresholdsChanged && s.production !== null && (next.monitoring.enabled || !patched('thresholds-only-to-monitoring'))) {
-        // A failed delivery is shown, not dropped: monitoring keeps judging with its old thresholds.
-        getExternalWorkflowHandle(monitoringWorkflowId(model))
-          .signal(setThresholdsSignal, next.monitoring.thresholds)
-          .catch((err: unknown) => void decide('error', `setThresholds not delivered to ${monitoringWorkflowId(model)}: ${describe(err)}; it keeps its old thresholds`, { workflowId: monitoringWorkflowId(model) }));
+        sendThresholds(next.monitoring.thresholds);
       }
       rules.wake++;
     } catch (err) {
@@ -198,7 +223,9 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
 
   const ensureMonitoring = async () => {
     if (s.production === null || !s.policy.monitoring.enabled) return;
-    const args: MonitoringInput = { model, periodSeconds: s.policy.monitoring.periodSeconds, thresholds: s.policy.monitoring.thresholds };
+    const m = s.policy.monitoring;
+    // Only a policy that sets it changes the child's input: runs recorded before replay as they were.
+    const args: MonitoringInput = { model, periodSeconds: m.periodSeconds, thresholds: m.thresholds, ...(m.checksPerRun === undefined ? {} : { checksPerRun: m.checksPerRun }) };
     try {
       await startChild(monitoring, {
         workflowId: monitoringWorkflowId(model),
@@ -322,6 +349,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
       throw ApplicationFailure.nonRetryable(`the lifecycle of ${model} was started by a message it refused, so it ends: ${errors.map((e) => e.detail).join('; ')}`, 'InvalidInput');
     }
   }
+  if (input.redeliverThresholds && s.production !== null && s.policy.monitoring.enabled) sendThresholds(s.policy.monitoring.thresholds);
   await ensureMonitoring();
 
   for (;;) {
@@ -340,7 +368,11 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
       await condition(() => allHandlersFinished() || rules.wake !== seenWake);
       if (rules.wake !== seenWake) continue;
       const state: CarriedState = { ...s, generation: s.generation + 1 };
-      await continueAsNew<typeof modelLifecycle>({ model, maxHistoryEvents: input.maxHistoryEvents, state });
+      // The server drops a signal this run sent if the run closes before it is delivered (found
+      // under load: new thresholds lost at continue-as-new); the next run sends them again.
+      // Guarded: runs recorded before continued as new without it.
+      const redeliver = (thresholdsInFlight || nextThresholds !== undefined) && patched('redeliver-thresholds');
+      await continueAsNew<typeof modelLifecycle>({ model, maxHistoryEvents: input.maxHistoryEvents, state, ...(redeliver ? { redeliverThresholds: true } : {}) });
     }
     const timeout = eligibleAt === undefined ? undefined : eligibleAt === Number.POSITIVE_INFINITY ? undefined : eligibleAt - now;
     if (eligibleAt !== undefined) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { trace, type Tracer } from '@opentelemetry/api';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { ArtifactStore } from '../../infra/artifacts';
@@ -14,6 +15,7 @@ import { ModelStore, NotFound, type LoadedVersion } from './models';
 import { BadRequest, parseInfer, type ParsedInfer } from './oip';
 import { PredictionLog } from './prediction-log';
 import { ServingSync } from './sync';
+import { tracedServe } from './tracing';
 
 /**
  * The model server: onnxruntime-node behind the Open Inference Protocol REST API, with traffic
@@ -36,6 +38,8 @@ export interface ModelServerOptions {
   predictionLog?: { intervalMs?: number; batchSize?: number; maxBuffered?: number };
   /** Following the serving state in PostgreSQL: poll interval, heartbeat interval, the URL other processes reach this server at. */
   serving?: { pollMs?: number; heartbeatMs?: number; advertiseUrl?: string; serverId?: string };
+  /** Server spans (admin and feedback calls; other requests whose caller sends a traceparent); none without. */
+  tracer?: Tracer;
 }
 
 export interface RunningModelServer {
@@ -267,7 +271,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
     throw new NotFound(`no route for ${method} ${url.pathname}`);
   };
 
-  const server = http.createServer((req, res) => {
+  const serve = (req: http.IncomingMessage, res: http.ServerResponse) => {
     handle(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) {
         metrics.badRequest();
@@ -278,9 +282,11 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         return;
       }
       opts.log.error(`model server: ${req.method} ${req.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      if (err instanceof Error) trace.getActiveSpan()?.recordException(err);
       if (!res.headersSent) send(res, 500, { error: err instanceof Error ? err.message : String(err) });
     });
-  });
+  };
+  const server: http.Server = http.createServer(tracedServe(opts.tracer, () => (server.address() as AddressInfo).port, serve));
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

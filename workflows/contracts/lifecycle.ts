@@ -106,6 +106,8 @@ export const lifecyclePolicy = z
         enabled: z.boolean().default(true),
         periodSeconds: z.number().min(1).max(7 * 24 * 3600).default(3600),
         thresholds: monitoringThresholds.default(monitoringThresholds.parse({})),
+        /** Checks per monitoring run before it continues as new (unset: the monitoring default); read when monitoring starts. */
+        checksPerRun: z.number().int().min(1).max(10_000).optional(),
       })
       .strict()
       .default({ enabled: true, periodSeconds: 3600, thresholds: monitoringThresholds.parse({}) }),
