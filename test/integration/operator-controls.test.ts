@@ -69,6 +69,8 @@ async function trainRow(workflowId: string): Promise<{ status: string; error: st
   return r.rows[0];
 }
 
+const PAUSE_ROUNDS = 4000;
+
 test('pause stops a training at its next heartbeat with its checkpoint; unpause continues from that checkpoint', async () => {
   const [pause, describe, unpause] = readmeBlock('operator: pause');
   expect([pause, describe, unpause].map((l) => l!.split(' ').slice(0, 3).join(' '))).toEqual(['temporal activity pause', 'temporal workflow describe', 'temporal activity unpause']);
@@ -80,7 +82,9 @@ test('pause stops a training at its next heartbeat with its checkpoint; unpause 
       preset: 'flights-delay',
       dataset: { flights: { from: '2001-01', to: '2001-01' } },
       sampleRows: 60_000,
-      hyperparameters: { rounds: 600, maxDepth: 6 },
+      // Long enough that the pause (seen at the next heartbeat, up to 1.6 s after the CLI call)
+      // lands well before the end: 600 rounds once took 2.9 s on CI and finished first.
+      hyperparameters: { rounds: PAUSE_ROUNDS, maxDepth: 6 },
       resources: { gpu: 0 },
       training: { heartbeatSeconds: 2, checkpointEvery: 5 },
       gates: { maxBaselineLoss: 1 },
@@ -97,7 +101,7 @@ test('pause stops a training at its next heartbeat with its checkpoint; unpause 
     });
     const kept = heartbeatOf(paused)!;
     expect(kept.checkpoint!.round).toBeGreaterThanOrEqual(10);
-    expect(kept.checkpoint!.round).toBeLessThan(600);
+    expect(kept.checkpoint!.round).toBeLessThan(PAUSE_ROUNDS);
     // Nothing trains while paused: the heartbeat and the attempt stay where they were.
     await new Promise((r) => setTimeout(r, 3000));
     const still = await pendingTrain(workflowId);
@@ -111,7 +115,7 @@ test('pause stops a training at its next heartbeat with its checkpoint; unpause 
     expect(result.status).toBe('registered');
     expect(result.resumedFromRound).toBe(kept.checkpoint!.round);
     const status = (await handle.query('status')) as PipelineStatus;
-    expect((status.steps.find((s) => s.name === 'train')!.outputs as { rounds: number }).rounds).toBe(600);
+    expect((status.steps.find((s) => s.name === 'train')!.outputs as { rounds: number }).rounds).toBe(PAUSE_ROUNDS);
     expect((await trainRow(workflowId))!.status).toBe('succeeded');
     expect(await versionCount(model)).toBe(1);
   });

@@ -22,7 +22,7 @@ import { SILENT_LOGGER } from '../helpers/workers';
  * The rollout is the README's Temporal CLI block, run as written.
  */
 
-const { EventType, VersioningBehavior } = temporal.api.enums.v1;
+const { EventType, PendingActivityState, VersioningBehavior } = temporal.api.enums.v1;
 const PREVIOUS_RELEASE_API = path.join(__dirname, '..', 'fixtures', 'versioning', 'previous-release-workflow-api.ts');
 
 let env: TestWorkflowEnvironment;
@@ -141,17 +141,24 @@ test('two builds: a training started on A finishes on A while a new one runs on 
     const onA = await env.client.workflow.start('continuousTraining', {
       taskQueue: q.control,
       workflowId: `ver-a-${randomUUID()}`,
-      args: [{ model: `ver-pinned-${randomUUID().slice(0, 6)}`, preset: 'flights-delay', dataset: { flights: { from: '2001-01', to: '2001-01' } }, sampleRows: 60_000, hyperparameters: { rounds: 300, maxDepth: 6 }, resources: { gpu: 0 }, gates: { maxBaselineLoss: 1 } }],
+      args: [{ model: `ver-pinned-${randomUUID().slice(0, 6)}`, preset: 'flights-delay', dataset: { flights: { from: '2001-01', to: '2001-01' } }, sampleRows: 60_000, hyperparameters: { rounds: 3000, maxDepth: 6 }, resources: { gpu: 0 }, training: { heartbeatSeconds: 2, checkpointEvery: 50 }, gates: { maxBaselineLoss: 1 } }],
     });
     handles.push(onA);
-    // Switch while it trains: evaluate, validate-model and register come after the switch.
+    // Switch while it trains: evaluate, validate-model and register come after the switch. The
+    // train step is paused across the switch (the README's operator command), so however long the
+    // switch takes, the rest of the run comes after it.
     await waitFor('the training on A in its train step', async () => ((await onA.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'train') ? true : undefined), 120_000);
+    const [pause, , unpause] = readmeBlock('operator: pause');
+    const onTraining = (line: string) => line.replace('train-flights-jan', onA.workflowId);
+    await temporalCli(onTraining(pause!));
+    await waitFor('the train step paused', async () => ((await onA.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'train')?.state === PendingActivityState.PENDING_ACTIVITY_STATE_PAUSED ? true : undefined), 120_000);
 
     await whenVersionExists(forBuild(ramp!, 'b'));
     expect(await temporalCli(forBuild(describe!, 'b'))).toMatch(/RampingVersionBuildID\s+b\n\s+RampingVersionPercentage\s+10\n/);
     await temporalCli(forBuild(current!, 'b'));
     const switchedAt = Date.now();
     expect(await temporalCli(forBuild(describe!, 'b'))).toMatch(/CurrentVersionBuildID\s+b\n/);
+    await temporalCli(onTraining(unpause!));
 
     await loop.signal(RETRAIN_SIGNAL, { reason: 'after the rollout', source: 'cli' });
     const trainingId = await waitFor('the lifecycle training', async () => {
