@@ -45,13 +45,13 @@ let server: RunningModelServer;
 const model = `serve-${randomUUID().slice(0, 8)}`;
 const onnx: Record<number, Buffer> = {};
 
-async function register(version: number, shift: number): Promise<void> {
-  const bytes = exportGbdtOnnx(trainGbdt(table(3000, version, shift), { rounds: 10, maxDepth: 3 }));
-  onnx[version] = bytes;
+async function register(version: number, shift: number, name = model, features = FEATURES): Promise<void> {
+  const bytes = exportGbdtOnnx(trainGbdt({ ...table(3000, version, shift), features }, { rounds: 10, maxDepth: 3 }));
+  if (name === model) onnx[version] = bytes;
   const put = await runtime.artifacts.putContent(bytes, { mediaType: 'application/onnx' });
   const artifact = await recordArtifact(runtime.db, { uri: put.uri, sha256: put.sha256, bytes: put.bytes, media_type: 'application/onnx', producing_step_run_id: null });
-  const m = await upsertModel(runtime.db, model);
-  const sig = signatureOf(FEATURES);
+  const m = await upsertModel(runtime.db, name);
+  const sig = signatureOf(features);
   const mv = await registerModelVersion(runtime.db, { modelId: m.id, idempotencyKey: `test/${put.sha256}`, status: 'registered', metrics: {}, onnxArtifactId: artifact.id, inputSignature: sig.inputs, outputSignature: sig.outputs });
   expect(mv.version).toBe(version);
 }
@@ -165,6 +165,42 @@ test.each(malformed)('malformed request (%s) gets a 4xx naming the problem', asy
   const r = await infer(body);
   expect(r.status).toBe(status);
   expect(r.body.error).toMatch(pattern);
+});
+
+test('with two versions loaded, the model metadata describes the one that serves; a version asked for is described as itself', async () => {
+  const two = `${model}-two`;
+  await register(1, 0, two);
+  await register(2, 0, two, FEATURES.filter((f) => f.name !== 'origin'));
+  const post = (action: string, body: unknown) => fetch(`${server.url}/admin/models/${two}/${action}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
+  expect((await post('traffic', { stable: 1 })).status).toBe(200);
+  expect((await post('traffic', { stable: 2 })).status).toBe(200);
+  const inputsOf = async (path: string) => ((await (await fetch(`${server.url}${path}`)).json()) as { versions: string[]; inputs: Array<{ name: string }> });
+  // v1 was loaded first and is still held; v2 serves.
+  const unversioned = await inputsOf(`/v2/models/${two}`);
+  expect(unversioned.versions.sort()).toEqual(['1', '2']);
+  expect(unversioned.inputs.map((i) => i.name)).toEqual(['hour', 'distance']);
+  expect((await inputsOf(`/v2/models/${two}/versions/1`)).inputs.map((i) => i.name)).toEqual(['hour', 'distance', 'origin']);
+  expect((await post('traffic', { stable: 1 })).status).toBe(200);
+  expect((await inputsOf(`/v2/models/${two}`)).inputs.map((i) => i.name)).toEqual(['hour', 'distance', 'origin']);
+});
+
+test('a known route with the wrong method: 405 with Allow; an unknown one stays 404', async () => {
+  const cases: Array<[string, string, string]> = [
+    ['GET', `/v2/models/${model}/infer`, 'POST'],
+    ['GET', `/v2/models/${model}/versions/1/infer`, 'POST'],
+    ['PUT', `/v2/models/${model}/feedback`, 'POST'],
+    ['POST', `/v2/models/${model}`, 'GET'],
+    ['DELETE', `/v2/models/${model}/ready`, 'GET'],
+    ['POST', '/v2/health/ready', 'GET'],
+    ['POST', '/v2', 'GET'],
+  ];
+  for (const [method, path, allow] of cases) {
+    const res = await fetch(`${server.url}${path}`, { method });
+    expect([method, path, res.status, res.headers.get('allow')]).toEqual([method, path, 405, allow]);
+    expect(((await res.json()) as { error: string }).error).toContain(allow);
+  }
+  expect((await fetch(`${server.url}/v2/models/${model}/explain`)).status).toBe(404);
+  expect((await fetch(`${server.url}/v2/nothing`, { method: 'POST' })).status).toBe(404);
 });
 
 test('unknown model or version: 404; after every bad request the server still serves', async () => {

@@ -71,8 +71,13 @@ const feedbackBody = z.union([
 ]);
 
 
-function metadataOf(name: string, versions: LoadedVersion[]) {
-  const v = versions[0]!;
+/** The method of each route under /v2/models/{name}[/versions/{v}], for a 405 with `Allow` on any other. */
+const MODEL_ROUTES: Record<string, string> = { '': 'GET', ready: 'GET', infer: 'POST', feedback: 'POST' };
+const TOP_ROUTES: Record<string, string> = { '/v2': 'GET', '/v2/health/live': 'GET', '/v2/health/ready': 'GET', '/metrics': 'GET' };
+
+/** OIP model metadata: the versions held, and the inputs of `described` (the one that serves, unless a version was asked for). */
+function metadataOf(name: string, versions: LoadedVersion[], described: LoadedVersion) {
+  const v = described;
   return {
     name,
     versions: versions.map((x) => String(x.version)),
@@ -166,7 +171,9 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         if (!state) throw new NotFound(`model ${name} is not served here`);
         const versions = version !== undefined ? [state.versions.get(version)].filter((v): v is LoadedVersion => !!v) : [...state.versions.values()];
         if (!versions.length) throw new NotFound(`model ${name} version ${version} is not loaded`);
-        return send(res, 200, metadataOf(name, versions));
+        // Unversioned, the model is what an unversioned infer reaches: its stable version.
+        const serving = version === undefined && state.traffic.stable !== undefined ? state.versions.get(state.traffic.stable) : undefined;
+        return send(res, 200, metadataOf(name, versions, serving ?? versions[0]!));
       }
       if (method === 'GET' && rest[0] === 'ready' && rest.length === 1) {
         // Ready: every version the database says this model's servers hold is loaded (and, unversioned, a stable one serves).
@@ -210,8 +217,12 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         const attached = await attachLabels(opts.db, labels.map((l) => ({ requestId: l.request_id, label: l.label })));
         return send(res, 200, { attached, unknown: labels.length - attached });
       }
+      const allowed = MODEL_ROUTES[rest.join('/')];
+      if (allowed) return send(res, 405, { error: `${method} is not allowed on ${url.pathname}; use ${allowed}` }, { allow: allowed });
       throw new NotFound(`no route for ${method} ${url.pathname}`);
     }
+    const allowed = TOP_ROUTES[url.pathname];
+    if (allowed && method !== allowed) return send(res, 405, { error: `${method} is not allowed on ${url.pathname}; use ${allowed}` }, { allow: allowed });
 
     if (parts[0] === 'admin') {
       admin(req);
