@@ -397,6 +397,36 @@ test('monitoring survives continue-as-new with its state, pauses, and on a breac
   });
 });
 
+test('policy changes queued while no worker runs, handled in one task that also continues as new: monitoring ends with the last thresholds', async () => {
+  const model = `thresholds-${Date.now().toString(36)}`;
+  const quiet: FakeActivities = { currentProduction: async () => 2, monitoringCheck: async () => { throw new Error('not used: the period is an hour'); } };
+  const withPsiWarn = (psiWarn: number) => policy({ monitoring: { enabled: true, periodSeconds: 3600, thresholds: { psiWarn } } });
+  const lifecycle = await withWorkers(quiet, async () => {
+    const h = await client.workflow.start('modelLifecycle', { taskQueue: TASK_QUEUES.control, workflowId: lifecycleWorkflowId(model), args: [{ model, policy: withPsiWarn(0.1), maxHistoryEvents: 20 }] });
+    await waitFor('monitoring started', async () => ((await status(h)).decisions.some((d) => d.kind === 'monitoring-started') ? true : undefined));
+    return h;
+  });
+  // With no worker, the changes wait on the server and reach the lifecycle in one workflow task,
+  // past its history bound: the signals to monitoring and the continue-as-new leave together.
+  const last = 0.1 + 5 / 100;
+  for (let i = 1; i <= 5; i++) await lifecycle.signal('setPolicy', withPsiWarn(0.1 + i / 100));
+  expect((await lifecycle.describe()).historyLength).toBeGreaterThanOrEqual(20);
+  await withWorkers(quiet, async () => {
+    const mon = client.workflow.getHandle(monitoringWorkflowId(model));
+    const got = await waitFor('the last thresholds at monitoring', async () => {
+      const st = await mon.query(monitoringStatusQuery);
+      return st.thresholds.psiWarn === last ? st : undefined;
+    }, 60_000);
+    expect(got.thresholds.psiWarn).toBe(last);
+    // The lifecycle did continue as new (else nothing here was at risk).
+    let runs = 0;
+    for await (const _ of client.workflow.list({ query: `WorkflowId = '${lifecycleWorkflowId(model)}'` })) runs++;
+    expect(runs).toBeGreaterThanOrEqual(2);
+    await mon.terminate();
+    await client.workflow.getHandle(lifecycleWorkflowId(model)).terminate();
+  });
+});
+
 test("the README's Temporal CLI commands start and signal the lifecycle as written", async () => {
   const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
   const block = /```sh\n(temporal workflow signal-with-start --workflow-id model\/flights-delay[\s\S]*?)```/.exec(readme)?.[1];
