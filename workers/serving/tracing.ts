@@ -17,7 +17,7 @@ const MODEL_ACTIONS = new Set(['infer', 'ready', 'feedback']);
 
 export type Serve = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
-/** The request's route with the model name and version as placeholders (span names stay few), and what they were. */
+/** The request's route template (`/v2/models/{name}/…`, so span names stay few) and the model and version it named, as attributes. */
 export function routeOf(pathname: string): { route?: string; attributes: Attributes } {
   const p = pathname.split('/').filter(Boolean);
   let name: string | undefined;
