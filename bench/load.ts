@@ -17,7 +17,7 @@ import { createLogger, type Logger } from '../infra/log';
 import { PROJECT_ROOT } from '../infra/paths';
 import { startTemporalDevServer } from '../infra/services';
 import { openRuntime } from '../workers/runtime';
-import { printTable, writeResult } from './report';
+import { atMost, reportRow, writeResult, type BenchRow, type ReportedRow } from './report';
 import { lifecycleWorkflowId, monitoringWorkflowId, STATUS_QUERY, TASK_QUEUES } from '../workflows/contracts/names';
 import type { MonitoringStatus } from '../workflows/monitoring';
 import { lifecycleStatusQuery, type LifecyclePolicyInput, type LifecycleStatus } from '../workflows/contracts/lifecycle';
@@ -434,7 +434,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadFigures> {
 }
 
 /** `npm run bench -- load`: the full load run on a dev server of its own (as `npm run dev` starts it), the local PostgreSQL and a local artifact store. */
-export async function benchLoad(): Promise<void> {
+export async function benchLoad(): Promise<ReportedRow[]> {
   const log = createLogger('bench');
   process.env.MLOPS_LOG_LEVEL ??= 'WARN';
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlops-bench-load-'));
@@ -459,18 +459,19 @@ export async function benchLoad(): Promise<void> {
     const t = figures.trainings;
     const l = figures.lifecycles;
     const f = (x: number) => x.toFixed(0);
-    printTable([
-      [`${t.runs} concurrent continuousTraining runs (${t.completed} completed, ${t.registered} registered)`, `${t.wallSeconds.toFixed(1)} s wall`, `${t.runsPerMinute.toFixed(1)} runs/min`, 'all complete'],
-      ['step latency, scheduled → completed (p50 / p99)', `${f(t.stepLatencyMs.p50)} / ${f(t.stepLatencyMs.p99)} ms`, '', ''],
-      ['of which queue wait (p50 / p99)', `${f(t.queueWaitMs.p50)} / ${f(t.queueWaitMs.p99)} ms`, '', ''],
-      ['activity timeouts / failures / retried steps', `${t.activityTimeouts} / ${t.activityFailures} / ${t.retriedSteps}`, '', '0 / 0 / 0'],
-      ['CPU steps at once (peak ÷ slots)', `${t.peakCpuConcurrency} ÷ ${t.cpuSlots}`, (t.peakCpuConcurrency / t.cpuSlots).toFixed(2), '≤ 1'],
-      [`${l.count} lifecycles with monitoring, ${l.signals} signals`, `${l.wallSeconds.toFixed(1)} s`, `${(l.signals / l.wallSeconds).toFixed(0)} signals/s`, ''],
-      [`longest lifecycle run ÷ maxHistoryEvents (runs per chain ${l.lifecycle.minRuns}–${l.lifecycle.maxRuns})`, `${l.lifecycle.maxRunHistory} ÷ ${l.maxHistoryEvents} events`, (l.lifecycle.maxRunHistory / l.maxHistoryEvents).toFixed(2), '≈ 1'],
-      [`longest monitoring run ÷ longest chain (runs per chain ${l.monitoring.minRuns}–${l.monitoring.maxRuns})`, `${l.monitoring.maxRunHistory} ÷ ${l.monitoring.maxChainEvents} events`, (l.monitoring.maxRunHistory / l.monitoring.maxChainEvents).toFixed(2), '< 1'],
-      ...figures.workers.map((w): [string, string, string, string] => [`peak memory, ${w.queues} worker`, w.peakRssMiB === undefined ? 'n/a' : `${w.peakRssMiB.toFixed(0)} MiB`, '', '']),
-    ]);
-    await writeResult('load', { machine: { cpus: os.availableParallelism(), node: process.version, date: new Date().toISOString() }, ...figures });
+    const rows = ([
+      { measure: `${t.runs} concurrent continuousTraining runs: completed ÷ started`, ours: `${t.completed} completed, ${t.registered} registered, ${t.wallSeconds.toFixed(1)} s wall (${t.runsPerMinute.toFixed(1)} runs/min)`, baseline: `${t.runs} started`, ratio: t.completed / t.runs, target: { label: '= 1', met: (r: number) => r === 1 } },
+      { measure: 'step latency, scheduled → completed (p50 / p99)', ours: `${f(t.stepLatencyMs.p50)} / ${f(t.stepLatencyMs.p99)} ms`, baseline: '' },
+      { measure: 'of which queue wait (p50 / p99)', ours: `${f(t.queueWaitMs.p50)} / ${f(t.queueWaitMs.p99)} ms`, baseline: '' },
+      { measure: 'activity timeouts + failures + retried steps', ours: `${t.activityTimeouts} / ${t.activityFailures} / ${t.retriedSteps}`, baseline: '', ratio: t.activityTimeouts + t.activityFailures + t.retriedSteps, target: atMost(0) },
+      { measure: 'CPU steps at once, peak ÷ slots', ours: `${t.peakCpuConcurrency}`, baseline: `${t.cpuSlots} slots`, ratio: t.peakCpuConcurrency / t.cpuSlots, target: atMost(1) },
+      { measure: `${l.count} lifecycles with monitoring, ${l.signals} signals`, ours: `${l.wallSeconds.toFixed(1)} s (${(l.signals / l.wallSeconds).toFixed(0)} signals/s)`, baseline: '' },
+      { measure: `longest lifecycle run ÷ maxHistoryEvents (runs per chain ${l.lifecycle.minRuns}–${l.lifecycle.maxRuns})`, ours: `${l.lifecycle.maxRunHistory} events`, baseline: `${l.maxHistoryEvents} events`, ratio: l.lifecycle.maxRunHistory / l.maxHistoryEvents },
+      { measure: `longest monitoring run ÷ longest chain (runs per chain ${l.monitoring.minRuns}–${l.monitoring.maxRuns})`, ours: `${l.monitoring.maxRunHistory} events`, baseline: `${l.monitoring.maxChainEvents} events`, ratio: l.monitoring.maxRunHistory / l.monitoring.maxChainEvents, target: { label: '< 1', met: (r: number) => r < 1 } },
+      ...figures.workers.map((w): BenchRow => ({ measure: `peak memory, ${w.queues} worker`, ours: w.peakRssMiB === undefined ? 'n/a' : `${w.peakRssMiB.toFixed(0)} MiB`, baseline: '' })),
+    ] satisfies BenchRow[]).map(reportRow);
+    await writeResult('load', { machine: { cpus: os.availableParallelism(), node: process.version, date: new Date().toISOString() }, ...figures }, rows);
+    return rows;
   } finally {
     await connection.close();
     await runtime.close();

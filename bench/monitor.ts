@@ -7,7 +7,7 @@ import { quantile } from '../activities/ml/metrics';
 import { TEMPORAL_CLI, resolveBinary } from '../infra/binaries';
 import { loadConfig } from '../infra/config';
 import { createLogger } from '../infra/log';
-import { printTable, writeResult } from './report';
+import { atMost, reportRow, writeResult, type ReportedRow } from './report';
 import { startTemporalDevServer } from '../infra/services';
 import { installSdkRuntime } from '../workers/start';
 import { TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId } from '../workflows/contracts/names';
@@ -122,7 +122,7 @@ async function breachToTraining(log: ReturnType<typeof createLogger>, stateDir: 
   }
 }
 
-export async function benchMonitor(): Promise<void> {
+export async function benchMonitor(): Promise<ReportedRow[]> {
   const log = createLogger('bench');
   const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), 'mlops-bench-monitor-'));
   try {
@@ -143,13 +143,13 @@ export async function benchMonitor(): Promise<void> {
       duckdbScanMs: round(drift.duckdbMs),
       driftRatio: round(drift.driftRatio),
     };
-    const rows: Array<[string, string, string, string]> = [
-      ['monitoring breach → child training started, median', `${result.breachToTrainingMedianMs} ms (${result.breachSamples} breaches)`, `${result.breachToTrainingPerActivityRoundTrip} × one activity round trip (${result.activityRoundTripMedianMs} ms)`, '< 250 ms'],
-      ['monitoring breach → child training started, p99', `${result.breachToTrainingP99Ms} ms`, '', ''],
-      [`drift check ${drift.rows / 1000}k vs ${drift.rows / 1000}k rows, ${drift.features} features ÷ one DuckDB scan`, `${result.driftMs} ms ÷ ${result.duckdbScanMs} ms`, `${result.driftRatio}`, ''],
-    ];
-    printTable(rows);
-    await writeResult('monitor', result);
+    const rows = [
+      { measure: `monitoring breach → child training started, median of ${result.breachSamples} (ms)`, ours: `${result.breachToTrainingMedianMs} ms`, baseline: `${result.activityRoundTripMedianMs} ms activity round trip`, ratio: result.breachToTrainingMedianMs, target: atMost(250) },
+      { measure: 'monitoring breach → child training started, p99', ours: `${result.breachToTrainingP99Ms} ms`, baseline: `${result.activityRoundTripMedianMs} ms activity round trip`, ratio: result.breachToTrainingP99Ms / result.activityRoundTripMedianMs },
+      { measure: `drift check ${drift.rows / 1000}k vs ${drift.rows / 1000}k rows, ${drift.features} features ÷ one DuckDB scan`, ours: `${result.driftMs} ms`, baseline: `${result.duckdbScanMs} ms`, ratio: result.driftRatio },
+    ].map(reportRow);
+    await writeResult('monitor', result, rows);
+    return rows;
   } finally {
     await fs.rm(stateDir, { recursive: true, force: true });
   }

@@ -67,7 +67,8 @@ function cachedName(spec: BinarySpec): string {
   return `${spec.name}@${spec.version}`;
 }
 
-async function findGo(): Promise<string | undefined> {
+/** The Go toolchain: on PATH, else where the official tarball installs it. */
+export async function findGo(): Promise<string | undefined> {
   return (await onPath('go')) ?? ((await isExecutable('/usr/local/go/bin/go')) ? '/usr/local/go/bin/go' : undefined);
 }
 

@@ -119,6 +119,7 @@ const envSchema = z.object({
   MLOPS_DATA_ROOTS: optionalString,
   MLOPS_COMMAND_TRAINERS: optionalString,
   MLOPS_TRAINER_ENV: optionalString,
+  MLOPS_TRAIN_THREADS: optionalString.refine((v) => v === undefined || (/^\d{1,3}$/.test(v) && Number(v) >= 1), { message: 'must be a whole number of threads, at least 1' }),
   MLOPS_PYTHON: optionalString,
   MLOPS_MODEL_SERVER_URL: optionalString.refine((v) => v === undefined || /^https?:\/\/[^/]+\/?$/.test(v), { message: 'must look like http://host:port' }),
   MLOPS_ADMIN_TOKEN: optionalString,
@@ -175,6 +176,8 @@ export interface Config {
   commandTrainers: Record<string, string[]>;
   /** Further worker variables a command trainer inherits (it gets none of the others). */
   trainerEnv: string[];
+  /** CPU threads one built-in training step may use (MLOPS_TRAIN_THREADS). */
+  trainThreads: number;
   /** The model server the deployment activities drive through its admin API. */
   modelServer: { url: string; adminToken?: string };
   /** Our task queues: `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (MLOPS_TASK_QUEUE_PREFIX, default mlops). */
@@ -349,6 +352,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_CODE_VERSION', default: 'git HEAD (+dirty when files differ), else package version', meaning: 'code version recorded in lineage and step-cache keys; Docker images get it as a build argument (they carry no .git)' },
   { name: 'MLOPS_DATA_ROOTS', default: '<repo> and the OS temp folder', meaning: 'comma-separated folders that `file://` dataset URIs may point into' },
   { name: 'MLOPS_SERVE_PORT / MLOPS_SERVE_HOST', default: '8000 / 127.0.0.1', meaning: 'where `npm run serve` (the model server) listens' },
+  { name: 'MLOPS_SERVE_GRPC_PORT', default: 'unset (no gRPC)', meaning: 'the port (on MLOPS_SERVE_HOST) where `npm run serve` also serves the OIP gRPC API (`inference.GRPCInferenceService`); 0 picks a free one, `off` none' },
   { name: 'MLOPS_ADMIN_TOKEN', default: 'unset (admin and feedback APIs disabled)', meaning: 'bearer token (≥ 16 characters) for the model server’s admin and feedback endpoints' },
   { name: 'MLOPS_MODEL_SERVER_URL', default: 'http://127.0.0.1:8000', meaning: 'a model server the promotion’s contract and load tests send requests to (traffic itself is set in PostgreSQL, which every server follows)' },
   { name: 'MLOPS_TASK_QUEUE_PREFIX', default: 'mlops', meaning: 'our task queues are `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (and `<prefix>-gpu-<class>`): read by our workers, the `mlops` CLI and the webhook; the plugin takes `taskQueues` instead' },
@@ -369,7 +373,10 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_SERVE_HEARTBEAT_MS', default: '1000', meaning: 'how often the model server writes its heartbeat row in `model_servers`; it counts as live for three intervals' },
   { name: 'MLOPS_SERVE_PREDICTION_LOG_INTERVAL_MS', default: '500', meaning: 'how often the model server writes its buffered prediction-log rows (a crash loses at most this much)' },
   { name: 'MLOPS_SERVE_PREDICTION_LOG_MAX_BUFFERED', default: '100000', meaning: 'prediction-log rows the model server buffers while the database is down; past it the oldest are dropped and counted' },
+  { name: 'MLOPS_SERVE_BATCH_DELAY_MS', default: '2', meaning: 'dynamic batching: the longest (ms) an inference request waits for concurrent ones for the same model version to share its onnxruntime run; a lone request does not wait; 0 turns batching off' },
+  { name: 'MLOPS_SERVE_BATCH_MAX_ROWS', default: '1024', meaning: 'dynamic batching: a shared run is started once it holds this many rows; a larger request runs alone' },
   { name: 'MLOPS_PYTHON', default: '/usr/bin/python3 if present, else python3', meaning: 'Python for the example trainer and the reference checks (needs Debian python3-sklearn, python3-onnx, python3-xgboost)' },
+  { name: 'MLOPS_TRAIN_THREADS', default: '1', meaning: 'threads one built-in GBDT training step trains on (the same model for any count): the CPU worker runs as many steps at once as the machine has cores, so raise it only where fewer steps share the machine' },
   { name: 'MLOPS_TRAINER_ENV', default: 'unset', meaning: 'comma-separated names of further worker variables a command trainer inherits; it gets PATH, HOME, locale, CUDA/NVIDIA, thread-count and Python-path variables and none of the others (no DATABASE_URL, S3 keys or tokens)' },
   { name: 'MLOPS_COMMAND_TRAINERS', default: '`sklearn-logreg` (examples/trainers)', meaning: 'external trainers: a JSON object `{"name": ["cmd", "arg"]}` or the path of a JSON file holding one' },
   { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'unset (no tracing)', meaning: 'OpenTelemetry tracing on: the OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (`/v1/traces` is appended); see Tracing' },
@@ -443,6 +450,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataRoots: (e.MLOPS_DATA_ROOTS ? e.MLOPS_DATA_ROOTS.split(',').map((d) => d.trim()).filter(Boolean) : defaultDataRoots()).map((d) => path.resolve(d)),
     commandTrainers: parseCommandTrainers(e.MLOPS_COMMAND_TRAINERS, env),
     trainerEnv: (e.MLOPS_TRAINER_ENV ?? '').split(',').map((n) => n.trim()).filter(Boolean),
+    trainThreads: e.MLOPS_TRAIN_THREADS === undefined ? 1 : Number(e.MLOPS_TRAIN_THREADS),
     modelServer: { url: (e.MLOPS_MODEL_SERVER_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, ''), adminToken: e.MLOPS_ADMIN_TOKEN },
     taskQueues: resolveTaskQueues({ prefix: e.MLOPS_TASK_QUEUE_PREFIX }),
     webhook: { token: e.MLOPS_WEBHOOK_TOKEN, port: e.MLOPS_WEBHOOK_PORT === undefined ? 8010 : Number(e.MLOPS_WEBHOOK_PORT), host: e.MLOPS_WEBHOOK_HOST ?? '127.0.0.1' },

@@ -27,23 +27,64 @@ export function send(res: http.ServerResponse, status: number, body: unknown, he
   res.end(text);
 }
 
-/** The request body as JSON, at most `limit` bytes (413 past it, before reading when the length is declared). */
-export async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+/** The request body as bytes, at most `limit` (413 past it, before reading when the length is declared). */
+export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new HttpError(`request body of ${declared} bytes is over the limit of ${limit}`, 413);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new HttpError(`request body is over the limit of ${limit} bytes`, 413);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) throw new HttpError('request body is empty; expected JSON');
+  if (declared > limit) return Promise.reject(new HttpError(`request body of ${declared} bytes is over the limit of ${limit}`, 413));
+  // Listeners rather than `for await`: the async iterator costs several promise hops per chunk,
+  // a measurable share of a small inference request. Same outcomes: an over-limit body destroys
+  // the request (as leaving the loop did), an error or a close before the end rejects.
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        done();
+        req.destroy();
+        reject(new HttpError(`request body is over the limit of ${limit} bytes`, 413));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    const onClose = () => {
+      done();
+      reject(Object.assign(new Error('the request closed before its body ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+/** JSON text, a 400 when empty or not JSON. */
+export function parseJsonText(bytes: Buffer): unknown {
+  if (bytes.length === 0) throw new HttpError('request body is empty; expected JSON');
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(bytes.toString('utf8'));
   } catch {
     throw new HttpError('request body is not valid JSON');
   }
+}
+
+/** The request body as JSON, at most `limit` bytes (413 past it, before reading when the length is declared). */
+export async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  return parseJsonText(await readBody(req, limit));
 }
 
 /** Checks a parsed body with zod; a bad one is a 400 naming every field at fault. */

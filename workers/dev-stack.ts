@@ -128,9 +128,9 @@ async function main(): Promise<void> {
       process.env.TEMPORAL_ADDRESS = temporal.address;
       log.info(`Temporal: started dev server at ${temporal.address} (history kept in ${path.join(config.stateDir, 'temporal.db')})`);
       const first = temporal;
-      const [grpc, ui] = [Number(first.address.split(':')[1]), Number(new URL(first.uiUrl).port)];
+      const [grpc, ui, metrics] = [Number(first.address.split(':')[1]), Number(new URL(first.uiUrl).port), Number(new URL(first.metricsUrl).port)];
       supervisor.watch('Temporal dev server', first.process, async () => {
-        temporal = await startTemporalDevServer({ cli: cli.path, stateDir: config.stateDir, dbFilename: path.join(config.stateDir, 'temporal.db'), ports: { grpc, ui } });
+        temporal = await startTemporalDevServer({ cli: cli.path, stateDir: config.stateDir, dbFilename: path.join(config.stateDir, 'temporal.db'), ports: { grpc, ui, metrics } });
         return temporal.process;
       });
     }
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
       `  Model server     ${server.url}   (OIP REST; admin token ${config.modelServer.adminToken ? 'from MLOPS_ADMIN_TOKEN' : adminToken})`,
       `  Webhook          ${webhook ? webhook.url : '(off; set MLOPS_WEBHOOK_TOKEN to run it here)'}`,
       `  Registry page    ${registryWeb.url}/?token=${config.modelServer.adminToken ? '<MLOPS_ADMIN_TOKEN>' : adminToken}`,
-      `  Metrics          ${metrics ? `${metrics.url}/metrics (workers), ${server.url}/metrics (model server)` : '(off: MLOPS_METRICS_PORT=off)'}`,
+      `  Metrics          ${metrics ? `${metrics.url}/metrics (workers), ${server.url}/metrics (model server)` : '(off: MLOPS_METRICS_PORT=off)'}${temporal ? `, ${temporal.metricsUrl} (Temporal)` : ''}`,
       ...(minio ? [`  MinIO keys       access ${minio.accessKey}, secret ${minio.secretKey}`, '', 'A second model server on the same store (another terminal):', `  DATABASE_URL=${pg.url.startsWith('postgres') ? redactUrl(pg.url) : '<the PostgreSQL above>'} ${s3Env} MLOPS_SERVE_PORT=8001 npm run serve`] : []),
       '',
       'Try it from another terminal:',

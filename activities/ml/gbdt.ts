@@ -1,6 +1,8 @@
 import { serializeModel } from '../../infra/onnx/model';
 import { categoryStats, seededRandom, type CategoricalEncoding, type FeatureSpec, type Table } from './dataset';
 import { featureMatrix, preprocessingNodes, rawFeatureInputs } from './features';
+import { GRADIENTS, HISTOGRAMS, LEAF, PARTITION, PLACE, SPLIT_LEAVES, TASK_WORDS, type GbdtShared } from './gbdt-kernels';
+import { GbdtPool, allocate } from './gbdt-pool';
 import { sigmoid } from './metrics';
 
 /**
@@ -47,6 +49,11 @@ export interface GbdtTrainOptions {
    * the same table and params. A checkpoint that does not fit them throws.
    */
   resumeFrom?: GbdtCheckpoint;
+  /**
+   * Threads to train on, this one included (default 1): the caller's CPU budget. The model is
+   * bit-identical for every count; helpers are started once per run and always stopped.
+   */
+  threads?: number;
 }
 
 export interface GbdtModel {
@@ -97,8 +104,7 @@ function binEdges(col: Float32Array, maxBins: number): Float32Array {
 }
 
 /** Bin of each value: the first edge ≥ value; NaN → bin 0 (so missing values go left). */
-function binColumn(col: Float32Array, edges: Float32Array): Uint8Array {
-  const out = new Uint8Array(col.length);
+function binColumn(col: Float32Array, edges: Float32Array, out: Uint8Array): Uint8Array {
   for (let i = 0; i < col.length; i++) {
     const v = col[i]!;
     let lo = 0;
@@ -146,29 +152,6 @@ function sameEncodings(a: CategoricalEncoding[], b: CategoricalEncoding[]): bool
  * closures capture, so they live in a context object) measured up to 2–3× slower.
  */
 
-/** Log-loss gradients and hessians at every row's margin. */
-function gradients(margin: Float64Array, y: Uint8Array, g: Float64Array, h: Float64Array): void {
-  for (let i = 0; i < margin.length; i++) {
-    const pr = 1 / (1 + Math.exp(-margin[i]!));
-    const hess = pr * (1 - pr);
-    g[i] = pr - y[i]!;
-    h[i] = hess > 1e-16 ? hess : 1e-16;
-  }
-}
-
-/** Every row in order, and their gradient sums into sums[0], sums[1]. */
-function allRows(rows: Uint32Array, n: number, g: Float64Array, h: Float64Array, sums: Float64Array): void {
-  let G = 0;
-  let H = 0;
-  for (let i = 0; i < n; i++) {
-    rows[i] = i;
-    G += g[i]!;
-    H += h[i]!;
-  }
-  sums[0] = G;
-  sums[1] = H;
-}
-
 /**
  * This round's sample: rows[0, count) the rows drawn (ascending), out[0, n − count) the others,
  * and the drawn rows' gradient sums into sums[0], sums[1]. Branch-free, like partition. Returns count.
@@ -192,23 +175,15 @@ function sampleRows(rows: Uint32Array, out: Uint32Array, n: number, rand: () => 
   return count;
 }
 
-/**
- * Adds rows[start, end) to a histogram of all features in one pass over the rows: row-major bins
- * (bins[i·F + j]), per feature `stride` doubles of interleaved (sum g, sum h) per bin.
- */
-function accumulate(hist: Float64Array, rows: Uint32Array, start: number, end: number, bins: Uint8Array, F: number, stride: number, g: Float64Array, h: Float64Array): void {
-  const size = F * stride;
-  for (let k = start; k < end; k++) {
-    const i = rows[k]!;
-    const gi = g[i]!;
-    const hi = h[i]!;
-    let at = i * F;
-    for (let off = 0; off < size; off += stride) {
-      const b = off + (bins[at++]! << 1);
-      hist[b] = hist[b]! + gi;
-      hist[b + 1] = hist[b + 1]! + hi;
-    }
-  }
+/** Rows per histogram block: large enough that zeroing and summing a block's histogram costs little. */
+const BLOCK_ROWS = 16_384;
+/** Memory for the blocks' histograms, at most: with many features, blocks grow instead. */
+const SLOT_BYTES = 64 * 1024 * 1024;
+
+/** hist = slot (first block) or hist += slot: the blocks of a node summed in block order. */
+function reduceSlot(hist: Float64Array, slots: Float64Array, at: number, size: number, first: boolean): void {
+  if (first) hist.set(slots.subarray(at, at + size));
+  else for (let x = 0; x < size; x++) hist[x] = hist[x]! + slots[at + x]!;
 }
 
 /** big −= small, bin by bin: the larger child's histogram from its parent's and its sibling's. */
@@ -256,45 +231,6 @@ function bestSplit(hist: Float64Array, stride: number, binCount: Int32Array, G: 
         best.HL = HL;
       }
     }
-  }
-}
-
-/**
- * Stable in-place partition of rows[start, end): bin ≤ splitBin first. Branch-free (which side a
- * row goes is data-dependent and would mispredict); reads one column-major bin column, which
- * stays in cache where the row-major matrix would not. Returns where the right side starts.
- */
-function partition(rows: Uint32Array, scratch: Uint32Array, col: Uint8Array, splitBin: number, start: number, end: number): number {
-  let l = start;
-  let r = 0;
-  for (let k = start; k < end; k++) {
-    const i = rows[k]!;
-    const right = (splitBin - col[i]!) >>> 31;
-    rows[l] = i;
-    scratch[r] = i;
-    l += 1 - right;
-    r += right;
-  }
-  rows.set(scratch.subarray(0, r), l);
-  return l;
-}
-
-/** Adds a leaf's value to the margins of the rows in its range. */
-function addLeaf(margin: Float64Array, rows: Uint32Array, start: number, end: number, w: number): void {
-  for (let k = start; k < end; k++) {
-    const i = rows[k]!;
-    margin[i] = margin[i]! + w;
-  }
-}
-
-/**
- * Adds a split's two leaf values to the margins of rows[start, end), by each row's bin: picked
- * from a two-entry table, as a branch would mispredict.
- */
-function addSplitLeaves(margin: Float64Array, rows: Uint32Array, col: Uint8Array, splitBin: number, start: number, end: number, values: Float64Array): void {
-  for (let k = start; k < end; k++) {
-    const i = rows[k]!;
-    margin[i] = margin[i]! + values[(splitBin - col[i]!) >>> 31]!;
   }
 }
 
@@ -373,6 +309,11 @@ interface Node {
  * values reach the margins through the leaves' row ranges, or for the last level's splits by
  * each row's bin in one pass; rows outside a subsample are routed through the tree on their bins.
  *
+ * The row passes (gradients, a level's partitions, its histograms, the margin updates) run as
+ * tasks over blocks of rows on `options.threads` threads (gbdt-pool.ts). A histogram is the sum
+ * of its blocks' histograms in block order, and blocks depend only on the data, so every thread
+ * count gives the same model, bit for bit.
+ *
  * With `resumeFrom`, margins are rebuilt by routing every row through the checkpoint's trees on
  * the bins (each threshold maps back to its bin), adding each tree's leaf value in tree order just
  * as the rounds did; since every round draws its subsample from its own generator, the result is
@@ -382,6 +323,8 @@ interface Node {
 export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, options: GbdtTrainOptions = {}): GbdtModel {
   const p: GbdtParams = { ...DEFAULT_GBDT, ...params };
   if (p.maxBins > 255) throw new Error('maxBins must be at most 255');
+  // A level's tasks are sized for up to 2^maxDepth nodes.
+  if (p.maxDepth > 20) throw new Error('maxDepth must be at most 20');
   const features = table.features;
   const F = features.length;
   const n = table.rows;
@@ -401,20 +344,41 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
   const featureCols = featureMatrix(table, features, encodings);
   const edges = featureCols.map((c) => binEdges(c, p.maxBins));
   const binCount = Int32Array.from(edges, (e) => e.length);
-  const cols = featureCols.map((c, j) => binColumn(c, edges[j]!));
-  const bins = new Uint8Array(n * F);
+  const stride = 2 * Math.max(1, ...binCount);
+  const histSize = F * stride;
+  const threads = Math.max(1, Math.floor(options.threads ?? 1));
+  const multi = threads > 1;
+  // Block size and capacities follow from the data alone, never from the thread count: the
+  // blocks fix the order of every floating-point sum.
+  const block = Math.max(BLOCK_ROWS, Math.ceil((n * histSize * 8) / SLOT_BYTES));
+  const slotCount = Math.ceil(n / block) + 1;
+  // A level's tasks: its nodes' rows in blocks, at most one partial block per node.
+  const taskCount = Math.ceil(n / block) + Math.min(n, 2 ** p.maxDepth) + 1;
+  const shared: GbdtShared = {
+    bins: allocate(Uint8Array, 1, n * F, multi),
+    cols: allocate(Uint8Array, 1, n * F, multi),
+    n,
+    rows: allocate(Uint32Array, 4, n, multi),
+    lefts: allocate(Uint32Array, 4, n, multi),
+    rights: allocate(Uint32Array, 4, n, multi),
+    g: allocate(Float64Array, 8, n, multi),
+    h: allocate(Float64Array, 8, n, multi),
+    margin: allocate(Float64Array, 8, n, multi),
+    label: allocate(Uint8Array, 1, n, multi),
+    slots: allocate(Float64Array, 8, slotCount * histSize, multi),
+    tasks: allocate(Int32Array, 4, TASK_WORDS * taskCount, multi),
+    values: allocate(Float64Array, 8, 2 * taskCount, multi),
+    F,
+    stride,
+  };
+  const { bins, rows, g, h, margin, slots, tasks, values } = shared;
+  const cols = featureCols.map((c, j) => binColumn(c, edges[j]!, shared.cols.subarray(j * n, (j + 1) * n)));
   for (let j = 0; j < F; j++) {
     const col = cols[j]!;
     for (let i = 0, at = j; i < n; i++, at += F) bins[at] = col[i]!;
   }
-  const stride = 2 * Math.max(1, ...binCount);
-  const histSize = F * stride;
-
-  const margin = new Float64Array(n).fill(baseScore);
-  const g = new Float64Array(n);
-  const h = new Float64Array(n);
-  const rows = new Uint32Array(n);
-  const scratch = new Uint32Array(n);
+  shared.label.set(y);
+  margin.fill(baseScore);
   const outside = new Uint32Array(n);
   const trees: GbdtTree[] = [];
   if (resume) {
@@ -428,87 +392,180 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
   const pool: Float64Array[] = [];
   const takeHist = () => pool.pop()?.fill(0) ?? new Float64Array(histSize);
   const sums = new Float64Array(2);
-  const leafPair = new Float64Array(2);
   const split: Split = { gain: 0, feature: -1, bin: -1, GL: 0, HL: 0 };
   const checkpoint = (): GbdtCheckpoint => ({ round: trees.length, baseScore, encodings, trees: trees.map((t) => ({ ...t })) });
 
-  for (let round = trees.length; round < p.rounds; round++) {
-    gradients(margin, y, g, h);
-    let count = n;
-    if (p.subsample < 1) count = sampleRows(rows, outside, n, roundRandom(p.seed, round), p.subsample, g, h, sums);
-    else allRows(rows, n, g, h, sums);
-    const rootHist = takeHist();
-    accumulate(rootHist, rows, 0, count, bins, F, stride, g, h);
-
-    const tree: GbdtTree = { feature: [], threshold: [], left: [], right: [], value: [] };
-    const splitBin: number[] = [];
-    const newNode = () => {
-      tree.feature.push(-1);
-      tree.threshold.push(0);
-      tree.left.push(-1);
-      tree.right.push(-1);
-      tree.value.push(0);
-      splitBin.push(-1);
-      return tree.feature.length - 1;
-    };
-    // + 0 turns the −0 of an empty node into 0, which survives a JSON checkpoint.
-    const leafValue = (G: number, H: number) => Math.fround((-G / (H + p.lambda)) * p.learningRate) + 0;
-    const leaves: Node[] = [];
-    const makeLeaf = (node: Node) => {
-      tree.value[node.id] = leafValue(node.G, node.H);
-      leaves.push(node);
-      pool.push(node.hist);
-    };
-    let level: Node[] = [{ id: newNode(), start: 0, end: count, depth: 0, hist: rootHist, G: sums[0]!, H: sums[1]! }];
-    while (level.length) {
-      const next: Node[] = [];
-      for (const node of level) {
-        if (node.depth >= p.maxDepth || node.end - node.start < 2) {
-          makeLeaf(node);
-          continue;
-        }
-        bestSplit(node.hist, stride, binCount, node.G, node.H, p.lambda, p.minChildWeight, split);
-        if (split.feature < 0) {
-          makeLeaf(node);
-          continue;
-        }
-        const { feature: f, bin, GL, HL } = split;
-        const GR = node.G - GL;
-        const HR = node.H - HL;
-        const leftId = newNode();
-        const rightId = newNode();
-        tree.feature[node.id] = f;
-        tree.threshold[node.id] = edges[f]![bin]!;
-        tree.left[node.id] = leftId;
-        tree.right[node.id] = rightId;
-        splitBin[node.id] = bin;
-        if (node.depth + 1 >= p.maxDepth) {
-          // Both children are leaves: one pass adds their values to the margins, no partition.
-          tree.value[leftId] = leafValue(GL, HL);
-          tree.value[rightId] = leafValue(GR, HR);
-          leafPair[0] = tree.value[leftId]!;
-          leafPair[1] = tree.value[rightId]!;
-          addSplitLeaves(margin, rows, cols[f]!, bin, node.start, node.end, leafPair);
-          pool.push(node.hist);
-          continue;
-        }
-        const mid = partition(rows, scratch, cols[f]!, bin, node.start, node.end);
-        const left: Node = { id: leftId, start: node.start, end: mid, depth: node.depth + 1, hist: node.hist, G: GL, H: HL };
-        const right: Node = { id: rightId, start: mid, end: node.end, depth: node.depth + 1, hist: node.hist, G: GR, H: HR };
-        // Only the smaller child's histogram is built; the larger one's is its parent's minus it.
-        const small = mid - node.start <= node.end - mid ? left : right;
-        small.hist = takeHist();
-        accumulate(small.hist, rows, small.start, small.end, bins, F, stride, g, h);
-        subtract(node.hist, small.hist, histSize);
-        next.push(left, right);
+  const workers = new GbdtPool(shared, threads);
+  let queued = 0;
+  /** Queues a task over [start, end) of `kind`, returns its index. */
+  const queue = (kind: number, start: number, end: number, a = 0, b = 0): number => {
+    const w = queued * TASK_WORDS;
+    tasks[w] = kind;
+    tasks[w + 1] = start;
+    tasks[w + 2] = end;
+    tasks[w + 3] = a;
+    tasks[w + 4] = b;
+    return queued++;
+  };
+  const runQueued = () => {
+    workers.run(queued);
+    queued = 0;
+  };
+  /**
+   * Each node's histogram over its rows: its rows in blocks of `block`, one task (and slot) per
+   * block, and the blocks' histograms summed in block order. Batches fill at most `slotCount` slots.
+   */
+  const buildHistograms = (nodes: Node[]) => {
+    let first = 0;
+    const flush = (end: number) => {
+      runQueued();
+      for (let k = first, slot = 0; k < end; k++) {
+        const { start, end: stop, hist } = nodes[k]!;
+        for (let at = start; at < stop; at += block, slot++) reduceSlot(hist, slots, slot * histSize, histSize, at === start);
       }
-      level = next;
+    };
+    for (let k = 0; k < nodes.length; k++) {
+      const { start, end } = nodes[k]!;
+      if (queued + Math.ceil((end - start) / block) > slotCount) {
+        flush(k);
+        first = k;
+      }
+      for (let at = start; at < end; at += block) queue(HISTOGRAMS, at, Math.min(end, at + block), queued);
     }
-    trees.push(tree);
-    for (const leaf of leaves) addLeaf(margin, rows, leaf.start, leaf.end, tree.value[leaf.id]!);
-    // Rows outside this round's sample were never partitioned: route them through the tree.
-    if (count < n) addTree(margin, outside, n - count, cols, binnedTree(tree, splitBin));
-    options.onRound?.({ round: round + 1, rounds: p.rounds, checkpoint });
+    flush(nodes.length);
+  };
+  /** Queues tasks over a node's rows in blocks; returns the first task's index. */
+  const queueBlocks = (kind: number, start: number, end: number, a = 0, b = 0): number => {
+    const first = queued;
+    for (let at = start; at < end; at += block) queue(kind, at, Math.min(end, at + block), a, b);
+    return first;
+  };
+
+  try {
+    for (let round = trees.length; round < p.rounds; round++) {
+      let count = n;
+      for (let start = 0; start < n; start += block) queue(GRADIENTS, start, Math.min(n, start + block), p.subsample < 1 ? 0 : 1);
+      runQueued();
+      if (p.subsample < 1) count = sampleRows(rows, outside, n, roundRandom(p.seed, round), p.subsample, g, h, sums);
+      const root: Node = { id: 0, start: 0, end: count, depth: 0, hist: takeHist(), G: 0, H: 0 };
+      buildHistograms([root]);
+      if (p.subsample < 1) {
+        root.G = sums[0]!;
+        root.H = sums[1]!;
+      } else {
+        // The root's sums from its histogram, summed in a fixed (bin) order like every other sum.
+        for (let b = 0; b < binCount[0]!; b++) {
+          root.G += root.hist[2 * b]!;
+          root.H += root.hist[2 * b + 1]!;
+        }
+      }
+
+      const tree: GbdtTree = { feature: [], threshold: [], left: [], right: [], value: [] };
+      const splitBin: number[] = [];
+      const newNode = () => {
+        tree.feature.push(-1);
+        tree.threshold.push(0);
+        tree.left.push(-1);
+        tree.right.push(-1);
+        tree.value.push(0);
+        splitBin.push(-1);
+        return tree.feature.length - 1;
+      };
+      root.id = newNode();
+      // + 0 turns the −0 of an empty node into 0, which survives a JSON checkpoint.
+      const leafValue = (G: number, H: number) => Math.fround((-G / (H + p.lambda)) * p.learningRate) + 0;
+      // Margin updates, queued to run in one batch once the tree is grown.
+      const leafTasks: { kind: number; start: number; end: number; feature: number; bin: number; left: number; right: number }[] = [];
+      const makeLeaf = (node: Node) => {
+        tree.value[node.id] = leafValue(node.G, node.H);
+        leafTasks.push({ kind: LEAF, start: node.start, end: node.end, feature: 0, bin: 0, left: tree.value[node.id]!, right: 0 });
+        pool.push(node.hist);
+      };
+      let level: Node[] = [root];
+      while (level.length) {
+        const splits: { node: Node; first: number; GL: number; HL: number }[] = [];
+        for (const node of level) {
+          if (node.depth >= p.maxDepth || node.end - node.start < 2) {
+            makeLeaf(node);
+            continue;
+          }
+          bestSplit(node.hist, stride, binCount, node.G, node.H, p.lambda, p.minChildWeight, split);
+          if (split.feature < 0) {
+            makeLeaf(node);
+            continue;
+          }
+          const { feature: f, bin, GL, HL } = split;
+          const leftId = newNode();
+          const rightId = newNode();
+          tree.feature[node.id] = f;
+          tree.threshold[node.id] = edges[f]![bin]!;
+          tree.left[node.id] = leftId;
+          tree.right[node.id] = rightId;
+          splitBin[node.id] = bin;
+          if (node.depth + 1 >= p.maxDepth) {
+            // Both children are leaves: one pass adds their values to the margins, no partition.
+            tree.value[leftId] = leafValue(GL, HL);
+            tree.value[rightId] = leafValue(node.G - GL, node.H - HL);
+            leafTasks.push({ kind: SPLIT_LEAVES, start: node.start, end: node.end, feature: f, bin, left: tree.value[leftId]!, right: tree.value[rightId]! });
+            pool.push(node.hist);
+            continue;
+          }
+          splits.push({ node, first: queueBlocks(PARTITION, node.start, node.end, f, bin), GL, HL });
+        }
+        if (!splits.length) break;
+        // Partition every split node of the level in blocks, then place each block's lefts and
+        // rights at their offsets in the node: the same stable partition for any thread count.
+        const partitioned = queued;
+        runQueued();
+        const next: Node[] = [];
+        const built: Node[] = [];
+        const parents: Float64Array[] = [];
+        for (const { node, first, GL, HL } of splits) {
+          const last = first + Math.ceil((node.end - node.start) / block);
+          let mid = node.start;
+          for (let t = first; t < last; t++) mid += tasks[t * TASK_WORDS + 5]!;
+          let l = node.start;
+          let r = mid;
+          for (let t = first; t < last; t++) {
+            const w = t * TASK_WORDS;
+            tasks[w] = PLACE;
+            tasks[w + 6] = l;
+            tasks[w + 7] = r;
+            l += tasks[w + 5]!;
+            r += tasks[w + 2]! - tasks[w + 1]! - tasks[w + 5]!;
+          }
+          const left: Node = { id: tree.left[node.id]!, start: node.start, end: mid, depth: node.depth + 1, hist: node.hist, G: GL, H: HL };
+          const right: Node = { id: tree.right[node.id]!, start: mid, end: node.end, depth: node.depth + 1, hist: node.hist, G: node.G - GL, H: node.H - HL };
+          // Only the smaller child's histogram is built; the larger one's is its parent's minus it.
+          const small = mid - node.start <= node.end - mid ? left : right;
+          small.hist = takeHist();
+          built.push(small);
+          parents.push(node.hist);
+          next.push(left, right);
+        }
+        queued = partitioned;
+        runQueued();
+        // All of a level's histograms in one batch: one hand-off to the helpers per level.
+        buildHistograms(built);
+        built.forEach((small, k) => subtract(parents[k]!, small.hist, histSize));
+        level = next;
+      }
+      trees.push(tree);
+      for (const lt of leafTasks) {
+        if (queued + Math.ceil((lt.end - lt.start) / block) > taskCount) runQueued();
+        const first = queueBlocks(lt.kind, lt.start, lt.end, lt.feature, lt.bin);
+        for (let t = first; t < queued; t++) {
+          values[2 * t] = lt.left;
+          values[2 * t + 1] = lt.right;
+        }
+      }
+      runQueued();
+      // Rows outside this round's sample were never partitioned: route them through the tree.
+      if (count < n) addTree(margin, outside, n - count, cols, binnedTree(tree, splitBin));
+      options.onRound?.({ round: round + 1, rounds: p.rounds, checkpoint });
+    }
+  } finally {
+    workers.close();
   }
   return { kind: 'gbdt', params: p, features, encodings, baseScore, trees };
 }

@@ -53,7 +53,7 @@ interface TrainHeartbeat {
   checkpoint?: { uri: string; sha256: string; round: number };
 }
 
-type Deps = { artifacts: ArtifactStore; config: Pick<Config, 'commandTrainers'> & Partial<Pick<Config, 'trainerEnv'>>; trainers?: TrainerRegistry };
+type Deps = { artifacts: ArtifactStore; config: Pick<Config, 'commandTrainers'> & Partial<Pick<Config, 'trainerEnv' | 'trainThreads'>>; trainers?: TrainerRegistry };
 
 function lastHeartbeat(): TrainHeartbeat | undefined {
   const d = activityInfo().heartbeatDetails as TrainHeartbeat | undefined;
@@ -96,6 +96,7 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
       hyperparameters: hyperparameters as Record<string, unknown>,
       seed: input.seed,
       checkpointEvery: input.checkpointEvery,
+      threads: deps.config.trainThreads ?? 1,
       files: { train: trainPath, test: testPath },
       tables: () => (tables ??= withDuckDb(async (c) => ({ train: await loadTable(trainPath, features, c), test: await loadTable(testPath, features, c) }))),
       resumeFrom: resume ? resumePoint(deps.artifacts, resume) : undefined,

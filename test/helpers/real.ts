@@ -5,6 +5,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Client as MinioClient } from 'minio';
 import { Client as PgClient } from 'pg';
 import { loadConfig, type Config } from '../../infra/config';
+import { DEV_SERVER_DISPATCH_CONFIG } from '../../infra/services';
 import { quoteIdent, validateSchemaName } from '../../infra/db/connection';
 import { createLogger } from '../../infra/log';
 import type { PostgresHandle } from '../../infra/postgres';
@@ -86,12 +87,15 @@ export async function independentPg(schema: string = testConfig().databaseSchema
   return c;
 }
 
-/** A Temporal dev server of the test file's own; `extraArgs` go to `temporal server start-dev` (e.g. `--dynamic-config-value`). */
+/**
+ * A Temporal dev server of the test file's own, dispatching as fast as the dev stack's does;
+ * `extraArgs` go to `temporal server start-dev` (e.g. `--dynamic-config-value`).
+ */
 export async function createTemporalEnv(extraArgs: string[] = []): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: testServices.temporalCli() },
-      extraArgs: ['--log-level', 'error', ...extraArgs],
+      extraArgs: ['--log-level', 'error', ...DEV_SERVER_DISPATCH_CONFIG, ...extraArgs],
     },
   });
 }

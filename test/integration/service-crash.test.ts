@@ -38,7 +38,7 @@ afterAll(async () => {
   await fs.rm(stateDir, { recursive: true, force: true });
 });
 
-const start = () => startTemporalDevServer({ cli: testServices.temporalCli(), stateDir, dbFilename: path.join(stateDir, 'temporal.db'), ...(server ? { ports: { grpc: Number(server.address.split(':')[1]), ui: Number(new URL(server.uiUrl).port) } } : {}) });
+const start = () => startTemporalDevServer({ cli: testServices.temporalCli(), stateDir, dbFilename: path.join(stateDir, 'temporal.db'), ...(server ? { ports: { grpc: Number(server.address.split(':')[1]), ui: Number(new URL(server.uiUrl).port), metrics: Number(new URL(server.metricsUrl).port) } } : {}) });
 
 test('kill -9 of the Temporal server during training, restarted on its database: the run completes, one version, every step once', async () => {
   server = await start();

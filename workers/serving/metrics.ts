@@ -4,8 +4,11 @@ import { LATENCY_BUCKETS_SECONDS, MetricsRegistry } from '../../infra/metrics';
  * The model server's metrics: requests, errors, rows and latency per model, version and role.
  * Roles: `stable`, `canary`, `shadow` (application traffic), `pinned` (a client asked for a
  * version), and `contract` / `load` — the promotion's own test requests, kept apart so they never
- * inflate the application's rates.
+ * inflate the application's rates. Batch sizes are per onnxruntime run (see batching.ts), not per request.
  */
+
+/** Powers of two: batch sizes up to the largest batch the server forms by default and past it. */
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
 
 export interface ServingFigures {
   predictionLog: { pending: number; written: number; dropped: number; failures: number };
@@ -19,7 +22,9 @@ export class ServerMetrics {
   private readonly requests = this.registry.counter('mlops_inference_requests_total', 'Inference requests served, by model, version and role (stable, canary, shadow, pinned, contract, load).', ['model', 'version', 'role']);
   private readonly errors = this.registry.counter('mlops_inference_errors_total', 'Inference requests that failed inside the model.', ['model', 'version', 'role']);
   private readonly rows = this.registry.counter('mlops_inference_rows_total', 'Rows scored (a batch request scores several).', ['model', 'version', 'role']);
-  private readonly latency = this.registry.histogram('mlops_inference_duration_seconds', 'Time the model took per request, in seconds.', ['model', 'version', 'role'], LATENCY_BUCKETS_SECONDS);
+  private readonly latency = this.registry.histogram('mlops_inference_duration_seconds', 'Time a request took to be scored (its wait for a shared run included), in seconds.', ['model', 'version', 'role'], LATENCY_BUCKETS_SECONDS);
+  private readonly batchRequests = this.registry.histogram('mlops_inference_batch_requests', 'Requests scored together by one onnxruntime run (dynamic batching; 1: a request ran alone).', ['model', 'version'], BATCH_BUCKETS);
+  private readonly batchRows = this.registry.histogram('mlops_inference_batch_rows', 'Rows scored by one onnxruntime run (dynamic batching joins requests).', ['model', 'version'], BATCH_BUCKETS);
   private readonly badRequestsTotal = this.registry.counter('mlops_bad_requests_total', 'Requests refused with a 4xx (bad input, unknown model or version, auth).');
 
   constructor(figures: () => ServingFigures) {
@@ -48,6 +53,13 @@ export class ServerMetrics {
     this.rows.inc(labels, rows);
     if (!ok) this.errors.inc(labels);
     this.latency.observe(labels, ms / 1000);
+  }
+
+  /** One onnxruntime run: how many requests and rows it scored. */
+  batch(model: string, version: number, requests: number, rows: number): void {
+    const labels = { model, version: String(version) };
+    this.batchRequests.observe(labels, requests);
+    this.batchRows.observe(labels, rows);
   }
 
   badRequest(): void {

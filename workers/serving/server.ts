@@ -11,15 +11,22 @@ import type { Logger } from '../../infra/log';
 import { ServerMetrics } from './metrics';
 import { METRICS_CONTENT_TYPE } from '../../infra/metrics';
 import { HttpError, bearerToken, parseJsonBody, readJsonBody, send, tokenMatches } from '../../infra/http';
-import { ModelStore, NotFound, type LoadedVersion } from './models';
-import { BadRequest, parseInfer, type ParsedInfer } from './oip';
+import { MODEL_NAME, SERVER_METADATA, modelMetadata, modelName, modelReadiness, versionNumber } from './describe';
+import { DEFAULT_BATCHING } from './batching';
+import { startGrpcServer, type RunningGrpc } from './grpc';
+import { createInfer, requestIdOf } from './inference';
+import { ModelStore, NotFound } from './models';
+import { BadRequest, parseInfer } from './oip';
 import { PredictionLog } from './prediction-log';
+import { readInferBody, sendInferAnswer } from './rest-infer';
 import { ServingSync } from './sync';
 import { tracedServe } from './tracing';
 
 /**
- * The model server: onnxruntime-node behind the Open Inference Protocol REST API, with traffic
- * split (stable/canary by weight), shadow scoring, hot swap, a batched prediction log, label
+ * The model server: onnxruntime-node behind the Open Inference Protocol REST API (with the binary
+ * tensor data extension) and, with `grpcPort`, its gRPC API (see grpc.ts), with traffic
+ * split (stable/canary by weight), shadow scoring, hot swap, dynamic batching of concurrent
+ * requests into shared onnxruntime runs, a batched prediction log, label
  * feedback, Prometheus metrics, and a token-guarded admin API. Traffic and the versions to hold
  * live in PostgreSQL (`serving_traffic`, `serving_versions`): every replica follows them (see
  * ServingSync), and the admin API writes them there, never only to this process's memory.
@@ -31,10 +38,14 @@ export interface ModelServerOptions {
   log: Logger;
   port?: number;
   host?: string;
+  /** The OIP gRPC API (`inference.GRPCInferenceService`) on this port of `host`; 0 picks a free one; none without. */
+  grpcPort?: number;
   /** Admin and feedback API token; without one those endpoints answer 403. */
   adminToken?: string;
   maxBodyBytes?: number;
   maxBatch?: number;
+  /** Dynamic batching (see batching.ts): the longest a request waits for others (ms; 0: off) and the rows a batch holds at most. */
+  batching?: { maxDelayMs?: number; maxRows?: number };
   predictionLog?: { intervalMs?: number; batchSize?: number; maxBuffered?: number };
   /** Following the serving state in PostgreSQL: poll interval, heartbeat interval, the URL other processes reach this server at. */
   serving?: { pollMs?: number; heartbeatMs?: number; advertiseUrl?: string; serverId?: string };
@@ -45,6 +56,9 @@ export interface ModelServerOptions {
 export interface RunningModelServer {
   url: string;
   port: number;
+  /** The gRPC target (`host:port`) a client dials, when `grpcPort` was given. */
+  grpcUrl?: string;
+  grpcPort?: number;
   store: ModelStore;
   metrics: ServerMetrics;
   predictions: PredictionLog;
@@ -53,8 +67,6 @@ export interface RunningModelServer {
   loaded: Promise<void>;
   close(): Promise<void>;
 }
-
-const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 const trafficBody = z
   .object({
@@ -75,16 +87,12 @@ const feedbackBody = z.union([
 const MODEL_ROUTES: Record<string, string> = { '': 'GET', ready: 'GET', infer: 'POST', feedback: 'POST' };
 const TOP_ROUTES: Record<string, string> = { '/v2': 'GET', '/v2/health/live': 'GET', '/v2/health/ready': 'GET', '/metrics': 'GET' };
 
-/** OIP model metadata: the versions held, and the inputs of `described` (the one that serves, unless a version was asked for). */
-function metadataOf(name: string, versions: LoadedVersion[], described: LoadedVersion) {
-  const v = described;
-  return {
-    name,
-    versions: versions.map((x) => String(x.version)),
-    platform: 'onnxruntime_onnx',
-    inputs: v.inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: [-1, 1] })),
-    outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
-  };
+/** A path WHATWG URL parsing leaves as it is: no query, no dot or empty segments, no escapes, no backslashes. */
+const PLAIN_PATH = /^(?:\/[\w~-][\w.~-]*)+\/?$|^\/$/;
+
+/** The request's pathname as `new URL` gives it, without parsing one for the usual plain path. */
+function pathnameOf(target: string): string {
+  return PLAIN_PATH.test(target) ? target : new URL(target, 'http://localhost').pathname;
 }
 
 export async function startModelServer(opts: ModelServerOptions): Promise<RunningModelServer> {
@@ -107,34 +115,14 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
   const maxBatch = opts.maxBatch ?? 10_000;
 
-  const score = async (v: LoadedVersion, parsed: ParsedInfer, role: string, requestId: string): Promise<Float32Array> => {
-    v.inflight++;
-    const started = performance.now();
-    let ok = false;
-    try {
-      const out = await v.session.run(parsed.feeds);
-      ok = true;
-      const probs = out.probability!.data as Float32Array;
-      const ms = performance.now() - started;
-      const ts = new Date();
-      predictions.append(
-        Array.from({ length: parsed.rows }, (_, i) => ({
-          requestId: parsed.rows === 1 ? requestId : `${requestId}#${i}`,
-          modelId: v.modelId,
-          modelVersionId: v.modelVersionId,
-          ts,
-          inputs: Object.fromEntries(Object.entries(parsed.columns).map(([k, col]) => [k, col[i]])),
-          outputs: { probability: probs[i], role },
-          latencyMs: ms / parsed.rows,
-        })),
-      );
-      return probs;
-    } finally {
-      v.inflight--;
-      metrics.observe(v.model, v.version, role, performance.now() - started, parsed.rows, ok);
-      if (!ok) sync.recordError(v.modelVersionId, role);
-    }
-  };
+  const infer = createInfer({
+    store,
+    predictions,
+    metrics,
+    sync,
+    log: opts.log,
+    batching: { maxDelayMs: opts.batching?.maxDelayMs ?? DEFAULT_BATCHING.maxDelayMs, maxRows: opts.batching?.maxRows ?? DEFAULT_BATCHING.maxRows },
+  });
 
   const admin = (req: http.IncomingMessage) => {
     if (!opts.adminToken) throw new BadRequest('the admin API is disabled: set MLOPS_ADMIN_TOKEN on the model server', 403);
@@ -142,72 +130,49 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const parts = url.pathname.split('/').filter(Boolean);
+    const pathname = pathnameOf(req.url ?? '/');
+    const parts = pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
-    if (method === 'GET' && url.pathname === '/v2/health/live') return send(res, 200, { live: true });
-    if (method === 'GET' && url.pathname === '/v2/health/ready') {
+    if (method === 'GET' && pathname === '/v2/health/live') return send(res, 200, { live: true });
+    if (method === 'GET' && pathname === '/v2/health/ready') {
       const missing = sync.missing();
       const ready = sync.ready && !closing;
       return send(res, ready ? 200 : 503, { ready, ...(ready ? {} : { missing, ...(closing ? { stopping: true } : {}), ...(sync.loadErrors.length ? { loadErrors: sync.loadErrors } : {}) }) });
     }
-    if (method === 'GET' && url.pathname === '/v2') return send(res, 200, { name: 'temporal-mlops', version: '0.1.0', extensions: [] });
-    if (method === 'GET' && url.pathname === '/metrics') {
+    if (method === 'GET' && pathname === '/v2') return send(res, 200, SERVER_METADATA);
+    if (method === 'GET' && pathname === '/metrics') {
       return send(res, 200, await metrics.render(), { 'content-type': METRICS_CONTENT_TYPE });
     }
 
     if (parts[0] === 'v2' && parts[1] === 'models' && parts[2]) {
-      const name = decodeURIComponent(parts[2]);
-      if (!NAME.test(name)) throw new NotFound(`model ${JSON.stringify(name)} is not served here`);
+      const name = modelName(decodeURIComponent(parts[2]));
       let rest = parts.slice(3);
       let version: number | undefined;
       if (rest[0] === 'versions') {
-        if (!rest[1] || !/^[1-9][0-9]{0,8}$/.test(rest[1])) throw new NotFound(`version ${JSON.stringify(rest[1] ?? '')} is not a version number`);
-        version = Number(rest[1]);
+        version = versionNumber(rest[1] ?? '');
         rest = rest.slice(2);
       }
-      const state = store.models.get(name);
-      if (method === 'GET' && rest.length === 0) {
-        if (!state) throw new NotFound(`model ${name} is not served here`);
-        const versions = version !== undefined ? [state.versions.get(version)].filter((v): v is LoadedVersion => !!v) : [...state.versions.values()];
-        if (!versions.length) throw new NotFound(`model ${name} version ${version} is not loaded`);
-        // Unversioned, the model is what an unversioned infer reaches: its stable version.
-        const serving = version === undefined && state.traffic.stable !== undefined ? state.versions.get(state.traffic.stable) : undefined;
-        return send(res, 200, metadataOf(name, versions, serving ?? versions[0]!));
-      }
+      if (method === 'GET' && rest.length === 0) return send(res, 200, modelMetadata(store, name, version));
       if (method === 'GET' && rest[0] === 'ready' && rest.length === 1) {
-        // Ready: every version the database says this model's servers hold is loaded (and, unversioned, a stable one serves).
-        const required = sync.requiredVersions(name);
-        if (version !== undefined) {
-          if (state?.versions.get(version)) return send(res, 200, { name, version: String(version), ready: true });
-          return send(res, required.includes(version) ? 503 : 404, { name, version: String(version), ready: false });
-        }
-        const missing = sync.missing(name);
-        const ready = state?.traffic.stable !== undefined && !!state.versions.get(state.traffic.stable) && missing.length === 0;
-        if (ready) return send(res, 200, { name, ready, generation: state.generation });
-        return send(res, state || required.length ? 503 : 404, { name, ready: false, missing });
+        const r = modelReadiness(store, sync, name, version);
+        const status = r.ready ? 200 : r.known ? 503 : 404;
+        if (version !== undefined) return send(res, status, { name, version: String(version), ready: r.ready });
+        return send(res, status, r.ready ? { name, ready: true, generation: r.generation } : { name, ready: false, missing: r.missing });
       }
       if (method === 'POST' && rest[0] === 'infer' && rest.length === 1) {
-        const route = store.route(name, version);
-        const body = await readJsonBody(req, maxBody);
-        const parsed = parseInfer(body, route.target.inputs, maxBatch);
-        const requestId = (typeof req.headers['x-request-id'] === 'string' && /^[\w.:-]{1,200}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : undefined) ?? parsed.id ?? randomUUID();
-        // The promotion's contract and load tests say so, and are counted apart from the application's traffic.
         const traffic = req.headers['x-mlops-traffic'];
-        const role = route.role === 'pinned' && (traffic === 'contract' || traffic === 'load') ? traffic : route.role;
-        const probs = await score(route.target, parsed, role, requestId);
-        send(
-          res,
-          200,
-          { model_name: name, model_version: String(route.target.version), id: parsed.id ?? requestId, outputs: [{ name: 'probability', datatype: 'FP32', shape: [parsed.rows, 1], data: Array.from(probs) }] },
-          { 'x-request-id': requestId, 'x-model-version': String(route.target.version) },
-        );
-        // Shadow: the same request scored by another version, logged, never returned.
-        if (route.shadow && route.shadow !== route.target) {
-          const shadow = route.shadow;
-          void score(shadow, parsed, 'shadow', `${requestId}:shadow`).catch((err) => opts.log.warn(`shadow v${shadow.version}: ${err instanceof Error ? err.message : String(err)}`));
-        }
-        return;
+        const result = await infer({
+          name,
+          version,
+          requestId: requestIdOf(req.headers['x-request-id']),
+          traffic: typeof traffic === 'string' ? traffic : undefined,
+          // Read once the model is known: an unknown one is a 404 whatever the body.
+          parse: async (signature) => {
+            const { json, binary } = await readInferBody(req, maxBody);
+            return parseInfer(json, signature, maxBatch, binary);
+          },
+        });
+        return sendInferAnswer(res, name, result);
       }
       if (method === 'POST' && rest[0] === 'feedback' && rest.length === 1) {
         admin(req);
@@ -218,11 +183,11 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         return send(res, 200, { attached, unknown: labels.length - attached });
       }
       const allowed = MODEL_ROUTES[rest.join('/')];
-      if (allowed) return send(res, 405, { error: `${method} is not allowed on ${url.pathname}; use ${allowed}` }, { allow: allowed });
-      throw new NotFound(`no route for ${method} ${url.pathname}`);
+      if (allowed) return send(res, 405, { error: `${method} is not allowed on ${pathname}; use ${allowed}` }, { allow: allowed });
+      throw new NotFound(`no route for ${method} ${pathname}`);
     }
-    const allowed = TOP_ROUTES[url.pathname];
-    if (allowed && method !== allowed) return send(res, 405, { error: `${method} is not allowed on ${url.pathname}; use ${allowed}` }, { allow: allowed });
+    const allowed = TOP_ROUTES[pathname];
+    if (allowed && method !== allowed) return send(res, 405, { error: `${method} is not allowed on ${pathname}; use ${allowed}` }, { allow: allowed });
 
     if (parts[0] === 'admin') {
       admin(req);
@@ -235,7 +200,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
       }
       if (method === 'POST' && parts[1] === 'models' && parts[2] && parts.length === 4) {
         const name = decodeURIComponent(parts[2]);
-        if (!NAME.test(name)) throw new BadRequest(`model name ${JSON.stringify(name)} is not valid`);
+        if (!MODEL_NAME.test(name)) throw new BadRequest(`model name ${JSON.stringify(name)} is not valid`);
         const body = await readJsonBody(req, maxBody);
         // Each loads here first (so a version that cannot be served is refused before anything is
         // written), then writes the database — which every replica follows — and applies it here.
@@ -277,9 +242,9 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
           return send(res, 200, { name, unloaded: version, generation });
         }
       }
-      throw new NotFound(`no route for ${method} ${url.pathname}`);
+      throw new NotFound(`no route for ${method} ${pathname}`);
     }
-    throw new NotFound(`no route for ${method} ${url.pathname}`);
+    throw new NotFound(`no route for ${method} ${pathname}`);
   };
 
   const serve = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -306,21 +271,32 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
   const port = (server.address() as AddressInfo).port;
   const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
   sync.opts.endpoint ||= url;
+  let grpc: RunningGrpc | undefined;
   try {
+    if (opts.grpcPort !== undefined) {
+      grpc = await startGrpcServer(
+        { store, sync, infer, metrics, log: opts.log, closing: () => closing, maxBatch, maxMessageBytes: maxBody },
+        opts.host ?? '127.0.0.1',
+        opts.grpcPort,
+      );
+    }
     // A server that cannot reach its database says so at start.
     await sync.register();
   } catch (err) {
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    await grpc?.close();
     await predictions.close();
     throw err;
   }
   // Listening already (readiness answers 503 meanwhile); returns once the state read at start is applied.
   const loaded = sync.run();
   await loaded;
-  opts.log.info(`model server ${sync.opts.serverId} listening on ${url}, following the serving state every ${sync.opts.pollMs} ms`);
+  opts.log.info(`model server ${sync.opts.serverId} listening on ${url}${grpc ? ` (gRPC on ${grpc.url})` : ''}, following the serving state every ${sync.opts.pollMs} ms`);
   return {
     url,
     port,
+    grpcUrl: grpc?.url,
+    grpcPort: grpc?.port,
     store,
     metrics,
     predictions,
@@ -330,10 +306,13 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
       // Not ready from now on; stop following; drain requests; write what is buffered; say we stopped.
       closing = true;
       await loaded.catch(() => undefined);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      await Promise.all([
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        }),
+        grpc?.close(),
+      ]);
       await predictions.close();
       await sync.close();
       await store.close();

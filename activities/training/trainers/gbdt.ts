@@ -12,6 +12,7 @@ interface GbdtJob {
   test: Table;
   params: Partial<GbdtParams>;
   checkpointEvery: number;
+  threads: number;
   resumeFrom?: GbdtCheckpoint;
   metadata: Record<string, string>;
 }
@@ -44,7 +45,7 @@ export const gbdtTrainer = defineTrainer<GbdtHyperparameters>({
     // The training state so far, rebuilt from the thread's deltas.
     const state: GbdtCheckpoint = resumeFrom ? { ...resumeFrom, trees: [...resumeFrom.trees] } : { round: 0, baseScore: 0, encodings: [], trees: [] };
     let rounds = 0;
-    const job: GbdtJob = { train, test, params: { seed: ctx.seed, ...ctx.hyperparameters }, checkpointEvery: ctx.checkpointEvery, resumeFrom, metadata: ctx.metadata };
+    const job: GbdtJob = { train, test, params: { seed: ctx.seed, ...ctx.hyperparameters }, checkpointEvery: ctx.checkpointEvery, threads: ctx.threads ?? 1, resumeFrom, metadata: ctx.metadata };
     let done: DoneMessage;
     try {
       done = await runInThread<DoneMessage, RoundMessage>({
@@ -78,6 +79,7 @@ export function gbdtThread(raw: unknown, post: ThreadPost): void {
   let sent = job.resumeFrom?.round ?? 0;
   const model = trainGbdt(job.train, job.params, {
     resumeFrom: job.resumeFrom,
+    threads: job.threads,
     onRound: ({ round, rounds, checkpoint }) => {
       let delta: CheckpointDelta | undefined;
       if (round % job.checkpointEvery === 0 && round < rounds) {

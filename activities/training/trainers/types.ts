@@ -34,6 +34,8 @@ export interface TrainerContext<P = Record<string, unknown>> {
   seed: number;
   /** How often (in rounds) the spec asks for a checkpoint. */
   checkpointEvery: number;
+  /** CPU threads the trainer may use (MLOPS_TRAIN_THREADS); absent means 1. */
+  threads?: number;
   /** The prepared splits as parquet files (label column `label`), for trainers that read files. */
   files: { train: string; test: string };
   /** The prepared splits as in-memory columnar tables. */
