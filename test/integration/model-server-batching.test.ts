@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { seededRandom, type Table } from '../../activities/ml/dataset';
 import { exportGbdtOnnx, trainGbdt } from '../../activities/ml/gbdt';
 import { signatureOf } from '../../activities/training/scoring';
 import { recordArtifact, registerModelVersion, upsertModel } from '../../infra/db/repositories';
@@ -8,6 +7,7 @@ import { createLogger } from '../../infra/log';
 import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { openTestRuntime } from '../helpers/real';
+import { SERVING_FEATURES as FEATURES, SERVING_ORIGINS as ORIGINS, servingTable as table } from '../helpers/serving-table';
 
 /**
  * Dynamic batching on the real registry (PostgreSQL) and artifact store: concurrent requests
@@ -22,28 +22,6 @@ import { openTestRuntime } from '../helpers/real';
  * the test.
  */
 
-const FEATURES = [
-  { name: 'hour', kind: 'numeric' as const },
-  { name: 'distance', kind: 'numeric' as const },
-  { name: 'origin', kind: 'categorical' as const },
-];
-const ORIGINS = ['ATL', 'ORD', 'DFW', 'LAX', 'SFO', 'JFK'];
-
-function table(rows: number, seed: number): Table {
-  const r = seededRandom(seed);
-  const hour = new Float32Array(rows);
-  const distance = new Float32Array(rows);
-  const origin: string[] = [];
-  const label = new Uint8Array(rows);
-  for (let i = 0; i < rows; i++) {
-    hour[i] = Math.floor(r() * 24);
-    distance[i] = Math.round(100 + r() * 2500);
-    const o = Math.floor(r() * ORIGINS.length);
-    origin.push(ORIGINS[o]!);
-    label[i] = r() < 1 / (1 + Math.exp(-(-1.5 + (hour[i]! > 16 ? 1 : 0) + (o % 2 ? 0.5 : -0.3) + distance[i]! / 5000))) ? 1 : 0;
-  }
-  return { rows, features: FEATURES, numeric: { hour, distance }, categorical: { origin }, label };
-}
 
 let runtime: WorkerRuntime;
 let batched: RunningModelServer;

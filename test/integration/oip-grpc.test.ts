@@ -5,7 +5,6 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as ort from 'onnxruntime-node';
 import type { Client as PgClient } from 'pg';
-import { seededRandom, type Table } from '../../activities/ml/dataset';
 import { exportGbdtOnnx, trainGbdt } from '../../activities/ml/gbdt';
 import { signatureOf } from '../../activities/training/scoring';
 import { recordArtifact, registerModelVersion, upsertModel } from '../../infra/db/repositories';
@@ -17,6 +16,7 @@ import type { WorkerRuntime } from '../../workers/runtime';
 import { independentPg, openTestRuntime, testEnv } from '../helpers/real';
 import { workerGroup } from '../helpers/run-entry';
 import { waitFor } from '../helpers/wait';
+import { SERVING_FEATURES as FEATURES, SERVING_ORIGINS as ORIGINS, servingTable as table } from '../helpers/serving-table';
 
 /**
  * The model server's OIP gRPC API and the REST binary tensor extension, on the real registry
@@ -26,30 +26,7 @@ import { waitFor } from '../helpers/wait';
  */
 
 const TOKEN = 'test-admin-token-0123456789';
-const FEATURES = [
-  { name: 'hour', kind: 'numeric' as const },
-  { name: 'distance', kind: 'numeric' as const },
-  { name: 'origin', kind: 'categorical' as const },
-];
-const ORIGINS = ['ATL', 'ORD', 'DFW', 'LAX', 'SFO', 'JFK'];
 const ROWS = 20;
-
-function table(rows: number, seed: number, shift: number): Table {
-  const r = seededRandom(seed);
-  const hour = new Float32Array(rows);
-  const distance = new Float32Array(rows);
-  const origin: string[] = [];
-  const label = new Uint8Array(rows);
-  for (let i = 0; i < rows; i++) {
-    hour[i] = Math.floor(r() * 24);
-    distance[i] = Math.round(100 + r() * 2500);
-    const o = Math.floor(r() * ORIGINS.length);
-    origin.push(ORIGINS[o]!);
-    const logit = -1.5 + shift + (hour[i]! > 16 ? 1 : 0) + (o % 2 ? 0.5 : -0.3) + distance[i]! / 5000;
-    label[i] = r() < 1 / (1 + Math.exp(-logit)) ? 1 : 0;
-  }
-  return { rows, features: FEATURES, numeric: { hour, distance }, categorical: { origin }, label };
-}
 
 // The rows every transport scores.
 const hours = Array.from({ length: ROWS }, (_, i) => (i * 5) % 24);
