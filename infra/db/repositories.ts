@@ -417,6 +417,12 @@ export async function insertMonitoringReport(
     .executeTakeFirstOrThrow();
 }
 
+/** The rows a raw statement wrote, as the driver reports them; a statement that reports none is an error, never "0 rows". */
+function affectedRows(result: { numAffectedRows?: bigint }, what: string): number {
+  if (result.numAffectedRows === undefined) throw new Error(`${what}: the database driver reported no row count`);
+  return Number(result.numAffectedRows);
+}
+
 export async function insertPredictions(
   db: Db,
   rows: Array<{ requestId: string; modelId: string; modelVersionId: string; ts?: Date; inputs: unknown; outputs: unknown; latencyMs: number }>,
@@ -432,7 +438,7 @@ export async function insertPredictions(
       ${rows.map((r) => (r.ts ?? now).toISOString())}::timestamptz[], ${rows.map((r) => json(r.inputs))}::jsonb[], ${rows.map((r) => json(r.outputs))}::jsonb[],
       ${rows.map((r) => r.latencyMs)}::real[])
     on conflict (request_id) do nothing`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+  return affectedRows(result, 'prediction_log insert');
 }
 
 export async function attachLabel(db: Db, requestId: string, label: unknown) {
@@ -457,7 +463,7 @@ export async function attachLabels(db: Db, labels: Array<{ requestId: string; la
     where p.request_id = v.request_id`.execute(db);
   const res = await update(labels.map((l) => l.requestId));
   await update(labels.map((l) => shadowRequestId(l.requestId)));
-  return Number(res.numAffectedRows ?? 0);
+  return affectedRows(res, 'prediction_log label update');
 }
 
 // ---- data schemas and spans -----------------------------------------------------------------
