@@ -16,6 +16,7 @@ import {
   upsertDataSpan,
   upsertModel,
 } from '../infra/db/repositories';
+import type { OverrideField } from '../workflows/contracts/step-fix';
 import type { FeatureDef, LabelDef, SplitDef, SliceDef, DatasetDef } from '../workflows/contracts/training-spec';
 import { literal, withDuckDb } from './data/duck';
 import { prepareData, type PreparedData } from './data/prepare';
@@ -121,11 +122,12 @@ export function createTrainingActivities(deps: TrainingDeps) {
           throw dataError(
             `data validation failed: the data's schema changed from version ${schemaRow.version} (${changes.join('; ')}); nothing was trained. ` +
               `If the change is intended: mlops schema accept --model ${input.model} --version ${proposed.version}, then mlops resume; or set schemaChange: 'accept' in the spec`,
+            { overrides: ['dataset'], action: `if the change is intended: mlops schema accept --model ${input.model} --version ${proposed.version}` },
             { report, proposedSchemaVersion: proposed.version },
           );
         }
         // The report travels with the failure; nothing is recorded for data that failed.
-        throw dataError(`data validation failed: ${errors.map((a) => a.message).join('; ')}`, { report });
+        throw dataError(`data validation failed: ${errors.map((a) => a.message).join('; ')}`, { overrides: [...new Set(errors.flatMap((a): OverrideField[] => a.fix ?? ['dataset']))] }, { report });
       }
       const model = known ?? (await upsertModel(deps.db, input.model));
       let version = schemaRow?.version;

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../infra/db/schema';
 import { finishPipelineRun, findCachedStep, getPipelineRun, upsertPipelineRun, upsertStepRun } from '../infra/db/repositories';
 import { stableJson } from '../workflows/contracts/stable-json';
+import type { StepFix } from '../workflows/contracts/step-fix';
 import { sha256Hex } from './hash';
 import { stepDuration } from './step-metrics';
 
@@ -62,9 +63,12 @@ export function currentWorkflow(): { workflowId: string; runId: string } {
   return info.workflowExecution;
 }
 
-/** A user-facing error that retrying cannot fix (bad data, unknown trainer...). */
-export function dataError(message: string, details?: unknown): ApplicationFailure {
-  return ApplicationFailure.create({ message, type: 'DataError', nonRetryable: true, details: details === undefined ? [] : [details] });
+/**
+ * A user-facing error that retrying cannot fix (bad data, unknown trainer...), with what can:
+ * the workflow pauses for a `resume` only when `fix` names an override or an action.
+ */
+export function dataError(message: string, fix: StepFix, details: Record<string, unknown> = {}): ApplicationFailure {
+  return ApplicationFailure.create({ message, type: 'DataError', nonRetryable: true, details: [{ ...details, fix }] });
 }
 
 function errorMessage(err: unknown): string {
@@ -177,7 +181,7 @@ export function createStepActivities(deps: StepDeps) {
     async lookupStepCache(input: StepCacheLookup): Promise<{ hit: false } | { hit: true; output: unknown; fromWorkflowId: string }> {
       const cacheKey = stepCacheKey(input.ctx.step, deps.codeVersion, input.inputs);
       const earlier = await getPipelineRun(deps.db, input.resumeFrom);
-      if (!earlier) throw dataError(`resumeFrom: no pipeline run with workflow id ${JSON.stringify(input.resumeFrom)}`);
+      if (!earlier) throw dataError(`resumeFrom: no pipeline run with workflow id ${JSON.stringify(input.resumeFrom)}`, { overrides: [] });
       const found = await findCachedStep(deps.db, cacheKey, earlier.workflow_id);
       if (!found) return { hit: false };
       if (input.ctx.pipelineRunId) {

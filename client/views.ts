@@ -2,6 +2,7 @@ import type { TrainingResult } from '../workflows/continuous-training';
 import type { LifecycleStatus, MonitoringReport } from '../workflows/contracts/lifecycle';
 import type { PipelineStatus, StepState } from '../workflows/pipeline';
 import type { PromotionStatus } from '../workflows/promotion';
+import { fixHint } from '../workflows/contracts/step-fix';
 import { fixed, isoSeconds, table } from './output';
 
 /** Human renderings of our workflows' `status` answers and results. Pure: unit-testable. */
@@ -24,7 +25,7 @@ export function pipelineView(st: PipelineStatus & { notes?: string[] }): string 
   const lines = [`${st.pipeline} ${st.workflowId}: ${st.state}${st.currentStep ? ` (step ${st.currentStep})` : ''}${st.resumes ? `, resumed ${st.resumes}×` : ''}${st.resumeFrom ? `, resumeFrom ${st.resumeFrom}` : ''}`, '', stepsTable(st.steps)];
   if (st.failure) {
     lines.push('', `failure at ${st.failure.step}: ${st.failure.message}${st.failure.type ? ` (${st.failure.type})` : ''}`);
-    if (st.state === 'awaiting-resume') lines.push(`fix the cause, then: mlops resume --workflow-id ${st.workflowId} [--overrides '{…}']   (or mlops abort --workflow-id ${st.workflowId})`);
+    if (st.state === 'awaiting-resume') lines.push(fixHint(st.workflowId, st.failure.details));
   }
   for (const n of st.notes ?? []) lines.push(`note: ${n}`);
   if (st.result && typeof st.result === 'object' && 'version' in st.result) lines.push('', trainingResultView(st.result as TrainingResult));

@@ -14,6 +14,7 @@ import { lifecycleStatusQuery, type LifecycleStatus } from '../workflows/contrac
 import { DATASET_WATCHER, lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId, watcherWorkflowId } from '../workflows/contracts/names';
 import { monitoringStatusQuery, type MonitoringStatus } from '../workflows/monitoring';
 import type { TrainingResult } from '../workflows/continuous-training';
+import type { PipelineStatus } from '../workflows/pipeline';
 import { TEMPORAL_CLI, resolveBinary } from './binaries';
 import { loadConfig } from './config';
 import { UserFacingError, runMain } from './errors';
@@ -105,6 +106,14 @@ runMain(async () => {
     await client.workflow.execute('promotion', { taskQueue: control, workflowId: promotionWorkflowId(model), args: [{ model, version: v2.version, ...promote }] });
     await client.workflow.execute('promotion', { taskQueue: control, workflowId: promotionWorkflowId(model), args: [{ model, rollback: true, reason: 'recorded rollback' }] });
     await record('promotion-rollback', promotionWorkflowId(model));
+
+    // A run that pauses on a label of text and is resumed with another label: the resume path
+    // that may change the task.
+    const paused = await client.workflow.start('continuousTraining', { taskQueue: control, workflowId: 'record-train-resumed', args: [{ model: `${model}-fix`, ...SMALL_TRAINING, label: { column: 'origin' } }] });
+    await until('the run to pause on its label', async () => ((await paused.query<PipelineStatus>('status')).state === 'awaiting-resume' ? true : undefined));
+    await paused.signal('resume', { label: { column: 'delay', greaterThan: 15 } });
+    await paused.result();
+    await record('continuous-training-resumed', 'record-train-resumed');
 
     // A schedule's firing starts the lifecycle, which trains, promotes and starts monitoring;
     // a watcher on a folder hands it new data.

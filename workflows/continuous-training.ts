@@ -7,8 +7,11 @@ import { taskPriority } from './contracts/priority';
 import { gpuClassQueue, lazyActivities, taskQueues } from './contracts/task-queues';
 import { issueLines, parseInput } from './input';
 import { Pipeline, decisionWaiter, isScheduleToStartTimeout, type PipelineStatus, type StepHandle } from './pipeline';
-import { MAX_SPEC_BYTES, resolveTask, resumeOverrides, trainingSpec, type ResumeOverrides, type TrainingSpec, type TrainingSpecInput } from './contracts/training-spec';
+import { MAX_SPEC_BYTES, resolveTask, resumeOverrides, sliceIssues, trainingSpec, type ResumeOverrides, type TrainingSpec, type TrainingSpecInput } from './contracts/training-spec';
+import { resumeCanFix } from './contracts/step-fix';
 import { versioning } from './contracts/versioning';
+
+const TASK_OVERRIDES = ['label', 'features', 'split'] as const;
 
 /**
  * continuousTraining: snapshot → validate data → prepare → train (GPU queue) → evaluate →
@@ -75,12 +78,18 @@ function applyOverrides(spec: TrainingSpec, o: ResumeOverrides): TrainingSpec {
   const merged = {
     ...spec,
     ...(o.dataset ? { dataset: o.dataset } : {}),
+    ...(o.label ? { label: o.label } : {}),
+    ...(o.features ? { features: o.features } : {}),
+    ...(o.split ? { split: o.split } : {}),
     ...(o.hyperparameters ? { hyperparameters: { ...spec.hyperparameters, ...o.hyperparameters } } : {}),
     ...(o.sampleRows ? { sampleRows: o.sampleRows } : {}),
     ...(o.gates ? { gates: { ...spec.gates, ...o.gates } } : {}),
     ...(o.resources ? { resources: { ...spec.resources, ...o.resources } } : {}),
   };
-  return parseInput(trainingSpec, merged, 'resume overrides for continuousTraining');
+  const next = parseInput(trainingSpec, merged, 'resume overrides for continuousTraining');
+  const issues = sliceIssues(next);
+  if (issues.length) throw ApplicationFailure.nonRetryable(`invalid resume overrides for continuousTraining: ${issues.join('; ')}`, 'InvalidInput');
+  return next;
 }
 
 // Worker Versioning: A run finishes on the build it started on: its steps and their inputs stay one release.
@@ -92,6 +101,11 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
     throw ApplicationFailure.nonRetryable(`invalid continuousTraining input: the spec is ${bytes} bytes, over the ${MAX_SPEC_BYTES}-byte limit; pass data by URI (dataset.uris), not inline`, 'InvalidInput');
   }
   let spec = parseInput(trainingSpec, rawSpec, 'continuousTraining');
+  // Guarded: runs started before this check replay without it.
+  if (patched('check-slices')) {
+    const issues = sliceIssues(spec);
+    if (issues.length) throw ApplicationFailure.nonRetryable(`invalid continuousTraining input: ${issues.join('; ')}`, 'InvalidInput');
+  }
   // Steps queue by the run's priority (the model is the fairness key) and are named by their
   // step in the history, so `temporal activity … --activity-id train` finds them. Guarded: runs
   // started before replay with the commands they had.
@@ -108,6 +122,12 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
   setHandler(resumeSignal, (raw) => {
     if (p.status.state !== 'awaiting-resume') {
       notes.push(`resume ignored: the run is ${p.status.state}, not awaiting-resume`);
+      return;
+    }
+    // Runs started before resume could change the task keep refusing those fields on replay.
+    const taskFields = TASK_OVERRIDES.filter((k) => raw && typeof raw === 'object' && k in raw);
+    if (taskFields.length && !patched('resume-task-overrides')) {
+      notes.push(`resume ignored: Unrecognized key(s) in object: ${taskFields.map((k) => `'${k}'`).join(', ')}`);
       return;
     }
     const parsed = resumeOverrides.safeParse(raw ?? {});
@@ -257,6 +277,8 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
   try {
     const result = await p.runResumable(body, {
       pause: spec.onFailure === 'pause',
+      // A failure no resume can fix ends the run at once. Guarded: older runs paused for it.
+      pauseFor: (failure) => resumeCanFix(failure.details) || !patched('fail-unfixable-at-once'),
       timeoutMs: spec.resumeTimeoutHours * 3_600_000,
       nextDecision: async (timeoutMs) => {
         const d = await waitDecision(timeoutMs);

@@ -209,7 +209,13 @@ export class Pipeline {
    */
   async runResumable<T>(
     body: () => Promise<T>,
-    opts: { pause: boolean; timeoutMs: number; nextDecision: (timeoutMs: number) => Promise<'resume' | 'abort' | 'timeout'> },
+    opts: {
+      pause: boolean;
+      /** Whether this failure is worth a pause (default: every one); one that is not ends the run at once. */
+      pauseFor?: (failure: PipelineFailure) => boolean;
+      timeoutMs: number;
+      nextDecision: (timeoutMs: number) => Promise<'resume' | 'abort' | 'timeout'>;
+    },
   ): Promise<T> {
     for (;;) {
       try {
@@ -223,6 +229,10 @@ export class Pipeline {
         if (!opts.pause) {
           this.status.state = 'failed';
           throw ApplicationFailure.nonRetryable(err.message, 'StepFailed', err.failure);
+        }
+        if (opts.pauseFor && !opts.pauseFor(err.failure)) {
+          this.status.state = 'failed';
+          throw ApplicationFailure.nonRetryable(`${err.message} (no resume can fix this, so the run did not pause)`, 'StepFailed', err.failure);
         }
         this.status.state = 'awaiting-resume';
         const decision = await opts.nextDecision(opts.timeoutMs);

@@ -7,7 +7,7 @@ import type { FeatureSpec, Table } from '../ml/dataset';
 import { dataError } from '../steps';
 import { ident, literal, withDuckDb } from './duck';
 import { PARQUET, duckMessage } from './snapshot';
-import { computeStatistics, type SpanStatistics } from './validate';
+import { MIN_TEST_ROWS, MIN_TRAIN_ROWS, computeStatistics, type SpanStatistics } from './validate';
 
 /**
  * Prepare: raw columns → model features and a 0/1 label, split into train and test parquet
@@ -57,8 +57,28 @@ function labelExpr(l: LabelDef): string {
   return l.greaterThan === undefined ? `(${col} = 1)::UTINYINT` : `(${col} > ${l.greaterThan})::UTINYINT`;
 }
 
+function checkSplit(train: { rows: number; positives: number }, test: { rows: number; positives: number }, input: PrepareInput): void {
+  const how = input.split.kind === 'time' ? `the time split on ${input.split.column}` : 'the random split';
+  if (train.rows < MIN_TRAIN_ROWS || test.rows < MIN_TEST_ROWS) {
+    throw dataError(
+      `prepare: too few rows for ${how}: ${train.rows + test.rows} labelled rows give ${train.rows} training and ${test.rows} test rows; ` +
+        `training needs at least ${MIN_TRAIN_ROWS} and the test split at least ${MIN_TEST_ROWS} (more data, or another split.testFraction)`,
+      { overrides: ['dataset', 'split', 'sampleRows'] },
+    );
+  }
+  const label = input.label.column;
+  for (const [name, s] of [['training', train], ['test', test]] as const) {
+    if (s.positives === 0 || s.positives === s.rows) {
+      throw dataError(
+        `prepare: ${how} leaves a single class of label ${label} in the ${name} split (${s.positives} positive of ${s.rows}); ${name === 'training' ? 'training' : 'evaluation'} needs both (another split, more data, or another label.greaterThan)`,
+        { overrides: ['split', 'label', 'dataset'] },
+      );
+    }
+  }
+}
+
 export async function prepareData(artifacts: ArtifactStore, snapshotPath: string, input: PrepareInput, dir: string): Promise<PreparedData> {
-  if (input.features.some((f) => f.name === LABEL_COLUMN)) throw dataError(`features: "${LABEL_COLUMN}" is reserved for the label`);
+  if (input.features.some((f) => f.name === LABEL_COLUMN)) throw dataError(`features: "${LABEL_COLUMN}" is reserved for the label`, { overrides: ['features'] });
   const trainFile = path.join(dir, 'train.parquet');
   const testFile = path.join(dir, 'test.parquet');
   const features: FeatureSpec[] = input.features.map((f) => ({ name: f.name, kind: f.kind }));
@@ -79,7 +99,7 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
     try {
       await c.run(`CREATE TEMP TABLE prepared AS SELECT ${selectFeatures}, ${labelExpr(input.label)} AS ${LABEL_COLUMN}, (${isTest}) AS is_test FROM ${sampled} ORDER BY file_row_number`);
     } catch (err) {
-      throw dataError(`prepare: ${duckMessage(err)}`);
+      throw dataError(`prepare: ${duckMessage(err)}`, { overrides: ['features', 'label', 'split', 'dataset'] });
     }
     const cols = [...input.features.map((f) => ident(f.name)), LABEL_COLUMN].join(', ');
     await c.run(`COPY (SELECT ${cols} FROM prepared WHERE NOT is_test) TO ${literal(trainFile)} (FORMAT parquet, COMPRESSION zstd)`);
@@ -88,8 +108,7 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
     const get = (t: boolean) => counts.find((r) => Boolean(r.is_test) === t);
     const train = { rows: Number(get(false)?.n ?? 0), positives: Number(get(false)?.pos ?? 0) };
     const test = { rows: Number(get(true)?.n ?? 0), positives: Number(get(true)?.pos ?? 0) };
-    if (train.rows === 0 || test.rows === 0) throw dataError(`prepare: the split leaves ${train.rows} training and ${test.rows} test rows; both need rows`);
-    if (train.positives === 0 || train.positives === train.rows) throw dataError('prepare: the training split holds a single class');
+    checkSplit(train, test, input);
     const baseline = await computeStatistics(c, `(SELECT ${input.features.map((f) => ident(f.name)).join(', ')} FROM read_parquet(${literal(trainFile)}))`);
     return { train, test, baseline };
   });

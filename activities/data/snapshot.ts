@@ -8,6 +8,7 @@ import type { Database } from '../../infra/db/schema';
 import { recordArtifact } from '../../infra/db/repositories';
 import { PROJECT_ROOT } from '../../infra/paths';
 import type { DatasetDef } from '../../workflows/contracts/training-spec';
+import { DATASET_FIX } from '../../workflows/contracts/step-fix';
 import { dataError } from '../steps';
 import { literal, readExpr, withDuckDb } from './duck';
 import { fetchSource, hashFile, withTempDir } from './sources';
@@ -45,7 +46,7 @@ function formatOf(uri: string, explicit?: 'parquet' | 'csv'): 'parquet' | 'csv' 
   if (explicit) return explicit;
   if (/\.(parquet|pq)$/i.test(uri)) return 'parquet';
   if (/\.(csv|csv\.gz)$/i.test(uri)) return 'csv';
-  throw dataError(`dataset ${uri}: cannot tell the format from the name; set dataset.format to parquet or csv`);
+  throw dataError(`dataset ${uri}: cannot tell the format from the name; set dataset.format to parquet or csv`, DATASET_FIX);
 }
 
 /** DuckDB's message without its internal prefix. */
@@ -74,7 +75,7 @@ export async function snapshotDataset(deps: { config: Config; artifacts: Artifac
         heartbeat({ fetched: files.length, of: dataset.uris.length });
       }
       const formats = new Set(files.map((f) => f.format));
-      if (formats.size > 1) throw dataError('dataset: mixes parquet and CSV files; give one format per run');
+      if (formats.size > 1) throw dataError('dataset: mixes parquet and CSV files; give one format per run', DATASET_FIX);
     }
     const out = path.join(dir, 'snapshot.parquet');
     const { rows, columns } = await withDuckDb(async (c) => {
@@ -83,14 +84,14 @@ export async function snapshotDataset(deps: { config: Config; artifacts: Artifac
         described = await c.runAndReadAll(`DESCRIBE SELECT * FROM ${readExpr(files)}`);
       } catch (err) {
         const which = files.length === 1 ? files[0]!.uri : files.map((f) => f.uri).join(', ');
-        throw dataError(`dataset ${which}: cannot read as ${files[0]!.format}: ${duckMessage(err)}`);
+        throw dataError(`dataset ${which}: cannot read as ${files[0]!.format}: ${duckMessage(err)}`, DATASET_FIX);
       }
       const columns = described.getRowObjectsJson().map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
       try {
         // Insertion order is preserved, so the same sources give the same rows in the same order.
         await c.run(`COPY (SELECT * FROM ${readExpr(files)} ${where}) TO ${literal(out)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
       } catch (err) {
-        throw dataError(`dataset: reading failed: ${duckMessage(err)}`);
+        throw dataError(`dataset: reading failed: ${duckMessage(err)}`, DATASET_FIX);
       }
       const counted = await c.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM read_parquet(${literal(out)})`);
       return { rows: Number(counted.getRowObjectsJson()[0]!.n), columns };

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { createS3Client, type ArtifactStore } from '../../infra/artifacts';
 import { HashingStream } from '../../infra/artifacts/hashing';
 import type { Config } from '../../infra/config';
+import { DATASET_FIX } from '../../workflows/contracts/step-fix';
 import { dataError } from '../steps';
 
 /**
@@ -65,25 +66,25 @@ export async function allowedLocalPath(uri: string, roots: string[]): Promise<st
   try {
     file = fileURLToPath(uri);
   } catch (err) {
-    throw dataError(`dataset ${uri}: ${(err as Error).message}`);
+    throw dataError(`dataset ${uri}: ${(err as Error).message}`, DATASET_FIX);
   }
   let real: string;
   try {
     real = await fs.realpath(file);
   } catch {
-    throw dataError(`dataset ${uri}: file not found`);
+    throw dataError(`dataset ${uri}: file not found`, DATASET_FIX);
   }
   if (!(await insideDataRoots(real, roots))) {
-    throw dataError(`dataset ${uri}: outside the allowed data folders (MLOPS_DATA_ROOTS: ${roots.join(', ')})`);
+    throw dataError(`dataset ${uri}: outside the allowed data folders (MLOPS_DATA_ROOTS: ${roots.join(', ')})`, DATASET_FIX);
   }
   const st = await fs.stat(real);
-  if (!st.isFile()) throw dataError(`dataset ${uri}: not a file`);
+  if (!st.isFile()) throw dataError(`dataset ${uri}: not a file`, DATASET_FIX);
   return real;
 }
 
 function parseS3(uri: string): { bucket: string; key: string } {
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
-  if (!m) throw dataError(`dataset ${uri}: not an s3://bucket/key URI`);
+  if (!m) throw dataError(`dataset ${uri}: not an s3://bucket/key URI`, DATASET_FIX);
   return { bucket: m[1]!, key: m[2]! };
 }
 
@@ -98,11 +99,14 @@ export async function fetchSource(uri: string, deps: SourceDeps, dir: string): P
     try {
       return await streamToFile(await deps.artifacts.get(deps.artifacts.keyFromUri(uri)), target);
     } catch (err) {
-      if ((err as Error).name === 'ArtifactNotFoundError') throw dataError(`dataset ${uri}: object not found`);
+      if ((err as Error).name === 'ArtifactNotFoundError') throw dataError(`dataset ${uri}: object not found`, DATASET_FIX);
       throw err;
     }
   }
-  if (!deps.config.s3) throw dataError(`dataset ${uri}: no S3 settings on this worker (S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)`);
+  if (!deps.config.s3) throw dataError(`dataset ${uri}: no S3 settings on this worker (S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)`, {
+      overrides: ['dataset'],
+      action: 'set S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY on the CPU workers and restart them',
+    });
   const { bucket, key } = parseS3(uri);
   const client = createS3Client(deps.config.s3);
   let body: Readable;
@@ -110,7 +114,7 @@ export async function fetchSource(uri: string, deps: SourceDeps, dir: string): P
     body = await client.getObject(bucket, key);
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code === 'NoSuchKey' || code === 'NoSuchBucket' || code === 'NotFound') throw dataError(`dataset ${uri}: object not found`);
+    if (code === 'NoSuchKey' || code === 'NoSuchBucket' || code === 'NotFound') throw dataError(`dataset ${uri}: object not found`, DATASET_FIX);
     throw err;
   }
   return streamToFile(body, target);

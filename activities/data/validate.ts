@@ -1,6 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { type ColumnKind, ident, kindOfDuckType } from './duck';
 import { alignCategorical, jensenShannon, lInfinity, psi } from '../ml/drift';
+import type { OverrideField } from '../../workflows/contracts/step-fix';
 import type { FeatureDef, LabelDef } from '../../workflows/contracts/training-spec';
 
 /**
@@ -14,6 +15,9 @@ export const DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 /** String columns with more distinct values than this get no domain (IDs, free text). */
 export const MAX_DOMAIN = 2000;
 export const DRIFT_THRESHOLDS = { psi: 0.2, lInfinity: 0.1 };
+/** Fewer rows than this make a model, or a test metric, that says nothing. */
+export const MIN_TRAIN_ROWS = 50;
+export const MIN_TEST_ROWS = 20;
 
 export interface ColumnSchema {
   name: string;
@@ -65,6 +69,8 @@ export interface Anomaly {
   message: string;
   /** A difference in the columns themselves (added, removed, retyped) from the model's schema. */
   schemaChange?: boolean;
+  /** The resume overrides that change what this error is about (another feature list, label, split or dataset). */
+  fix?: OverrideField[];
 }
 
 export interface DriftFigure {
@@ -115,7 +121,10 @@ export async function computeStatistics(
       select.push(`approx_count_distinct(${q})::DOUBLE AS d${i}`);
     }
   });
-  if (opts.label) {
+  // The label's counts only when it is a column of a type they apply to: validateSpan words
+  // what is wrong otherwise, where a scan of a missing column would fail with the engine's SQL.
+  const labelColumn = opts.label && usable.find((col) => col.name === opts.label!.column && (col.kind === 'numeric' || col.kind === 'boolean'));
+  if (opts.label && labelColumn) {
     const q = ident(opts.label.column);
     const positive = opts.label.greaterThan === undefined ? `TRY_CAST(${q} AS DOUBLE) = 1` : `TRY_CAST(${q} AS DOUBLE) > ${opts.label.greaterThan}`;
     select.push(`count(*) FILTER (WHERE ${positive})::DOUBLE AS label_pos`, `count(TRY_CAST(${q} AS DOUBLE))::DOUBLE AS label_n`);
@@ -175,7 +184,7 @@ export async function computeStatistics(
     for (const s of stats) if (s.categories && Object.keys(s.categories).length > MAX_DOMAIN) delete s.categories;
   }
   const out: SpanStatistics = { rows, columns: stats };
-  if (opts.label) out.label = { positives: num(row.label_pos) ?? 0, labelled: num(row.label_n) ?? 0, invalid: num(row.label_bad) ?? 0 };
+  if (opts.label && labelColumn) out.label = { positives: num(row.label_pos) ?? 0, labelled: num(row.label_n) ?? 0, invalid: num(row.label_bad) ?? 0 };
   return out;
 }
 
@@ -220,32 +229,45 @@ export function validateSpan(input: {
   const warn = (a: Omit<Anomaly, 'severity'>) => anomalies.push({ ...a, severity: 'warning' });
   const byName = new Map(stats.columns.map((c) => [c.name, c]));
 
-  if (stats.rows === 0) err({ kind: 'empty', message: 'the dataset has no rows' });
+  if (stats.rows === 0) err({ kind: 'empty', fix: ['dataset'], message: 'the dataset has no rows' });
 
   // What the task reads must be there, of a usable type, and not empty.
-  const needs = new Map<string, { kinds: ColumnKind[]; what: string }>();
+  const needs = new Map<string, { kinds: ColumnKind[]; what: string; fix: OverrideField[] }>();
   for (const f of input.features) {
     const col = f.column ?? f.name;
-    if (f.transform) needs.set(col, { kinds: ['timestamp'], what: `feature ${f.name} (${f.transform} of a timestamp)` });
-    else if (f.kind === 'numeric') needs.set(col, { kinds: ['numeric', 'boolean'], what: `numeric feature ${f.name}` });
-    else needs.set(col, { kinds: ['string', 'numeric', 'boolean'], what: `categorical feature ${f.name}` });
+    const fix: OverrideField[] = ['features', 'dataset'];
+    if (f.transform) needs.set(col, { kinds: ['timestamp'], what: `feature ${f.name} (${f.transform} of a timestamp)`, fix });
+    else if (f.kind === 'numeric') needs.set(col, { kinds: ['numeric', 'boolean'], what: `numeric feature ${f.name}`, fix });
+    else needs.set(col, { kinds: ['string', 'numeric', 'boolean'], what: `categorical feature ${f.name}`, fix });
   }
-  needs.set(input.label.column, { kinds: ['numeric', 'boolean'], what: 'the label' });
-  if (input.splitColumn) needs.set(input.splitColumn, { kinds: ['timestamp', 'numeric'], what: 'the time split' });
+  const labelFix: OverrideField[] = ['label', 'dataset'];
+  needs.set(input.label.column, { kinds: ['numeric', 'boolean'], what: 'the label', fix: labelFix });
+  if (input.splitColumn) needs.set(input.splitColumn, { kinds: ['timestamp', 'numeric'], what: 'the time split', fix: ['split', 'dataset'] });
   for (const [col, need] of needs) {
     const s = byName.get(col);
+    const fix = need.fix;
     if (!s) {
-      err({ column: col, kind: 'missing-column', message: `column ${col} (${need.what}) is missing; the data has ${[...byName.keys()].join(', ') || 'no columns'}` });
+      err({ column: col, kind: 'missing-column', fix, message: `column ${col} (${need.what}) is missing; the data has ${[...byName.keys()].join(', ') || 'no columns'}` });
       continue;
     }
-    if (!need.kinds.includes(s.kind)) err({ column: col, kind: 'type', message: `column ${col} (${need.what}) is ${s.type}; expected ${need.kinds.join(' or ')}` });
-    else if (stats.rows > 0 && s.count === 0) err({ column: col, kind: 'all-null', message: `column ${col} (${need.what}) has no values: all ${stats.rows} rows are null` });
+    if (!need.kinds.includes(s.kind)) {
+      const binaryOnly = col === input.label.column ? ' (binary classification: a 0/1 or boolean column, or a numeric one with label.greaterThan)' : '';
+      err({ column: col, kind: 'type', fix, message: `column ${col} (${need.what}) is ${s.type}; expected ${need.kinds.join(' or ')}${binaryOnly}` });
+    } else if (stats.rows > 0 && s.count === 0) err({ column: col, kind: 'all-null', fix, message: `column ${col} (${need.what}) has no values: all ${stats.rows} rows are null` });
   }
   if (stats.label && stats.rows > 0 && byName.get(input.label.column)?.count) {
     const { positives, labelled, invalid } = stats.label;
-    if (invalid > 0) err({ column: input.label.column, kind: 'label', message: `label ${input.label.column}: ${invalid} rows are not 0/1` });
-    else if (positives === 0 || positives === labelled) {
-      err({ column: input.label.column, kind: 'label', message: `label ${input.label.column}: a single class (${positives} positive of ${labelled}); training needs both` });
+    if (invalid > 0) {
+      err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: ${invalid} rows are not 0/1 (binary classification: give label.greaterThan to turn a numeric column into two classes)` });
+    } else if (positives === 0 || positives === labelled) {
+      err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: a single class (${positives} positive of ${labelled}); training needs both` });
+    } else if (labelled < MIN_TRAIN_ROWS + MIN_TEST_ROWS) {
+      err({
+        column: input.label.column,
+        kind: 'empty',
+        fix: ['dataset'],
+        message: `too few rows: ${labelled} labelled rows; training needs at least ${MIN_TRAIN_ROWS} and the test split at least ${MIN_TEST_ROWS}`,
+      });
     }
   }
 

@@ -68,12 +68,15 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
   const gpus = currentGpu()?.gpus ?? [];
   const registry = deps.trainers ?? new TrainerRegistry({ commandTrainers: deps.config.commandTrainers, trainerEnv: deps.config.trainerEnv });
   const trainer = registry.get(input.trainer);
-  if (!trainer) throw dataError(`train: no trainer named ${JSON.stringify(input.trainer)} on this worker (registered: ${registry.names().join(', ')})`);
+  if (!trainer) throw dataError(`train: no trainer named ${JSON.stringify(input.trainer)} on this worker (registered: ${registry.names().join(', ')})`, {
+      overrides: [],
+      action: `deploy training workers that register ${JSON.stringify(input.trainer)}`,
+    });
   let hyperparameters: unknown = input.hyperparameters;
   if (trainer.hyperparameters) {
     const parsed = trainer.hyperparameters.safeParse(input.hyperparameters);
     if (!parsed.success) {
-      throw dataError(`train: invalid hyperparameters for trainer ${trainer.name}: ${parsed.error.issues.map((i) => `hyperparameters${i.path.length ? `.${i.path.join('.')}` : ''}: ${i.message}`).join('; ')}`);
+      throw dataError(`train: invalid hyperparameters for trainer ${trainer.name}: ${parsed.error.issues.map((i) => `hyperparameters${i.path.length ? `.${i.path.join('.')}` : ''}: ${i.message}`).join('; ')}`, { overrides: ['hyperparameters'] });
     }
     hyperparameters = parsed.data;
   }

@@ -445,7 +445,6 @@ export async function attachLabel(db: Db, requestId: string, label: unknown) {
   return (await attachLabels(db, [{ requestId, label }])) > 0;
 }
 
-/** Labels for many predictions in one statement (feedback arrives in batches of thousands); returns how many rows got one. */
 /** The request id of a shadow's row for the same request (`X` → `X:shadow`, `X#i` → `X:shadow#i`). */
 export function shadowRequestId(requestId: string): string {
   const hash = requestId.lastIndexOf('#');
@@ -454,7 +453,8 @@ export function shadowRequestId(requestId: string): string {
 
 /**
  * Attaches ground truth to logged predictions, and to the shadow's row for the same request (so a
- * shadow candidate is judged on labels too). Returns the application rows labelled.
+ * shadow candidate is judged on labels too), in one statement each: feedback arrives in batches of
+ * thousands. Returns the application rows labelled.
  */
 export async function attachLabels(db: Db, labels: Array<{ requestId: string; label: unknown }>): Promise<number> {
   if (!labels.length) return 0;

@@ -10,8 +10,13 @@ import { literal, withDuckDb } from '../../activities/data/duck';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
-import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
-import { withTestWorkers, workflowBundle } from '../helpers/workers';
+import { createTemporalEnv, independentPg, independentS3, openTestRuntime } from '../helpers/real';
+import { type ActivityWrapper, withTestWorkers, workflowBundle } from '../helpers/workers';
+import { waitFor } from '../helpers/wait';
+import { dataError } from '../../activities/steps';
+import { pipelineView } from '../../client/views';
+import type { TrainingResult } from '../../workflows/continuous-training';
+import type { PipelineStatus } from '../../workflows/pipeline';
 
 /**
  * Bad inputs end with a clear message (spec errors: at once, naming the field; data errors: a
@@ -22,9 +27,10 @@ let env: TestWorkflowEnvironment;
 let runtime: WorkerRuntime;
 let pg: PgClient;
 let dir: string;
+const bucket = `bad-${randomUUID().slice(0, 8)}`;
 
 beforeAll(async () => {
-  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(`bad-${randomUUID().slice(0, 8)}`)]);
+  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(bucket)]);
   pg = await independentPg();
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ct-bad-'));
   await workflowBundle();
@@ -37,6 +43,12 @@ beforeAll(async () => {
     await c.run(`COPY (SELECT date, delay, 'far' || distance::VARCHAR AS distance, origin, destination FROM (${base})) TO ${literal(path.join(dir, 'distance-text.csv'))} (HEADER)`);
     await c.run(`COPY (SELECT date, delay, NULL::BIGINT AS distance, origin, destination FROM (${base})) TO ${literal(path.join(dir, 'distance-null.parquet'))} (FORMAT parquet)`);
     await c.run(`COPY (SELECT date, 0 AS delay, distance, origin, destination FROM (${base})) TO ${literal(path.join(dir, 'on-time.parquet'))} (FORMAT parquet)`);
+    await c.run(`COPY (SELECT * FROM (${base}) LIMIT 40) TO ${literal(path.join(dir, 'tiny.parquet'))} (FORMAT parquet)`);
+    // Delays only before the last 30% of the dates: the time split's test rows are all on time.
+    await c.run(
+      `COPY (SELECT date, CASE WHEN date < (SELECT quantile_disc(date, 0.7) FROM (${base})) THEN delay ELSE 0 END AS delay, distance, origin, destination FROM (${base})) TO ${literal(path.join(dir, 'late-on-time.parquet'))} (FORMAT parquet)`,
+    );
+    await c.run(`COPY (SELECT strftime(date, '%Y-%m-%dT%H:%M:%S') AS departed, delay AS minutes_late, distance AS miles, origin AS airport FROM (${base})) TO ${literal(path.join(dir, 'own.csv'))} (HEADER)`);
   });
   const ok = await fs.readFile(path.join(dir, 'ok.parquet'));
   await fs.writeFile(path.join(dir, 'corrupt.parquet'), Buffer.concat([ok.subarray(0, 200), Buffer.alloc(500, 7), ok.subarray(ok.length - 8)]));
@@ -64,6 +76,19 @@ async function failure(spec: unknown): Promise<{ message: string; type?: string 
 }
 
 const model = () => `bad-${randomUUID().slice(0, 8)}`;
+
+/** The attempt of every start of a step's activity, read from the server's history. */
+async function activityAttempts(workflowId: string, activityId: string): Promise<number[]> {
+  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  const scheduled = new Set<string>();
+  const attempts: number[] = [];
+  for (const e of history.events ?? []) {
+    if (e.activityTaskScheduledEventAttributes?.activityId === activityId) scheduled.add(String(e.eventId));
+    const started = e.activityTaskStartedEventAttributes;
+    if (started && scheduled.has(String(started.scheduledEventId))) attempts.push(started.attempt ?? 0);
+  }
+  return attempts;
+}
 const file = (name: string) => `file://${path.join(dir, name)}`;
 const dataSpec = (name: string) => ({ model: model(), dataset: { uris: [file(name)] }, preset: 'flights-delay', onFailure: 'fail', hyperparameters: { rounds: 3 } });
 
@@ -76,6 +101,7 @@ const specCases: Array<[string, () => unknown, RegExp]> = [
   ['months outside the flights data', () => ({ model: model(), dataset: { flights: { from: '2000-12', to: '2001-01' } }, preset: 'flights-delay' }), /dataset.*covers 2001-01 to 2001-06/],
   ['a URI with ..', () => ({ model: model(), dataset: { uris: ['file:///data/../etc/shadow.csv'] }, preset: 'flights-delay' }), /dataset.*must not contain "\.\." segments/],
   ['SQL in a column name', () => ({ model: model(), dataset: { uris: [file('ok.parquet')] }, features: [{ name: 'x"; drop table models; --', kind: 'numeric' }], label: { column: 'delay', greaterThan: 15 } }), /features\.0\.name: must be a column name/],
+  ['a slice on a feature the task lacks', () => ({ model: model(), dataset: { flights: { from: '2001-01', to: '2001-01' } }, preset: 'flights-delay', evaluation: { slices: [{ feature: 'carrier', top: 3 }] } }), /evaluation\.slices\.0\.feature: carrier is not a feature of this task/],
   ['oversized inline payload', () => ({ model: model(), dataset: { flights: { from: '2001-01', to: '2001-01' } }, preset: 'flights-delay', hyperparameters: { rows: 'x'.repeat(100_000) } }), /over the 65536-byte limit; pass data by URI/],
 ];
 
@@ -87,6 +113,7 @@ const dataCases: Array<[string, string, RegExp]> = [
   ['wrong type', 'distance-text.csv', /column distance \(numeric feature distance\) is VARCHAR; expected numeric/],
   ['all-null feature', 'distance-null.parquet', /column distance \(numeric feature distance\) has no values/],
   ['single-class label', 'on-time.parquet', /a single class \(0 positive of 5000\)/],
+  ['too few rows', 'tiny.parquet', /too few rows: 40 labelled rows; training needs at least 50 and the test split at least 20/],
 ];
 
 describe('bad inputs', () => {
@@ -107,6 +134,16 @@ describe('bad inputs', () => {
     expect(spans.rows[0].n).toBe(0);
   });
 
+  test('a split that leaves the test rows one class is named at prepare, before anything is trained', async () => {
+    const spec = dataSpec('late-on-time.parquet');
+    const f = await withTestWorkers(env, runtime, () => failure(spec));
+    expect(f.type).toBe('StepFailed');
+    expect(f.message).toMatch(/step prepare failed: prepare: the time split on date leaves a single class of label delay in the test split \(0 positive of \d+\); evaluation needs both/);
+    expect(f.details[0]).toMatchObject({ step: 'prepare', details: { fix: { overrides: ['split', 'label', 'dataset'] } } });
+    const versions = await pg.query(`select count(*)::int n from model_versions mv join models m on m.id = mv.model_id where m.name = $1`, [spec.model]);
+    expect(versions.rows[0].n).toBe(0);
+  });
+
   test('a validation failure carries the data-validation report', async () => {
     const f = await withTestWorkers(env, runtime, () => failure(dataSpec('no-destination.parquet')));
     const details = f.details[0] as { details?: { report?: { ok: boolean; anomalies: Array<{ kind: string; column: string; severity: string }> } } };
@@ -119,5 +156,101 @@ describe('bad inputs', () => {
     const spec = { ...dataSpec('ok.parquet'), trainer: 'command', command: 'rm-rf', hyperparameters: {} };
     const f = await withTestWorkers(env, runtime, () => failure(spec));
     expect(f.message).toMatch(/no command trainer named "rm-rf" on this worker \(registered: sklearn-logreg/);
+  });
+
+  test('a missing label column is named without the engine\'s SQL, and not retried', async () => {
+    const spec = { ...dataSpec('ok.parquet'), label: { column: 'delayed', greaterThan: 15 } };
+    const workflowId = `bad-label-${randomUUID()}`;
+    const f = await withTestWorkers(env, runtime, async () => {
+      const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
+      return handle.result().then(
+        () => undefined,
+        (err: WorkflowFailedError) => err.cause as ApplicationFailure,
+      );
+    });
+    expect(f?.message).toMatch(/column delayed \(the label\) is missing; the data has date, delay, distance, origin, destination/);
+    expect(f?.message).not.toMatch(/Binder|SELECT|FROM/);
+    const started = await activityAttempts(workflowId, 'validate-data');
+    expect(started).toEqual([1]);
+  });
+
+  test('a label a resume can fix pauses with the fix named; a resume with a new label trains', async () => {
+    const spec = { ...dataSpec('ok.parquet'), onFailure: 'pause', label: { column: 'origin' } };
+    const workflowId = `bad-resume-${randomUUID()}`;
+    const [paused, result, st] = await withTestWorkers(env, runtime, async () => {
+      const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
+      const paused = await waitFor('the run to pause at validate-data', async () => {
+        const s = await handle.query<PipelineStatus>('status');
+        return s.state === 'awaiting-resume' ? s : undefined;
+      });
+      await handle.signal('resume', { label: { column: 'delay', greaterThan: 15 } });
+      const result = (await handle.result()) as TrainingResult;
+      return [paused, result, await handle.query<PipelineStatus & { notes: string[] }>('status')] as const;
+    });
+    expect(paused.failure).toMatchObject({ step: 'validate-data', type: 'DataError', details: { fix: { overrides: ['label', 'dataset'] } } });
+    expect(paused.failure!.message).toMatch(/column origin \(the label\) is VARCHAR; expected numeric or boolean \(binary classification/);
+    expect(pipelineView(paused)).toContain(`resume with label or dataset changed: mlops resume --workflow-id ${workflowId} --overrides '{"label":`);
+    expect(st.notes).toContain('resumed with overrides: label');
+    expect(st.steps.find((s) => s.name === 'validate-data')!.runs).toBe(2);
+    const versions = await pg.query(`select mv.version from model_versions mv join models m on m.id = mv.model_id where m.name = $1`, [spec.model]);
+    expect(versions.rows.map((r) => r.version)).toEqual([result.version]);
+    const run = await pg.query(`select status from pipeline_runs where workflow_id = $1`, [workflowId]);
+    expect(run.rows[0].status).toBe(result.status === 'registered' ? 'succeeded' : 'rejected');
+  });
+
+  test('a failure no resume can fix ends the run at once instead of pausing', async () => {
+    const spec = { ...dataSpec('ok.parquet'), onFailure: 'pause' };
+    const workflowId = `bad-unfixable-${randomUUID()}`;
+    // A registered trainer's own verdict that nothing in the spec can change.
+    const wrap: ActivityWrapper = (name, fn) => (name === 'train' ? async () => { throw dataError('train: this trainer refuses the data (injected)', { overrides: [] }); } : fn);
+    const f = await withTestWorkers(
+      env,
+      runtime,
+      async () => {
+        const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
+        return handle.result().then(
+          () => undefined,
+          (err: WorkflowFailedError) => err.cause as ApplicationFailure,
+        );
+      },
+      { wrap },
+    );
+    expect(f?.type).toBe('StepFailed');
+    expect(f?.message).toBe('step train failed: train: this trainer refuses the data (injected) (no resume can fix this, so the run did not pause)');
+    const run = await pg.query(`select status from pipeline_runs where workflow_id = $1`, [workflowId]);
+    expect(run.rows[0].status).toBe('failed');
+  });
+});
+
+describe('data the user brings', () => {
+  test('a CSV on S3 with features of its own trains end to end', async () => {
+    await independentS3().fPutObject(bucket, 'datasets/own.csv', path.join(dir, 'own.csv'));
+    const spec = {
+      model: model(),
+      dataset: { uris: [`s3://${bucket}/datasets/own.csv`] },
+      features: [
+        { name: 'hour', kind: 'numeric', column: 'departed', transform: 'hour' },
+        { name: 'miles', kind: 'numeric' },
+        { name: 'airport', kind: 'categorical' },
+      ],
+      label: { column: 'minutes_late', greaterThan: 15 },
+      split: { kind: 'time', column: 'departed', testFraction: 0.25 },
+      hyperparameters: { rounds: 5, maxDepth: 3 },
+      onFailure: 'fail',
+      gates: { minAuc: 0, maxBaselineLoss: 1 },
+    };
+    const workflowId = `own-csv-${randomUUID()}`;
+    const result = await withTestWorkers(env, runtime, async () => {
+      const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
+      return (await handle.result()) as TrainingResult;
+    });
+    expect(result.status).toBe('registered');
+    const row = await pg.query(`select mv.status, mv.input_signature from model_versions mv join models m on m.id = mv.model_id where m.name = $1`, [spec.model]);
+    expect(row.rows).toHaveLength(1);
+    expect(row.rows[0].status).toBe('registered');
+    for (const input of ['hour', 'miles', 'airport']) expect(JSON.stringify(row.rows[0].input_signature)).toContain(`"${input}"`);
+    const steps = await pg.query(`select step_name, outputs from step_runs s join pipeline_runs p on p.id = s.pipeline_run_id where p.workflow_id = $1 and step_name = 'prepare'`, [workflowId]);
+    const prepared = steps.rows[0].outputs as { train: { rows: number }; test: { rows: number } };
+    expect(prepared.train.rows + prepared.test.rows).toBe(5000);
   });
 });

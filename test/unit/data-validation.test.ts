@@ -45,3 +45,21 @@ test('what the task needs is checked even without a schema', async () => {
   expect(report.ok).toBe(false);
   expect(report.anomalies).toContainEqual(expect.objectContaining({ kind: 'type', column: 'distance', severity: 'error' }));
 });
+
+test('a missing or non-numeric label is named, with the overrides that fix it, and never reaches the SQL', async () => {
+  const sample = month(2, 'LIMIT 1000');
+  const missing = await withDuckDb((c) => computeStatistics(c, sample, { label: { column: 'delayed' } }));
+  expect(missing.label).toBeUndefined();
+  const r1 = validateSpan({ stats: missing, features: task.features, label: { column: 'delayed' }, splitColumn: 'date' });
+  expect(r1.anomalies).toContainEqual(expect.objectContaining({ kind: 'missing-column', column: 'delayed', fix: ['label', 'dataset'], message: expect.stringMatching(/^column delayed \(the label\) is missing; the data has date, delay, distance, origin, destination$/) }));
+  const text = await withDuckDb((c) => computeStatistics(c, sample, { label: { column: 'origin' } }));
+  const r2 = validateSpan({ stats: text, features: task.features, label: { column: 'origin' }, splitColumn: 'date' });
+  expect(r2.anomalies).toContainEqual(expect.objectContaining({ kind: 'type', column: 'origin', fix: ['label', 'dataset'], message: expect.stringContaining('is VARCHAR; expected numeric or boolean (binary classification') }));
+  const r3 = validateSpan({ stats: await withDuckDb((c) => computeStatistics(c, sample, { label: { column: 'delay' } })), features: task.features, label: { column: 'delay' }, splitColumn: 'date' });
+  expect(r3.anomalies).toContainEqual(expect.objectContaining({ kind: 'label', fix: ['label', 'dataset'], message: expect.stringMatching(/rows are not 0\/1 \(binary classification: give label.greaterThan/) }));
+  const r4 = validateSpan({ stats: missing, features: [...task.features, { name: 'carrier', kind: 'categorical' }], label: task.label, splitColumn: 'when' });
+  expect(r4.anomalies.filter((a) => a.kind === 'missing-column').map((a) => [a.column, a.fix])).toEqual([
+    ['carrier', ['features', 'dataset']],
+    ['when', ['split', 'dataset']],
+  ]);
+});

@@ -269,6 +269,23 @@ export function resolveTask(spec: TrainingSpec): Task {
   };
 }
 
+/**
+ * Slices that name no feature of the task, or one of the wrong kind: evaluation would skip them
+ * and their gate would pass unevaluated. Apart from the schema so that runs started before the
+ * check still parse their spec the same way on replay.
+ */
+export function sliceIssues(spec: TrainingSpec): string[] {
+  const { features } = resolveTask(spec);
+  return (spec.evaluation.slices ?? []).flatMap((slice, i) => {
+    const at = `evaluation.slices.${i}.feature`;
+    const f = features.find((x) => x.name === slice.feature);
+    const want = slice.top !== undefined ? 'categorical' : 'numeric';
+    if (!f) return [`${at}: ${slice.feature} is not a feature of this task (features: ${features.map((x) => x.name).join(', ')})`];
+    if (f.kind !== want) return [`${at}: ${slice.feature} is ${f.kind}; ${slice.top !== undefined ? 'top' : 'edges'} slices a ${want} feature`];
+    return [];
+  });
+}
+
 /** Raw columns a task reads: they must exist in the data. */
 export function requiredColumns(task: Task): string[] {
   const cols = new Set<string>();
@@ -278,10 +295,13 @@ export function requiredColumns(task: Task): string[] {
   return [...cols];
 }
 
-/** Fields a `resume` signal may override: the fix for what failed. */
+/** Fields a `resume` signal may override: the fix for what failed (OVERRIDE_FIELDS in step-fix.ts). */
 export const resumeOverrides = z
   .object({
     dataset: datasetSpec.optional(),
+    label: labelSpec.optional(),
+    features: z.array(featureSpec).min(1).max(200).optional(),
+    split: splitSpec.optional(),
     hyperparameters: z.record(z.string(), z.unknown()).optional(),
     sampleRows: z.number().int().min(100).max(100_000_000).optional(),
     gates: z.record(z.string(), z.unknown()).optional(),

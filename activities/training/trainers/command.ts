@@ -53,7 +53,10 @@ export function commandTrainer(commands: Record<string, string[]>, inheritEnv: r
     async train(ctx) {
       const name = ctx.command;
       const argv = name ? commands[name] : undefined;
-      if (!argv) throw dataError(`train: no command trainer named ${JSON.stringify(name)} on this worker (registered: ${Object.keys(commands).join(', ') || 'none'}; see MLOPS_COMMAND_TRAINERS)`);
+      if (!argv) throw dataError(`train: no command trainer named ${JSON.stringify(name)} on this worker (registered: ${Object.keys(commands).join(', ') || 'none'}; see MLOPS_COMMAND_TRAINERS)`, {
+          overrides: [],
+          action: `register ${JSON.stringify(name)} in MLOPS_COMMAND_TRAINERS on the training workers and restart them`,
+        });
       return withTempDir('command-trainer', async (dir) => {
         const trainCsv = path.join(dir, 'train.csv');
         const validCsv = path.join(dir, 'valid.csv');
