@@ -352,7 +352,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_CODE_VERSION', default: 'git HEAD (+dirty when files differ), else package version', meaning: 'code version recorded in lineage and step-cache keys; Docker images get it as a build argument (they carry no .git)' },
   { name: 'MLOPS_DATA_ROOTS', default: '<repo> and the OS temp folder', meaning: 'comma-separated folders that `file://` dataset URIs may point into' },
   { name: 'MLOPS_SERVE_PORT / MLOPS_SERVE_HOST', default: '8000 / 127.0.0.1', meaning: 'where `npm run serve` (the model server) listens' },
-  { name: 'MLOPS_SERVE_GRPC_PORT', default: 'unset (no gRPC)', meaning: 'the port (on MLOPS_SERVE_HOST) where `npm run serve` also serves the OIP gRPC API (`inference.GRPCInferenceService`); 0 picks a free one, `off` none' },
+  { name: 'MLOPS_SERVE_GRPC_PORT', default: 'unset (no gRPC); 8081 in `npm run dev` and the compose file', meaning: 'the port (on MLOPS_SERVE_HOST) where `npm run serve` also serves the OIP gRPC API (`inference.GRPCInferenceService`); 0 picks a free one, `off` none' },
   { name: 'MLOPS_ADMIN_TOKEN', default: 'unset (admin and feedback APIs disabled)', meaning: 'bearer token (≥ 16 characters) for the model server’s admin and feedback endpoints' },
   { name: 'MLOPS_MODEL_SERVER_URL', default: 'http://127.0.0.1:8000', meaning: 'a model server the promotion’s contract and load tests send requests to (traffic itself is set in PostgreSQL, which every server follows)' },
   { name: 'MLOPS_TASK_QUEUE_PREFIX', default: 'mlops', meaning: 'our task queues are `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (and `<prefix>-gpu-<class>`): read by our workers, the `mlops` CLI and the webhook; the plugin takes `taskQueues` instead' },

@@ -167,14 +167,17 @@ async function main(): Promise<void> {
     // with nothing set by hand. A token is made up when none is given (and printed below).
     const adminToken = config.modelServer.adminToken ?? randomBytes(18).toString('base64url');
     const servePort = process.env.MLOPS_SERVE_PORT ? Number(process.env.MLOPS_SERVE_PORT) : 8000;
+    // OIP over gRPC beside REST, on KServe's port unless MLOPS_SERVE_GRPC_PORT says another (or off).
+    const grpcSetting = process.env.MLOPS_SERVE_GRPC_PORT?.trim().toLowerCase();
+    const grpcPort = grpcSetting === 'off' ? undefined : grpcSetting ? Number(grpcSetting) : 8081;
     // Its spans as their own service, as `npm run serve` would export them.
     const tracer = config.tracing && startTracing(config.tracing, { defaultServiceName: 'mlops-serve', log: createLogger('serve') }).tracer;
     try {
-      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: servePort, adminToken, tracer });
+      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: servePort, grpcPort, adminToken, tracer });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-      log.warn(`model server: port ${servePort} is in use (MLOPS_SERVE_PORT); serving on a free port instead`);
-      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: 0, adminToken, tracer });
+      log.warn(`model server: port ${servePort} (MLOPS_SERVE_PORT) or ${grpcPort} (MLOPS_SERVE_GRPC_PORT) is in use; serving on free ports instead`);
+      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: 0, grpcPort: grpcPort === undefined ? undefined : 0, adminToken, tracer });
     }
     runtime.config.modelServer = { url: server.url, adminToken };
     checkStopping();
@@ -210,6 +213,7 @@ async function main(): Promise<void> {
       `  S3 endpoint      ${minio ? `${minio.endpoint}  (access key ${minio.accessKey})` : config.s3 ? `${config.s3.useSSL ? 'https' : 'http'}://${config.s3.endPoint}:${config.s3.port}` : '(none; artifacts on local disk — `npm run dev -- --s3` starts MinIO)'}`,
       `  Workers          ${workers.queues.join(', ')}`,
       `  Model server     ${server.url}   (OIP REST; admin token ${config.modelServer.adminToken ? 'from MLOPS_ADMIN_TOKEN' : adminToken})`,
+      `  OIP gRPC         ${server.grpcUrl ?? '(off: MLOPS_SERVE_GRPC_PORT=off)'}`,
       `  Webhook          ${webhook ? webhook.url : '(off; set MLOPS_WEBHOOK_TOKEN to run it here)'}`,
       `  Registry page    ${registryWeb.url}/?token=${config.modelServer.adminToken ? '<MLOPS_ADMIN_TOKEN>' : adminToken}`,
       `  Metrics          ${metrics ? `${metrics.url}/metrics (workers), ${server.url}/metrics (model server)` : '(off: MLOPS_METRICS_PORT=off)'}${temporal ? `, ${temporal.metricsUrl} (Temporal)` : ''}`,

@@ -13,8 +13,8 @@ takes the raw features and does all of that itself (ONNX-ML LabelEncoder and Imp
 Concat, MatMul, Add, Sigmoid), so a model server can feed it request values as they come.
 
 Needs numpy, pandas, scikit-learn and onnx (Debian: python3-sklearn python3-pandas python3-onnx).
-MLOPS_DEBUG_PREDICTIONS=<path>: also write sklearn's predict_proba for the MLOPS_VALID_DATA rows
-there (CSV, one `probability` column, in row order), to check the ONNX graph against it.
+With MLOPS_TEST_SCORES set, it writes sklearn's own predict_proba for the MLOPS_VALID_DATA rows
+there (CSV, one `probability` column, in row order): evaluation checks the ONNX graph against it.
 """
 import json
 import math
@@ -171,7 +171,7 @@ def read_config(env):
         "out_dir": out_dir,
         "checkpoint_dir": checkpoint_dir,
         "resume": env.get("MLOPS_RESUME_CHECKPOINT") or None,
-        "debug_predictions": env.get("MLOPS_DEBUG_PREDICTIONS") or None,
+        "test_scores": env.get("MLOPS_TEST_SCORES") or None,
     }
 
 
@@ -498,9 +498,9 @@ def train(cfg):
     if cfg["valid"] and os.path.isfile(cfg["valid"]):
         vframe, vy = read_csv(cfg["valid"], features, label, np, pd)
         p = model.predict_proba(preprocessing.matrix(vframe, np, pd))[:, 1]
-        if cfg["debug_predictions"]:
+        if cfg["test_scores"]:
             text = "probability\n" + "".join(f"{v!r}\n" for v in p.tolist())
-            write_atomically(cfg["debug_predictions"], lambda fh: fh.write(text.encode("utf-8")))
+            write_atomically(cfg["test_scores"], lambda fh: fh.write(text.encode("utf-8")))
         known = ~np.isnan(vy)
         metrics["validRows"] = int(known.sum())
         if known.any():

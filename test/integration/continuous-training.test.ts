@@ -9,6 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import * as ort from 'onnxruntime-node';
 import type { Client as PgClient } from 'pg';
 import { readAll } from '../../infra/artifacts';
+import { builtinCommandTrainers } from '../../infra/config';
 import { getAlias, getModelByName, getModelVersion, setAlias } from '../../infra/db/repositories';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
@@ -29,7 +30,10 @@ let dataDir: string;
 const bucket = `ct-${randomUUID().slice(0, 8)}`;
 
 beforeAll(async () => {
-  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(bucket)]);
+  // Besides the example trainer: the same trainer run without MLOPS_TEST_SCORES, a trainer that gives no scores of its own.
+  const sklearn = builtinCommandTrainers()['sklearn-logreg']!;
+  const commands = { 'sklearn-logreg': sklearn, 'sklearn-no-scores': ['env', '-u', 'MLOPS_TEST_SCORES', ...sklearn] };
+  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(bucket, { MLOPS_COMMAND_TRAINERS: JSON.stringify(commands) })]);
   pg = await independentPg();
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'ct-data-'));
   await workflowBundle();
@@ -331,10 +335,22 @@ test('the command trainer runs the example Python trainer under the contract and
   });
   expect(result.status).toBe('registered');
   expect(result.metrics.auc).toBeGreaterThan(0.6);
-  expect(result.parityMaxAbsDiff).toBeUndefined();
+  // scikit-learn's own float64 scores against the exported graph's float32 ones.
+  expect(result.parityMaxAbsDiff).toBeLessThanOrEqual(1e-5);
   const train = st.steps.find((s) => s.name === 'train')!.outputs as { trainer: string; rounds: number };
   expect(train.trainer).toBe('command:sklearn-logreg');
   expect(train.rounds).toBe(3);
+});
+
+test('a command trainer that gives no scores of its own is rejected at the parity gate: nothing shows its export computes its model', async () => {
+  const model = uniqueModel('noscores');
+  const workflowId = `ct-noscores-${randomUUID()}`;
+  const result = await withTestWorkers(env, runtime, async () => (await (await start({ model, ...SAMPLED, trainer: 'command', command: 'sklearn-no-scores', hyperparameters: { epochs: 1 } }, workflowId)).result()) as TrainingResult);
+  expect(result.status).toBe('rejected');
+  expect(result.parityMaxAbsDiff).toBeUndefined();
+  expect(result.reasons).toContain('onnx-parity: no trainer scores on the test split (limit 0.0001)');
+  const versions = await versionsOf(model);
+  expect(versions.map((v) => v.status)).toEqual(['rejected']);
 });
 
 test('`temporal workflow reset` replays every step and leaves no duplicate version, alias or lineage', async () => {

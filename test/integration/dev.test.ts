@@ -9,6 +9,7 @@ import { PROJECT_ROOT } from '../../infra/paths';
 import { canConnect } from '../../infra/processes';
 import { testServices } from '../helpers/real';
 import { isAlive } from '../helpers/run-entry';
+import { call, oipClient } from '../helpers/oip-grpc-client';
 
 const exec = promisify(execFile);
 
@@ -153,6 +154,17 @@ test('npm run dev serves platformCheck from the Temporal CLI, shows it in the We
     });
     expect(infer.status).toBe(200);
     expect(((await infer.json()) as { model_version: string }).model_version).toBe('1');
+    // And over OIP gRPC, where dev printed it.
+    const grpcTarget = /OIP gRPC\s+(\S+)/.exec(stdout)![1]!;
+    const grpcClient = oipClient(grpcTarget);
+    try {
+      const inputs = meta.inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: [1, 1], contents: i.datatype === 'BYTES' ? { bytes_contents: [Buffer.from('ORD')] } : { fp32_contents: [10] } }));
+      const reply = await call<{ model_version: string; outputs: unknown[] }>(grpcClient, 'ModelInfer', { model_name: 'flights-delay', inputs });
+      expect(reply.model_version).toBe('1');
+      expect(reply.outputs).toHaveLength(1);
+    } finally {
+      grpcClient.close();
+    }
 
     // The Web UI that dev printed knows the run.
     const res = await fetch(`${ui}/api/v1/namespaces/default/workflows/${workflowId}`);

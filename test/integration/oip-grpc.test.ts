@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import * as ort from 'onnxruntime-node';
 import type { Client as PgClient } from 'pg';
 import { exportGbdtOnnx, trainGbdt } from '../../activities/ml/gbdt';
@@ -10,12 +8,12 @@ import { signatureOf } from '../../activities/training/scoring';
 import { recordArtifact, registerModelVersion, upsertModel } from '../../infra/db/repositories';
 import { compiledEntry } from '../../infra/entry';
 import { createLogger } from '../../infra/log';
-import { PROJECT_ROOT } from '../../infra/paths';
 import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { independentPg, openTestRuntime, testEnv } from '../helpers/real';
 import { workerGroup } from '../helpers/run-entry';
 import { waitFor } from '../helpers/wait';
+import { call, oipClient, type OipClient } from '../helpers/oip-grpc-client';
 import { SERVING_FEATURES as FEATURES, SERVING_ORIGINS as ORIGINS, servingTable as table } from '../helpers/serving-table';
 
 /**
@@ -32,23 +30,6 @@ const ROWS = 20;
 const hours = Array.from({ length: ROWS }, (_, i) => (i * 5) % 24);
 const distances = Array.from({ length: ROWS }, (_, i) => 150 + 97 * i);
 const origins = Array.from({ length: ROWS }, (_, i) => ORIGINS[i % ORIGINS.length]!);
-
-// A generated OIP client: proto-loader and grpc-js, nothing of the server's.
-type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
-type Unary = (req: unknown, metadata: grpc.Metadata, cb: Callback<Record<string, unknown>>) => void;
-type OipClient = grpc.Client & Record<'ServerLive' | 'ServerReady' | 'ServerMetadata' | 'ModelReady' | 'ModelMetadata' | 'ModelInfer', Unary>;
-
-function oipClient(target: string): OipClient {
-  const def = protoLoader.loadSync(path.join(PROJECT_ROOT, 'workers/serving/grpc_predict_v2.proto'), { keepCase: true, longs: Number, defaults: true, oneofs: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
-  return new pkg.inference.GRPCInferenceService(target, grpc.credentials.createInsecure()) as unknown as OipClient;
-}
-
-function call<T = Record<string, unknown>>(client: OipClient, rpc: keyof OipClient & string, req: unknown, meta: Record<string, string> = {}): Promise<T> {
-  const metadata = new grpc.Metadata();
-  for (const [k, v] of Object.entries(meta)) metadata.set(k, v);
-  return new Promise((resolve, reject) => (client[rpc] as Unary).call(client, req, metadata, (err, res) => (err ? reject(err) : resolve(res as T))));
-}
 
 /** The gRPC error a call fails with (the test fails if it succeeds). */
 async function grpcError(promise: Promise<unknown>): Promise<grpc.ServiceError> {
@@ -322,6 +303,19 @@ test('the compiled server (npm run serve) finds its proto in dist/ and serves gR
   } finally {
     other.close();
     children.killAll();
+  }
+});
+
+test('a gRPC port in use is refused as EADDRINUSE, as the HTTP one is, so a caller can pick another', async () => {
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = blocker.address() as net.AddressInfo;
+  try {
+    const err = (await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('test-grpc'), adminToken: TOKEN, port: 0, grpcPort: port }).catch((e: unknown) => e)) as NodeJS.ErrnoException;
+    expect(err.code).toBe('EADDRINUSE');
+    expect(err.message).toContain(`gRPC: cannot listen on 127.0.0.1:${port}`);
+  } finally {
+    blocker.close();
   }
 });
 

@@ -38,6 +38,8 @@ test('the model server runs its entry point with the stores and a published port
   for (const key of Object.keys(env)) expect(documented).toContain(key);
   expect(loadConfig(env).artifactRoot.kind).toBe('s3');
   expect(hostPorts(svc)).toContain(Number(env.MLOPS_SERVE_PORT));
+  // OIP over gRPC too, published like REST.
+  expect(hostPorts(svc)).toContain(Number(env.MLOPS_SERVE_GRPC_PORT));
   expect(env.MLOPS_ADMIN_TOKEN!.length).toBeGreaterThanOrEqual(16);
 });
 

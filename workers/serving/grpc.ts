@@ -122,7 +122,13 @@ export async function startGrpcServer(deps: GrpcDeps, host: string, port: number
 
   const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(new Error(`gRPC: cannot listen on ${address}: ${err.message}`)) : resolve(p))),
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => {
+      if (!err) return resolve(p);
+      // Like the HTTP server's: a caller can tell a port in use from other failures.
+      const failure: NodeJS.ErrnoException = new Error(`gRPC: cannot listen on ${address}: ${err.message}`);
+      if (err.message.includes('EADDRINUSE')) failure.code = 'EADDRINUSE';
+      reject(failure);
+    }),
   );
   const url = `${host.includes(':') ? `[${host}]` : host}:${bound}`;
   return {

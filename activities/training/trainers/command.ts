@@ -46,6 +46,35 @@ function stopProcess(pid: number | undefined, graceMs = 5000): void {
   }, graceMs).unref();
 }
 
+const TEST_SCORES_FILE = 'test-scores.csv';
+
+/**
+ * The trainer's own scores for the MLOPS_VALID_DATA rows: a CSV with one column (a header, then
+ * one number per row, in row order). Absent when the trainer wrote none; a file of another
+ * length or with a value that is not a number is the trainer's bug, and fails the step.
+ */
+export async function readTestScores(file: string, rows: number, name: string): Promise<Float64Array | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const lines = text.split(/\r?\n/);
+  if (lines.at(-1) === '') lines.pop();
+  const values = lines.slice(1);
+  const fix = { overrides: [], action: `fix the command trainer ${name}: one score per MLOPS_VALID_DATA row in MLOPS_TEST_SCORES, after a header line` };
+  if (values.length !== rows) throw dataError(`train: ${name} wrote ${values.length} scores to MLOPS_TEST_SCORES for ${rows} MLOPS_VALID_DATA rows`, fix);
+  const out = new Float64Array(rows);
+  for (let i = 0; i < rows; i++) {
+    const v = values[i]!.trim();
+    const x = v === '' ? NaN : Number(v);
+    if (!Number.isFinite(x)) throw dataError(`train: ${name}'s MLOPS_TEST_SCORES line ${i + 2} is ${JSON.stringify(v.slice(0, 40))}, not a number`, fix);
+    out[i] = x;
+  }
+  return out;
+}
+
 export function commandTrainer(commands: Record<string, string[]>, inheritEnv: readonly string[] = []): Trainer {
   return defineTrainer<Record<string, unknown>>({
     name: 'command',
@@ -53,16 +82,19 @@ export function commandTrainer(commands: Record<string, string[]>, inheritEnv: r
     async train(ctx) {
       const name = ctx.command;
       const argv = name ? commands[name] : undefined;
-      if (!argv) throw dataError(`train: no command trainer named ${JSON.stringify(name)} on this worker (registered: ${Object.keys(commands).join(', ') || 'none'}; see MLOPS_COMMAND_TRAINERS)`, {
+      if (!name || !argv) {
+        throw dataError(`train: no command trainer named ${JSON.stringify(name)} on this worker (registered: ${Object.keys(commands).join(', ') || 'none'}; see MLOPS_COMMAND_TRAINERS)`, {
           overrides: [],
           action: `register ${JSON.stringify(name)} in MLOPS_COMMAND_TRAINERS on the training workers and restart them`,
         });
+      }
       return withTempDir('command-trainer', async (dir) => {
         const trainCsv = path.join(dir, 'train.csv');
         const validCsv = path.join(dir, 'valid.csv');
-        await withDuckDb(async (c) => {
+        const testRows = await withDuckDb(async (c) => {
           await c.run(`COPY (SELECT * FROM read_parquet(${literal(ctx.files.train)})) TO ${literal(trainCsv)} (HEADER, DELIMITER ',')`);
           await c.run(`COPY (SELECT * FROM read_parquet(${literal(ctx.files.test)})) TO ${literal(validCsv)} (HEADER, DELIMITER ',')`);
+          return Number((await c.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM read_parquet(${literal(ctx.files.test)})`)).getRowObjectsJson()[0]!.n);
         });
         const outDir = path.join(dir, 'out');
         const checkpointDir = path.join(dir, 'checkpoints');
@@ -78,6 +110,7 @@ export function commandTrainer(commands: Record<string, string[]>, inheritEnv: r
           MLOPS_SEED: String(ctx.seed),
           MLOPS_OUTPUT_DIR: outDir,
           MLOPS_CHECKPOINT_DIR: checkpointDir,
+          MLOPS_TEST_SCORES: path.join(outDir, TEST_SCORES_FILE),
         };
         if (ctx.resumeFrom) {
           const file = path.join(checkpointDir, `resume-${ctx.resumeFrom.round}`);
@@ -131,7 +164,9 @@ export function commandTrainer(commands: Record<string, string[]>, inheritEnv: r
         } catch {
           throw new Error(`command trainer ${name} exited 0 but wrote no model.onnx in MLOPS_OUTPUT_DIR`);
         }
-        return { onnx, rounds, summary: { command: name, metrics } };
+        const testScores = await readTestScores(path.join(outDir, TEST_SCORES_FILE), testRows, name);
+        if (!testScores) ctx.log.warn(`train: ${name} wrote no scores to MLOPS_TEST_SCORES: its model cannot pass the ONNX parity gate`);
+        return { onnx, rounds, summary: { command: name, metrics }, ...(testScores ? { testScores } : {}) };
       });
     },
   });
