@@ -17,6 +17,7 @@ import { Supervisor } from '../infra/supervisor';
 import { temporalSettings } from '../infra/temporal';
 import { shutdownTracing, startTracing } from '../infra/tracing';
 import { startModelServer, type RunningModelServer } from './serving/server';
+import { portInUse, serverOptions, servingSettings } from './serving/settings';
 import { startWebhookServer, type RunningWebhook } from './triggers/webhook';
 import type { RunningWorkerMetrics } from './metrics-server';
 import { startRegistryWeb, type RegistryWeb } from '../client/web/site';
@@ -166,18 +167,18 @@ async function main(): Promise<void> {
     // The model server, on the same store and artifacts as the workers: promotions deploy to it
     // with nothing set by hand. A token is made up when none is given (and printed below).
     const adminToken = config.modelServer.adminToken ?? randomBytes(18).toString('base64url');
-    const servePort = process.env.MLOPS_SERVE_PORT ? Number(process.env.MLOPS_SERVE_PORT) : 8000;
-    // OIP over gRPC beside REST, on KServe's port unless MLOPS_SERVE_GRPC_PORT says another (or off).
-    const grpcSetting = process.env.MLOPS_SERVE_GRPC_PORT?.trim().toLowerCase();
-    const grpcPort = grpcSetting === 'off' ? undefined : grpcSetting ? Number(grpcSetting) : 8081;
+    // As `npm run serve` reads them, with OIP over gRPC beside REST on KServe's port by default.
+    const serveSettings = servingSettings(process.env, { grpcPort: 8081 });
+    const serving = serverOptions(serveSettings);
     // Its spans as their own service, as `npm run serve` would export them.
     const tracer = config.tracing && startTracing(config.tracing, { defaultServiceName: 'mlops-serve', log: createLogger('serve') }).tracer;
     try {
-      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: servePort, grpcPort, adminToken, tracer });
+      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), ...serving, adminToken, tracer });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-      log.warn(`model server: port ${servePort} (MLOPS_SERVE_PORT) or ${grpcPort} (MLOPS_SERVE_GRPC_PORT) is in use; serving on free ports instead`);
-      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), port: 0, grpcPort: grpcPort === undefined ? undefined : 0, adminToken, tracer });
+      const inUse = portInUse(err, serveSettings);
+      if (!inUse) throw err;
+      log.warn(`model server: ${inUse}; serving on free ports instead`);
+      server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('serve'), ...serving, port: 0, grpcPort: serving.grpcPort === undefined ? undefined : 0, adminToken, tracer });
     }
     runtime.config.modelServer = { url: server.url, adminToken };
     checkStopping();

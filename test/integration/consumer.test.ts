@@ -142,7 +142,7 @@ test("the consumer's worker trains and promotes with its own queues and schema, 
 
   const trained = await runWithCli('continuousTraining', `train-${MODEL}`, { model: MODEL, ...LIGHT }, 240_000);
   expect(trained).toMatchObject({ model: MODEL, status: 'registered', version: 1 });
-  const promoted = await runWithCli('promotion', `promotion-${MODEL}`, { model: MODEL, version: 1, strategy: 'direct', contractRows: 50, loadTest: { seconds: 1, concurrency: 2 } }, 180_000);
+  const promoted = await runWithCli('promotion', `promotion-${MODEL}`, { model: MODEL, version: 1, strategy: 'direct', contractRows: 50, loadTest: { seconds: 1, concurrency: 2 }, gates: { maxP99Ms: 2000 } }, 180_000);
   expect(promoted).toMatchObject({ outcome: 'promoted', candidate: 1 });
 
   // The consumer's own workflow, bundled beside ours, runs our training as a child.

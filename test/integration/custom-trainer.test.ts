@@ -101,9 +101,11 @@ test('a trainer registered through the plugin options checkpoints, resumes after
   const promotion = await env.client.workflow.execute('promotion', {
     taskQueue: TASK_QUEUES.control,
     workflowId: `promotion-${model}`,
-    args: [{ model, version: 1, strategy: 'direct', contractRows: 50, loadTest: { seconds: 1, concurrency: 2 } }],
+    // The latency gate is generous: this test is about the trainer, and runs beside other test files on 2 cores.
+    args: [{ model, version: 1, strategy: 'direct', contractRows: 50, loadTest: { seconds: 1, concurrency: 2 }, gates: { maxP99Ms: 2000 } }],
   });
-  expect((promotion as PromotionStatus).outcome).toBe('promoted');
+  // The whole status on failure: which gate rolled it back, and with what figures.
+  expect(promotion as PromotionStatus).toMatchObject({ outcome: 'promoted' });
   const row = { hour: 17, dayofweek: 4, distance: 700, origin: 'ORD', destination: 'LGA' };
   const meta = (await (await fetch(`${server.url}/v2/models/${model}`)).json()) as { inputs: Array<{ name: string; datatype: string }> };
   const res = await fetch(`${server.url}/v2/models/${model}/infer`, {
