@@ -7,6 +7,7 @@ import { localArtifact, readVerified } from '../data/sources';
 import type { Table } from '../ml/dataset';
 import { predictLogreg, trainLogreg } from '../ml/logreg';
 import { auc, binaryMetrics, logLoss, type BinaryMetrics } from '../ml/metrics';
+import { dataError } from '../steps';
 import { createSession, scoreTable } from './scoring';
 import type { ArtifactRef } from './train';
 
@@ -111,7 +112,10 @@ export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInp
   if (input.trainerScores) {
     const raw = await readVerified(artifacts, input.trainerScores);
     const own = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-    if (own.length !== probs.length) throw new Error(`trainer scores have ${own.length} rows, the test split ${probs.length}`);
+    if (own.length !== probs.length) {
+      // The trained step's output itself is wrong: a resume re-runs evaluate on the same scores.
+      throw dataError(`evaluate: the trainer's scores have ${own.length} rows, the test split ${probs.length}; fix the trainer and start a new run`, { overrides: [] });
+    }
     let maxAbsDiff = 0;
     for (let i = 0; i < own.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(own[i]! - probs[i]!));
     parity = { maxAbsDiff, rows: own.length };

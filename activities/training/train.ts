@@ -159,6 +159,12 @@ async function finish(
   o: { result: TrainedModel; resumedFromRound: number; last: TrainHeartbeat; attempt: number; started: number; device: string },
 ): Promise<TrainOutput> {
   const { result, resumedFromRound, last, started, device } = o;
+  if (result.testScores && result.testScores.length !== input.data.test.rows) {
+    throw dataError(`train: trainer ${input.trainer} gave ${result.testScores.length} test scores for ${input.data.test.rows} test rows`, {
+      overrides: [],
+      action: `fix trainer ${input.trainer} to score every test row, in order, and deploy it`,
+    });
+  }
   const upload = (what: string, bytes: Buffer, mediaType: string) => waitingOutOutages(`train: uploading ${what}`, () => deps.artifacts.putContent(bytes, { mediaType }), { onWait: () => heartbeat(last) });
   const put = await upload('the model', Buffer.from(result.onnx), 'application/onnx');
   let trainerScores: ArtifactRef | undefined;

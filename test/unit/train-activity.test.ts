@@ -6,6 +6,9 @@ import { literal, withDuckDb } from '../../activities/data/duck';
 import { prepareData, type PreparedData } from '../../activities/data/prepare';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import { trainModel, type TrainInput, type TrainOutput } from '../../activities/training/train';
+import { TrainerRegistry } from '../../activities/training/trainers';
+import { defineTrainer } from '../../activities/training/trainers/types';
+import { ApplicationFailure } from '@temporalio/common';
 import { LocalArtifactStore } from '../../infra/artifacts';
 import { PRESETS } from '../../workflows/contracts/training-spec';
 
@@ -81,4 +84,20 @@ test('cancellation stops the training thread', async () => {
   });
   await expect(env.run(() => trainModel(deps(), input(5000)))).rejects.toThrow(/cancel/i);
   expect(cancelled).toBe(true);
+});
+
+test('a trainer whose own test scores miss rows fails the step, naming the trainer: its parity check would compare nothing', async () => {
+  const short = defineTrainer({
+    name: 'short-scores',
+    async train(ctx) {
+      const { test } = await ctx.tables();
+      return { onnx: new Uint8Array([1]), testScores: new Float64Array(test.rows - 1), rounds: 1 };
+    },
+  });
+  const trainers = new TrainerRegistry({ commandTrainers: {} }, [short]);
+  const err = await new MockActivityEnvironment().run(() => trainModel({ ...deps(), trainers }, { ...input(1), trainer: 'short-scores', hyperparameters: {} })).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  expect((err as ApplicationFailure).message).toBe(`train: trainer short-scores gave ${data.test.rows - 1} test scores for ${data.test.rows} test rows`);
+  expect((err as ApplicationFailure).nonRetryable).toBe(true);
+  expect((err as ApplicationFailure).details).toEqual([{ fix: { overrides: [], action: 'fix trainer short-scores to score every test row, in order, and deploy it' } }]);
 });
