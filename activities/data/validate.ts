@@ -184,7 +184,15 @@ export async function computeStatistics(
     for (const s of stats) if (s.categories && Object.keys(s.categories).length > MAX_DOMAIN) delete s.categories;
   }
   const out: SpanStatistics = { rows, columns: stats };
-  if (opts.label && labelColumn) out.label = { positives: num(row.label_pos) ?? 0, labelled: num(row.label_n) ?? 0, invalid: num(row.label_bad) ?? 0 };
+  if (opts.label && labelColumn) {
+    // Counts always come back (0, not NULL): a missing one is a broken query, never "no rows".
+    const count = (key: string) => {
+      const n = num(row[key]);
+      if (n === undefined) throw new Error(`statistics: the scan returned no ${key} for label ${opts.label!.column}`);
+      return n;
+    };
+    out.label = { positives: count('label_pos'), labelled: count('label_n'), invalid: count('label_bad') };
+  }
   return out;
 }
 
@@ -255,7 +263,12 @@ export function validateSpan(input: {
       err({ column: col, kind: 'type', fix, message: `column ${col} (${need.what}) is ${s.type}; expected ${need.kinds.join(' or ')}${binaryOnly}` });
     } else if (stats.rows > 0 && s.count === 0) err({ column: col, kind: 'all-null', fix, message: `column ${col} (${need.what}) has no values: all ${stats.rows} rows are null` });
   }
-  if (stats.label && stats.rows > 0 && byName.get(input.label.column)?.count) {
+  const labelStats = byName.get(input.label.column);
+  if (!stats.label && stats.rows > 0 && labelStats?.count && (labelStats.kind === 'numeric' || labelStats.kind === 'boolean')) {
+    // A usable label without its counts: nothing shows it has two classes and enough rows.
+    err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: no label statistics were computed for it` });
+  }
+  if (stats.label && stats.rows > 0 && labelStats?.count) {
     const { positives, labelled, invalid } = stats.label;
     if (invalid > 0) {
       err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: ${invalid} rows are not 0/1 (binary classification: give label.greaterThan to turn a numeric column into two classes)` });

@@ -61,8 +61,8 @@ afterAll(async () => {
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function failure(spec: unknown): Promise<{ message: string; type?: string | null; details: unknown[] }> {
-  const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId: `bad-${randomUUID()}`, args: [spec] });
+async function failure(spec: unknown, workflowId = `bad-${randomUUID()}`): Promise<{ message: string; type?: string | null; details: unknown[] }> {
+  const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
   try {
     await handle.result();
   } catch (err) {
@@ -161,13 +161,7 @@ describe('bad inputs', () => {
   test('a missing label column is named without the engine\'s SQL, and not retried', async () => {
     const spec = { ...dataSpec('ok.parquet'), label: { column: 'delayed', greaterThan: 15 } };
     const workflowId = `bad-label-${randomUUID()}`;
-    const f = await withTestWorkers(env, runtime, async () => {
-      const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
-      return handle.result().then(
-        () => undefined,
-        (err: WorkflowFailedError) => err.cause as ApplicationFailure,
-      );
-    });
+    const f = await withTestWorkers(env, runtime, () => failure(spec, workflowId));
     expect(f?.message).toMatch(/column delayed \(the label\) is missing; the data has date, delay, distance, origin, destination/);
     expect(f?.message).not.toMatch(/Binder|SELECT|FROM/);
     const started = await activityAttempts(workflowId, 'validate-data');
@@ -203,18 +197,7 @@ describe('bad inputs', () => {
     const workflowId = `bad-unfixable-${randomUUID()}`;
     // A registered trainer's own verdict that nothing in the spec can change.
     const wrap: ActivityWrapper = (name, fn) => (name === 'train' ? async () => { throw dataError('train: this trainer refuses the data (injected)', { overrides: [] }); } : fn);
-    const f = await withTestWorkers(
-      env,
-      runtime,
-      async () => {
-        const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
-        return handle.result().then(
-          () => undefined,
-          (err: WorkflowFailedError) => err.cause as ApplicationFailure,
-        );
-      },
-      { wrap },
-    );
+    const f = await withTestWorkers(env, runtime, () => failure(spec, workflowId), { wrap });
     expect(f?.type).toBe('StepFailed');
     expect(f?.message).toBe('step train failed: train: this trainer refuses the data (injected) (no resume can fix this, so the run did not pause)');
     const run = await pg.query(`select status from pipeline_runs where workflow_id = $1`, [workflowId]);

@@ -63,3 +63,11 @@ test('a missing or non-numeric label is named, with the overrides that fix it, a
     ['when', ['split', 'dataset']],
   ]);
 });
+
+test('a usable label without its counts fails validation instead of passing unjudged', async () => {
+  const stats = await withDuckDb((c) => computeStatistics(c, month(2, 'LIMIT 1000')));
+  expect(stats.label).toBeUndefined();
+  const report = validateSpan({ stats, features: task.features, label: task.label, splitColumn: 'date' });
+  expect(report.ok).toBe(false);
+  expect(report.anomalies).toContainEqual(expect.objectContaining({ kind: 'label', column: 'delay', severity: 'error', message: 'label delay: no label statistics were computed for it' }));
+});

@@ -93,8 +93,9 @@ export function commandTrainer(commands: Record<string, string[]>, inheritEnv: r
         const validCsv = path.join(dir, 'valid.csv');
         const testRows = await withDuckDb(async (c) => {
           await c.run(`COPY (SELECT * FROM read_parquet(${literal(ctx.files.train)})) TO ${literal(trainCsv)} (HEADER, DELIMITER ',')`);
-          await c.run(`COPY (SELECT * FROM read_parquet(${literal(ctx.files.test)})) TO ${literal(validCsv)} (HEADER, DELIMITER ',')`);
-          return Number((await c.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM read_parquet(${literal(ctx.files.test)})`)).getRowObjectsJson()[0]!.n);
+          // COPY answers the rows it wrote: the count the trainer's scores must match, without reading the split again.
+          const copied = await c.runAndReadAll(`COPY (SELECT * FROM read_parquet(${literal(ctx.files.test)})) TO ${literal(validCsv)} (HEADER, DELIMITER ',')`);
+          return Number(copied.getRows()[0]![0]);
         });
         const outDir = path.join(dir, 'out');
         const checkpointDir = path.join(dir, 'checkpoints');
