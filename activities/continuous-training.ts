@@ -68,7 +68,7 @@ export interface RegisterInput {
   schemaVersion: number;
   data: PreparedData;
   trained: Pick<TrainOutput, 'model' | 'trainer' | 'rounds' | 'trainSeconds' | 'device'>;
-  evaluation: Pick<Evaluation, 'metrics' | 'slices' | 'parity' | 'baseline' | 'predictionHistogram' | 'report'>;
+  evaluation: Evaluation;
   validation: ModelValidation;
 }
 
@@ -181,7 +181,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
       const wf = currentWorkflow();
       const model = await upsertModel(deps.db, input.model);
       const onnx = await recordArtifact(deps.db, { uri: input.trained.model.uri, sha256: input.trained.model.sha256, bytes: input.trained.model.bytes, media_type: 'application/onnx', producing_step_run_id: null });
-      const signature = signatureOf(input.data.features);
+      const signature = signatureOf(input.data.features, input.data.task);
       const accepted = input.validation.accepted;
       const mv = await registerModelVersion(deps.db, {
         modelId: model.id,
@@ -194,6 +194,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
           parity: input.evaluation.parity,
           baseline: input.evaluation.baseline,
           predictionHistogram: input.evaluation.predictionHistogram,
+          ...(input.evaluation.task === 'regression' ? { task: 'regression', predictionEdges: input.evaluation.predictionEdges } : {}),
           champion: input.validation.champion,
           checks: input.validation.checks,
           infra: input.validation.infra,

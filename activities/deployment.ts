@@ -10,7 +10,7 @@ import { withDuckDb } from './data/duck';
 import { loadTable } from './data/prepare';
 import { localArtifact, readVerified } from './data/sources';
 import { quantile } from './ml/metrics';
-import { createSession, featuresOfSignature, scoreTable } from './training/scoring';
+import { createSession, featuresOfSignature, scoreTable, taskOfSignature } from './training/scoring';
 import { signatureDiff } from './training/gates';
 
 /**
@@ -242,7 +242,9 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       if (!lineage?.test) throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version} has no evaluation sample in its lineage`, 'NoSample');
       const features = featuresOfSignature(mv.input_signature as Array<{ name: string; datatype: string }>);
       const file = await localArtifact(deps.artifacts, lineage.test, '.parquet');
-      const full = await withDuckDb((c) => loadTable(file, features, c));
+      const task = taskOfSignature(mv.output_signature);
+      if (!task) throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version}: its output signature names no task's output`, 'InvalidSignature');
+      const full = await withDuckDb((c) => loadTable(file, features, c, { task }));
       const n = Math.min(input.rows, full.rows);
       const sample = { ...full, rows: n, numeric: Object.fromEntries(Object.entries(full.numeric).map(([k, v]) => [k, v.slice(0, n)])), categorical: Object.fromEntries(Object.entries(full.categorical).map(([k, v]) => [k, v.slice(0, n)])), label: full.label.slice(0, n) };
       const artifact = await deps.db.selectFrom('artifacts').selectAll().where('id', '=', mv.onnx_artifact_id!).executeTakeFirstOrThrow();
@@ -301,6 +303,11 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
     async canaryFigures(input: { model: string; stable: number; canary: number; since: string; role?: 'canary' | 'shadow' }): Promise<CanaryFigures> {
       const s = await versionRow(deps.db, input.model, input.stable);
       const c = await versionRow(deps.db, input.model, input.canary);
+      // The figures below (probability bins, 0/1 outcomes) say nothing about a regression: no evidence, no pass.
+      for (const v of [s, c]) {
+        const task = taskOfSignature(v.mv.output_signature);
+        if (task !== 'binary') throw ApplicationFailure.nonRetryable(`model ${input.model} v${v.mv.version} is a ${task ?? 'unknown'} model: canary and shadow figures judge binary models only so far`, 'UnsupportedTask');
+      }
       const rows = await deps.db
         .selectFrom('prediction_log')
         .select([

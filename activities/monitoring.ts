@@ -5,7 +5,7 @@ import type { ArtifactStore } from '../infra/artifacts';
 import type { Database } from '../infra/db/schema';
 import { getAlias, getModelByName, prepareStepOutputs, readLabeledPredictions, readPredictionWindow, upsertMonitoringCheck } from '../infra/db/repositories';
 import { modelName, monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../workflows/contracts/lifecycle';
-import { featuresOfSignature } from './training/scoring';
+import { featuresOfSignature, taskOfSignature } from './training/scoring';
 import { loadFeatureBaselines, scoreTestSample, trainingRefs, type TrainingRefs } from './monitoring/baseline';
 import { checkDrift, type FeatureBaseline, type FeatureWindow } from './ml/monitoring/drift-check';
 
@@ -112,6 +112,9 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
         const sig = signature.safeParse(mv.input_signature);
         if (!sig.success) throw ApplicationFailure.nonRetryable(`model ${input.model} v${mv.version}: its input signature is not a list of {name, datatype}`, 'InvalidSignature');
         const features = featuresOfSignature(sig.data);
+        // Probability drift and AUC decay say nothing about a regression: it fails, recorded, rather than reading as healthy.
+        const task = taskOfSignature(mv.output_signature);
+        if (task !== 'binary') throw ApplicationFailure.nonRetryable(`model ${input.model} v${mv.version} is a ${task ?? 'unknown'} model: the monitoring check judges binary models only so far`, 'UnsupportedTask');
         const metrics = versionMetrics.safeParse(mv.metrics);
         const refs = await refsOf(metrics.success ? metrics.data : {}, mv.training_run_id);
         const notes: string[] = [];

@@ -51,11 +51,20 @@ export function stepDoneLine(s: StepState): string {
 }
 
 export function trainingResultView(r: TrainingResult): string {
-  const m = r.metrics;
+  const parity = r.parityMaxAbsDiff !== undefined ? `  ONNX parity ${r.parityMaxAbsDiff.toExponential(1)}` : '';
+  const figures =
+    r.task === 'regression'
+      ? [
+          `  RMSE ${fixed(r.metrics.rmse)}  MAE ${fixed(r.metrics.mae)}  R² ${fixed(r.metrics.r2)}`,
+          `  baseline (ridge) RMSE ${fixed(r.baselineRmse)}${r.champion ? `  champion v${r.champion.version} RMSE ${fixed(r.champion.rmse)}` : ''}${parity}`,
+        ]
+      : [
+          `  AUC ${fixed(r.metrics.auc)}  log loss ${fixed(r.metrics.logLoss)}  accuracy ${fixed(r.metrics.accuracy)}  precision ${fixed(r.metrics.precision)}  recall ${fixed(r.metrics.recall)}  ECE ${fixed(r.metrics.expectedCalibrationError)}`,
+          `  baseline (logreg) AUC ${fixed(r.baselineAuc)}${r.champion ? `  champion v${r.champion.version} AUC ${fixed(r.champion.auc)}` : ''}${parity}`,
+        ];
   const lines = [
     `${r.model} v${r.version}: ${r.status}${r.alias ? ` (alias ${r.alias})` : ''}`,
-    `  AUC ${fixed(m.auc)}  log loss ${fixed(m.logLoss)}  accuracy ${fixed(m.accuracy)}  precision ${fixed(m.precision)}  recall ${fixed(m.recall)}  ECE ${fixed(m.expectedCalibrationError)}`,
-    `  baseline (logreg) AUC ${fixed(r.baselineAuc)}${r.champion ? `  champion v${r.champion.version} AUC ${fixed(r.champion.auc)}` : ''}${r.parityMaxAbsDiff !== undefined ? `  ONNX parity ${r.parityMaxAbsDiff.toExponential(1)}` : ''}`,
+    ...figures,
     `  model ${r.modelUri}`,
   ];
   if (r.reasons.length) lines.push(`  reasons: ${r.reasons.join('; ')}`);

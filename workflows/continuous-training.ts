@@ -46,23 +46,43 @@ const cpuOptions = (): ActivityOptions => ({
   retry: { ...RETRY, maximumAttempts: 3, nonRetryableErrorTypes: ['DataError'] },
 });
 
-export interface TrainingResult {
+interface TrainingResultBase {
   model: string;
   version: number;
   modelVersionId: string;
   status: 'registered' | 'rejected';
   alias?: 'candidate';
   reasons: string[];
-  metrics: { auc: number; logLoss: number; accuracy: number; precision: number; recall: number; expectedCalibrationError: number };
-  baselineAuc: number;
   parityMaxAbsDiff?: number;
-  champion?: { version: number; auc: number };
   modelUri: string;
   modelSha256: string;
   snapshotSha256: string;
   schemaVersion: number;
   dataWarnings: string[];
   resumedFromRound: number;
+}
+
+export interface BinaryTrainingResult extends TrainingResultBase {
+  task?: undefined;
+  metrics: { auc: number; logLoss: number; accuracy: number; precision: number; recall: number; expectedCalibrationError: number };
+  baselineAuc: number;
+  champion?: { version: number; auc: number };
+}
+
+export interface RegressionTrainingResult extends TrainingResultBase {
+  task: 'regression';
+  metrics: { rmse: number; mae: number; r2: number };
+  /** Ridge regression's RMSE on the same split. */
+  baselineRmse: number;
+  champion?: { version: number; rmse: number };
+}
+
+/** Absent `task`: binary, as every result before there were kinds. */
+export type TrainingResult = BinaryTrainingResult | RegressionTrainingResult;
+
+/** The result's primary metric in words: `AUC 0.7012` or `RMSE 12.3400`. */
+export function headlineMetric(r: Pick<BinaryTrainingResult, 'task' | 'metrics'> | Pick<RegressionTrainingResult, 'task' | 'metrics'>): string {
+  return r.task === 'regression' ? `RMSE ${r.metrics.rmse.toFixed(4)}` : `AUC ${r.metrics.auc.toFixed(4)}`;
 }
 
 /** Queues the train step may go to, in order: the spec's GPU class, then its fallbacks. */
@@ -221,7 +241,8 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
       'train',
       {
         model: spec.model,
-        data: { train: data.train, test: data.test, features: data.features },
+        // `task` only for a regression: a binary run's step inputs (and cache keys) stay what they were.
+        data: { train: data.train, test: data.test, features: data.features, ...(data.task ? { task: data.task } : {}) },
         trainer: spec.trainer,
         command: spec.command,
         hyperparameters: spec.hyperparameters,
@@ -253,24 +274,38 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
       },
       (c) => proxyActivities<Steps>({ ...controlOptions(), ...named('register') }).register(c),
     );
-    const m = evaluation.metrics;
-    return {
+    const common = {
       model: spec.model,
       version: registered.version,
       modelVersionId: registered.modelVersionId,
       status: registered.status,
       alias: registered.alias,
       reasons: verdict.reasons,
-      metrics: { auc: m.auc, logLoss: m.logLoss, accuracy: m.accuracy, precision: m.precision, recall: m.recall, expectedCalibrationError: m.expectedCalibrationError },
-      baselineAuc: evaluation.baseline.auc,
       parityMaxAbsDiff: evaluation.parity?.maxAbsDiff,
-      champion: verdict.champion ? { version: verdict.champion.version, auc: verdict.champion.auc } : undefined,
       modelUri: trained.model.uri,
       modelSha256: trained.model.sha256,
       snapshotSha256: snapshot.sha256,
       schemaVersion: validated.schemaVersion,
       dataWarnings: validated.report.anomalies.map((a) => a.message),
       resumedFromRound: trained.resumedFromRound,
+    };
+    const champion = verdict.champion;
+    if (evaluation.task === 'regression') {
+      const m = evaluation.metrics;
+      return {
+        ...common,
+        task: 'regression',
+        metrics: { rmse: m.rmse, mae: m.mae, r2: m.r2 },
+        baselineRmse: evaluation.baseline.rmse,
+        champion: champion && 'rmse' in champion ? { version: champion.version, rmse: champion.rmse } : undefined,
+      };
+    }
+    const m = evaluation.metrics;
+    return {
+      ...common,
+      metrics: { auc: m.auc, logLoss: m.logLoss, accuracy: m.accuracy, precision: m.precision, recall: m.recall, expectedCalibrationError: m.expectedCalibrationError },
+      baselineAuc: evaluation.baseline.auc,
+      champion: champion && 'auc' in champion ? { version: champion.version, auc: champion.auc } : undefined,
     };
   };
 

@@ -18,7 +18,7 @@ import {
 } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { DeploymentActivities } from '../activities/deployment';
-import { continuousTraining } from './continuous-training';
+import { continuousTraining, headlineMetric } from './continuous-training';
 import type { MlopsMetricSinks } from './contracts/metric-sinks';
 import { lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from './contracts/names';
 import { priorityForSources } from './contracts/priority';
@@ -274,10 +274,10 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
         taskQueue: taskQueues().control,
         args: [spec],
       });
-      decide('training-finished', `${workflowId}: v${result.version} ${result.status} (AUC ${result.metrics.auc.toFixed(4)})${result.reasons.length ? `: ${result.reasons.join('; ')}` : ''}`, {
+      decide('training-finished', `${workflowId}: v${result.version} ${result.status} (${headlineMetric(result)})${result.reasons.length ? `: ${result.reasons.join('; ')}` : ''}`, {
         workflowId,
         version: result.version,
-        figures: { auc: result.metrics.auc, logLoss: result.metrics.logLoss, status: result.status },
+        figures: result.task === 'regression' ? { ...result.metrics, status: result.status } : { auc: result.metrics.auc, logLoss: result.metrics.logLoss, status: result.status },
       });
       if (result.status === 'registered' && s.policy.promote) {
         const promotionId = promotionWorkflowId(model);

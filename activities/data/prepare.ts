@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ArtifactStore } from '../../infra/artifacts';
-import type { FeatureDef, LabelDef, SplitDef } from '../../workflows/contracts/training-spec';
+import { taskKind, type FeatureDef, type LabelDef, type SplitDef, type TaskKind } from '../../workflows/contracts/training-spec';
 import type { FeatureSpec, Table } from '../ml/dataset';
 import { dataError } from '../steps';
 import { ident, literal, withDuckDb } from './duck';
@@ -10,7 +10,7 @@ import { PARQUET, duckMessage } from './snapshot';
 import { MIN_TEST_ROWS, MIN_TRAIN_ROWS, computeStatistics, type SpanStatistics } from './validate';
 
 /**
- * Prepare: raw columns → model features and a 0/1 label, split into train and test parquet
+ * Prepare: raw columns → model features and the label (0/1, or the target of a regression), split into train and test parquet
  * files (content-addressed artifacts), plus the training split's statistics: the baseline that
  * monitoring compares served traffic with.
  */
@@ -21,7 +21,10 @@ export interface SplitRef {
   /** Absent in outputs cached before it was recorded. */
   bytes?: number;
   rows: number;
-  positives: number;
+  /** Binary tasks: rows of the positive class. */
+  positives?: number;
+  /** Regression: the target's mean and spread on this split. */
+  target?: { mean: number; std: number };
 }
 
 export interface PreparedData {
@@ -30,6 +33,8 @@ export interface PreparedData {
   baseline: { uri: string; sha256: string; bytes?: number };
   features: FeatureSpec[];
   split: string;
+  /** Absent for binary, the task of every run prepared before there were kinds (their cache keys stay). */
+  task?: Exclude<TaskKind, 'binary'>;
 }
 
 export interface PrepareInput {
@@ -54,10 +59,13 @@ export function featureExpr(f: FeatureDef): string {
 
 function labelExpr(l: LabelDef): string {
   const col = `TRY_CAST(${ident(l.column)} AS DOUBLE)`;
+  if (taskKind(l) === 'regression') return col;
   return l.greaterThan === undefined ? `(${col} = 1)::UTINYINT` : `(${col} > ${l.greaterThan})::UTINYINT`;
 }
 
-function checkSplit(train: { rows: number; positives: number }, test: { rows: number; positives: number }, input: PrepareInput): void {
+type SplitCounts = Pick<SplitRef, 'rows' | 'positives' | 'target'>;
+
+function checkSplit(train: SplitCounts, test: SplitCounts, input: PrepareInput): void {
   const how = input.split.kind === 'time' ? `the time split on ${input.split.column}` : 'the random split';
   if (train.rows < MIN_TRAIN_ROWS || test.rows < MIN_TEST_ROWS) {
     throw dataError(
@@ -68,6 +76,14 @@ function checkSplit(train: { rows: number; positives: number }, test: { rows: nu
   }
   const label = input.label.column;
   for (const [name, s] of [['training', train], ['test', test]] as const) {
+    if (taskKind(input.label) === 'regression') {
+      if (s.target!.std === 0) {
+        throw dataError(`prepare: ${how} leaves label ${label} constant (${s.target!.mean}) in the ${name} split; a regression needs a target that varies (another split, or more data)`, {
+          overrides: ['split', 'label', 'dataset'],
+        });
+      }
+      continue;
+    }
     if (s.positives === 0 || s.positives === s.rows) {
       throw dataError(
         `prepare: ${how} leaves a single class of label ${label} in the ${name} split (${s.positives} positive of ${s.rows}); ${name === 'training' ? 'training' : 'evaluation'} needs both (another split, more data, or another label.greaterThan)`,
@@ -82,6 +98,7 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
   const trainFile = path.join(dir, 'train.parquet');
   const testFile = path.join(dir, 'test.parquet');
   const features: FeatureSpec[] = input.features.map((f) => ({ name: f.name, kind: f.kind }));
+  const regression = taskKind(input.label) === 'regression';
   const { train, test, baseline } = await withDuckDb(async (c) => {
     const src = `read_parquet(${literal(snapshotPath)}, file_row_number = true)`;
     const rowHash = `hash(file_row_number + ${input.seed} * 1000003)`;
@@ -104,10 +121,19 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
     const cols = [...input.features.map((f) => ident(f.name)), LABEL_COLUMN].join(', ');
     await c.run(`COPY (SELECT ${cols} FROM prepared WHERE NOT is_test) TO ${literal(trainFile)} (FORMAT parquet, COMPRESSION zstd)`);
     await c.run(`COPY (SELECT ${cols} FROM prepared WHERE is_test) TO ${literal(testFile)} (FORMAT parquet, COMPRESSION zstd)`);
-    const counts = (await c.runAndReadAll(`SELECT is_test, count(*)::DOUBLE AS n, sum(${LABEL_COLUMN})::DOUBLE AS pos FROM prepared GROUP BY is_test`)).getRowObjectsJson();
-    const get = (t: boolean) => counts.find((r) => Boolean(r.is_test) === t);
-    const train = { rows: Number(get(false)?.n ?? 0), positives: Number(get(false)?.pos ?? 0) };
-    const test = { rows: Number(get(true)?.n ?? 0), positives: Number(get(true)?.pos ?? 0) };
+    const counts = (
+      await c.runAndReadAll(
+        `SELECT is_test, count(*)::DOUBLE AS n, sum(${LABEL_COLUMN})::DOUBLE AS pos, avg(${LABEL_COLUMN})::DOUBLE AS mean, stddev_pop(${LABEL_COLUMN})::DOUBLE AS std FROM prepared GROUP BY is_test`,
+      )
+    ).getRowObjectsJson();
+    // A split with no rows has none of these: 0 rows, which checkSplit names.
+    const of = (t: boolean): SplitCounts => {
+      const r = counts.find((x) => Boolean(x.is_test) === t);
+      if (!r) return regression ? { rows: 0, target: { mean: NaN, std: NaN } } : { rows: 0, positives: 0 };
+      return regression ? { rows: Number(r.n), target: { mean: Number(r.mean), std: Number(r.std) } } : { rows: Number(r.n), positives: Number(r.pos) };
+    };
+    const train = of(false);
+    const test = of(true);
     checkSplit(train, test, input);
     const baseline = await computeStatistics(c, `(SELECT ${input.features.map((f) => ident(f.name)).join(', ')} FROM read_parquet(${literal(trainFile)}))`);
     return { train, test, baseline };
@@ -121,6 +147,7 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
     baseline: { uri: baselinePut.uri, sha256: baselinePut.sha256, bytes: baselinePut.bytes },
     features,
     split: input.split.kind === 'time' ? `time on ${input.split.column}, last ${input.split.testFraction} as test` : `random (seed ${input.split.seed}), ${input.split.testFraction} as test`,
+    ...(regression ? { task: 'regression' as const } : {}),
   };
 }
 
@@ -132,7 +159,10 @@ export interface Baseline {
 }
 
 /** Reads a prepared split into the trainers' in-memory columnar table. */
-export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection, sample?: { maxRows: number }): Promise<Table> {
+/** `maxRows`: a sample of about that many rows; `task` reads the label as 0/1 (binary, the default) or as the number. */
+export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection, opts: { maxRows?: number; task?: TaskKind } = {}): Promise<Table> {
+  const task = opts.task ?? 'binary';
+  const sample = opts.maxRows !== undefined ? { maxRows: opts.maxRows } : undefined;
   const run = async (conn: DuckDBConnection): Promise<Table> => {
     const cols = [...features.map((f) => ident(f.name)), LABEL_COLUMN].join(', ');
     let from = `read_parquet(${literal(file)})`;
@@ -146,7 +176,7 @@ export async function loadTable(file: string, features: FeatureSpec[], c?: DuckD
     const reader = await conn.runAndReadAll(`SELECT ${cols} FROM ${from}`);
     const columns = reader.getColumns();
     const rows = reader.currentRowCount;
-    const table: Table = { rows, features, numeric: {}, categorical: {}, label: new Uint8Array(rows) };
+    const table: Table = { rows, features, numeric: {}, categorical: {}, label: task === 'regression' ? new Float64Array(rows) : new Uint8Array(rows), task };
     features.forEach((f, j) => {
       const values = columns[j]!;
       if (f.kind === 'numeric') {
@@ -161,7 +191,8 @@ export async function loadTable(file: string, features: FeatureSpec[], c?: DuckD
       }
     });
     const label = columns[features.length]!;
-    for (let i = 0; i < rows; i++) table.label[i] = Number(label[i]) ? 1 : 0;
+    if (task === 'regression') for (let i = 0; i < rows; i++) table.label[i] = Number(label[i]);
+    else for (let i = 0; i < rows; i++) table.label[i] = Number(label[i]) ? 1 : 0;
     return table;
   };
   return c ? run(c) : withDuckDb(run);

@@ -2,7 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { type ColumnKind, ident, kindOfDuckType } from './duck';
 import { alignCategorical, jensenShannon, lInfinity, psi } from '../ml/drift';
 import type { OverrideField } from '../../workflows/contracts/step-fix';
-import type { FeatureDef, LabelDef } from '../../workflows/contracts/training-spec';
+import { taskKind, type FeatureDef, type LabelDef } from '../../workflows/contracts/training-spec';
 
 /**
  * Data validation in the manner of TFX's StatisticsGen + SchemaGen + ExampleValidator:
@@ -57,7 +57,8 @@ export interface ColumnStats {
 export interface SpanStatistics {
   rows: number;
   columns: ColumnStats[];
-  label?: { positives: number; labelled: number; invalid: number };
+  /** `positives` for a binary label only: a regression's label has no classes. */
+  label?: { positives?: number; labelled: number; invalid: number };
 }
 
 export type AnomalyKind = 'empty' | 'missing-column' | 'extra-column' | 'type' | 'all-null' | 'null-fraction' | 'domain' | 'range' | 'label' | 'drift';
@@ -126,13 +127,19 @@ export async function computeStatistics(
   const labelColumn = opts.label && usable.find((col) => col.name === opts.label!.column && (col.kind === 'numeric' || col.kind === 'boolean'));
   if (opts.label && labelColumn) {
     const q = ident(opts.label.column);
-    const positive = opts.label.greaterThan === undefined ? `TRY_CAST(${q} AS DOUBLE) = 1` : `TRY_CAST(${q} AS DOUBLE) > ${opts.label.greaterThan}`;
-    select.push(`count(*) FILTER (WHERE ${positive})::DOUBLE AS label_pos`, `count(TRY_CAST(${q} AS DOUBLE))::DOUBLE AS label_n`);
-    select.push(
-      opts.label.greaterThan === undefined
-        ? `count(*) FILTER (WHERE ${q} IS NOT NULL AND coalesce(TRY_CAST(${q} AS DOUBLE) NOT IN (0, 1), true))::DOUBLE AS label_bad`
-        : `count(*) FILTER (WHERE ${q} IS NOT NULL AND TRY_CAST(${q} AS DOUBLE) IS NULL)::DOUBLE AS label_bad`,
-    );
+    select.push(`count(TRY_CAST(${q} AS DOUBLE))::DOUBLE AS label_n`);
+    if (taskKind(opts.label) === 'regression') {
+      // Any number is a target; what is not one (NaN, ±inf) cannot be learned from.
+      select.push(`count(*) FILTER (WHERE ${q} IS NOT NULL AND NOT isfinite(TRY_CAST(${q} AS DOUBLE)))::DOUBLE AS label_bad`);
+    } else {
+      const positive = opts.label.greaterThan === undefined ? `TRY_CAST(${q} AS DOUBLE) = 1` : `TRY_CAST(${q} AS DOUBLE) > ${opts.label.greaterThan}`;
+      select.push(`count(*) FILTER (WHERE ${positive})::DOUBLE AS label_pos`);
+      select.push(
+        opts.label.greaterThan === undefined
+          ? `count(*) FILTER (WHERE ${q} IS NOT NULL AND coalesce(TRY_CAST(${q} AS DOUBLE) NOT IN (0, 1), true))::DOUBLE AS label_bad`
+          : `count(*) FILTER (WHERE ${q} IS NOT NULL AND TRY_CAST(${q} AS DOUBLE) IS NULL)::DOUBLE AS label_bad`,
+      );
+    }
   }
   const row = (await c.runAndReadAll(`SELECT ${select.join(', ')} FROM ${source}`)).getRowObjectsJson()[0]!;
   const rows = num(row.n) ?? 0;
@@ -191,7 +198,7 @@ export async function computeStatistics(
       if (n === undefined) throw new Error(`statistics: the scan returned no ${key} for label ${opts.label!.column}`);
       return n;
     };
-    out.label = { positives: count('label_pos'), labelled: count('label_n'), invalid: count('label_bad') };
+    out.label = { labelled: count('label_n'), invalid: count('label_bad'), ...(taskKind(opts.label) === 'binary' ? { positives: count('label_pos') } : {}) };
   }
   return out;
 }
@@ -249,7 +256,8 @@ export function validateSpan(input: {
     else needs.set(col, { kinds: ['string', 'numeric', 'boolean'], what: `categorical feature ${f.name}`, fix });
   }
   const labelFix: OverrideField[] = ['label', 'dataset'];
-  needs.set(input.label.column, { kinds: ['numeric', 'boolean'], what: 'the label', fix: labelFix });
+  const kind = taskKind(input.label);
+  needs.set(input.label.column, { kinds: kind === 'regression' ? ['numeric'] : ['numeric', 'boolean'], what: kind === 'regression' ? 'the label, a regression target' : 'the label', fix: labelFix });
   if (input.splitColumn) needs.set(input.splitColumn, { kinds: ['timestamp', 'numeric'], what: 'the time split', fix: ['split', 'dataset'] });
   for (const [col, need] of needs) {
     const s = byName.get(col);
@@ -259,8 +267,13 @@ export function validateSpan(input: {
       continue;
     }
     if (!need.kinds.includes(s.kind)) {
-      const binaryOnly = col === input.label.column ? ' (binary classification: a 0/1 or boolean column, or a numeric one with label.greaterThan)' : '';
-      err({ column: col, kind: 'type', fix, message: `column ${col} (${need.what}) is ${s.type}; expected ${need.kinds.join(' or ')}${binaryOnly}` });
+      const labelHint =
+        col !== input.label.column
+          ? ''
+          : kind === 'regression'
+            ? ' (a regression predicts a number: a numeric column)'
+            : ' (binary classification: a 0/1 or boolean column, or a numeric one with label.greaterThan; label.kind regression predicts a number)';
+      err({ column: col, kind: 'type', fix, message: `column ${col} (${need.what}) is ${s.type}; expected ${need.kinds.join(' or ')}${labelHint}` });
     } else if (stats.rows > 0 && s.count === 0) err({ column: col, kind: 'all-null', fix, message: `column ${col} (${need.what}) has no values: all ${stats.rows} rows are null` });
   }
   const labelStats = byName.get(input.label.column);
@@ -270,10 +283,14 @@ export function validateSpan(input: {
   }
   if (stats.label && stats.rows > 0 && labelStats?.count) {
     const { positives, labelled, invalid } = stats.label;
+    if (kind === 'binary' && positives === undefined) throw new Error(`statistics: no positive count for the binary label ${input.label.column}`);
     if (invalid > 0) {
-      err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: ${invalid} rows are not 0/1 (binary classification: give label.greaterThan to turn a numeric column into two classes)` });
-    } else if (positives === 0 || positives === labelled) {
+      const why = kind === 'regression' ? 'are not finite numbers (NaN or infinite)' : 'are not 0/1 (binary classification: give label.greaterThan to turn a numeric column into two classes, or label.kind regression to predict the number)';
+      err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: ${invalid} rows ${why}` });
+    } else if (kind === 'binary' && (positives === 0 || positives === labelled)) {
       err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: a single class (${positives} positive of ${labelled}); training needs both` });
+    } else if (kind === 'regression' && labelStats.min !== undefined && labelStats.min === labelStats.max) {
+      err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: every row holds ${labelStats.min}; a regression needs a target that varies` });
     } else if (labelled < MIN_TRAIN_ROWS + MIN_TEST_ROWS) {
       err({
         column: input.label.column,
@@ -348,7 +365,7 @@ export function validateSpan(input: {
       }
     }
   }
-  const labelRate = stats.label && stats.label.labelled ? stats.label.positives / stats.label.labelled : undefined;
+  const labelRate = stats.label?.positives !== undefined && stats.label.labelled ? stats.label.positives / stats.label.labelled : undefined;
   return { rows: stats.rows, ok: !anomalies.some((a) => a.severity === 'error'), anomalies, drift, labelRate };
 }
 

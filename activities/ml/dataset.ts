@@ -1,3 +1,5 @@
+import type { TaskKind } from '../../workflows/contracts/training-spec';
+
 /** An in-memory, columnar training table: the trainers' input once data has been prepared. */
 export interface FeatureSpec {
   name: string;
@@ -10,8 +12,10 @@ export interface Table {
   /** float32 values (NaN = missing) for numeric features. */
   numeric: Record<string, Float32Array>;
   categorical: Record<string, string[]>;
-  /** 0/1 labels. */
-  label: Uint8Array;
+  /** 0/1 (Uint8Array) for a binary task, the target (Float64Array) for a regression. */
+  label: Uint8Array | Float64Array;
+  /** Absent: binary. */
+  task?: TaskKind;
 }
 
 /**
@@ -37,8 +41,8 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** Category statistics: count and positives per category, in first-seen order. */
-export function categoryStats(values: string[], label: Uint8Array): Map<string, { n: number; pos: number }> {
+/** Category statistics: count and label sum (positives, for 0/1 labels) per category, in first-seen order. */
+export function categoryStats(values: string[], label: ArrayLike<number>): Map<string, { n: number; pos: number }> {
   const stats = new Map<string, { n: number; pos: number }>();
   for (let i = 0; i < values.length; i++) {
     const key = values[i]!;

@@ -19,7 +19,12 @@ export interface GbdtShared {
   g: Float64Array;
   h: Float64Array;
   margin: Float64Array;
+  /** Binary: the 0/1 labels (and `target` empty). */
   label: Uint8Array;
+  /** Regression: the targets (and `label` empty). */
+  target: Float64Array;
+  /** 0: log loss on `label`; 1: squared error on `target`. */
+  objective: number;
   /** One histogram per histogram task (histSize doubles each). */
   slots: Float64Array;
   /** TASK_WORDS ints per task: kind, start, end, then the kind's own (see runTask). */
@@ -31,6 +36,10 @@ export interface GbdtShared {
 }
 
 export const TASK_WORDS = 8;
+
+/** GbdtShared.objective values. */
+export const LOG_LOSS = 0;
+export const SQUARED_ERROR = 1;
 
 /**
  * Task kinds. Each writes only its own rows' or its own slot's memory, so tasks run in any
@@ -57,6 +66,14 @@ export function gradients(margin: Float64Array, y: Uint8Array, g: Float64Array, 
     const hess = pr * (1 - pr);
     g[i] = pr - y[i]!;
     h[i] = hess > 1e-16 ? hess : 1e-16;
+  }
+}
+
+/** Squared-error gradients (margin − target) and unit hessians at rows [start, end). */
+export function squaredErrorGradients(margin: Float64Array, y: Float64Array, g: Float64Array, h: Float64Array, start: number, end: number): void {
+  for (let i = start; i < end; i++) {
+    g[i] = margin[i]! - y[i]!;
+    h[i] = 1;
   }
 }
 
@@ -150,7 +167,8 @@ export function runTask(s: GbdtShared, t: number): void {
   const end = tasks[w + 2]!;
   switch (kind) {
     case GRADIENTS:
-      gradients(s.margin, s.label, s.g, s.h, start, end);
+      if (s.objective === SQUARED_ERROR) squaredErrorGradients(s.margin, s.target, s.g, s.h, start, end);
+      else gradients(s.margin, s.label, s.g, s.h, start, end);
       if (tasks[w + 3]) identity(s.rows, start, end);
       break;
     case HISTOGRAMS:

@@ -1,12 +1,15 @@
 import { serializeModel } from '../../infra/onnx/model';
 import { categoryStats, seededRandom, type CategoricalEncoding, type FeatureSpec, type Table } from './dataset';
 import { featureMatrix, preprocessingNodes, rawFeatureInputs } from './features';
-import { GRADIENTS, HISTOGRAMS, LEAF, PARTITION, PLACE, SPLIT_LEAVES, TASK_WORDS, type GbdtShared } from './gbdt-kernels';
+import { GRADIENTS, HISTOGRAMS, LEAF, LOG_LOSS, PARTITION, PLACE, SPLIT_LEAVES, SQUARED_ERROR, TASK_WORDS, type GbdtShared } from './gbdt-kernels';
+import type { TaskKind } from '../../workflows/contracts/training-spec';
 import { GbdtPool, allocate } from './gbdt-pool';
 import { sigmoid } from './metrics';
+import { outputOf } from './task-output';
 
 /**
- * Histogram gradient-boosted trees for binary classification (log loss), depth-wise growth.
+ * Histogram gradient-boosted trees, depth-wise growth: binary classification (log loss, the
+ * margin through a sigmoid) or regression (squared error, the margin is the prediction).
  * Features are binned once; split thresholds are float32 data values, and leaf weights are
  * float32, so the exported ONNX TreeEnsembleRegressor computes exactly the scores seen here.
  */
@@ -58,6 +61,7 @@ export interface GbdtTrainOptions {
 
 export interface GbdtModel {
   kind: 'gbdt';
+  task: TaskKind;
   params: GbdtParams;
   features: FeatureSpec[];
   encodings: CategoricalEncoding[];
@@ -65,8 +69,8 @@ export interface GbdtModel {
   trees: GbdtTree[];
 }
 
-/** Category → rank by positive rate, so ordinal splits on the code separate high from low rates. */
-function rankEncoding(feature: string, values: string[], label: Uint8Array): CategoricalEncoding {
+/** Category → rank by positive rate (mean target), so ordinal splits on the code separate high from low. */
+function rankEncoding(feature: string, values: string[], label: ArrayLike<number>): CategoricalEncoding {
   const stats = [...categoryStats(values, label).entries()];
   stats.sort((a, b) => a[1].pos / a[1].n - b[1].pos / b[1].n || (a[0] < b[0] ? -1 : 1));
   return { feature, keys: stats.map(([k]) => k), values: stats.map((_, i) => i), unknown: -1 };
@@ -329,11 +333,16 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
   const F = features.length;
   const n = table.rows;
   const y = table.label;
+  const task = table.task ?? 'binary';
   const encodings = features.filter((f) => f.kind === 'categorical').map((f) => rankEncoding(f.name, table.categorical[f.name]!, y));
-  let pos = 0;
-  for (let i = 0; i < n; i++) pos += y[i]!;
-  const rate = Math.min(1 - 1e-6, Math.max(1e-6, pos / n));
-  const baseScore = Math.fround(Math.log(rate / (1 - rate)));
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += y[i]!;
+  let baseScore: number;
+  if (task === 'regression') baseScore = Math.fround(sum / n);
+  else {
+    const rate = Math.min(1 - 1e-6, Math.max(1e-6, sum / n));
+    baseScore = Math.fround(Math.log(rate / (1 - rate)));
+  }
   const resume = options.resumeFrom;
   if (resume) {
     if (!sameEncodings(resume.encodings, encodings)) throw new Error('checkpoint does not match this data: its categorical encodings differ');
@@ -364,7 +373,9 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
     g: allocate(Float64Array, 8, n, multi),
     h: allocate(Float64Array, 8, n, multi),
     margin: allocate(Float64Array, 8, n, multi),
-    label: allocate(Uint8Array, 1, n, multi),
+    label: allocate(Uint8Array, 1, task === 'regression' ? 0 : n, multi),
+    target: allocate(Float64Array, 8, task === 'regression' ? n : 0, multi),
+    objective: task === 'regression' ? SQUARED_ERROR : LOG_LOSS,
     slots: allocate(Float64Array, 8, slotCount * histSize, multi),
     tasks: allocate(Int32Array, 4, TASK_WORDS * taskCount, multi),
     values: allocate(Float64Array, 8, 2 * taskCount, multi),
@@ -377,7 +388,8 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
     const col = cols[j]!;
     for (let i = 0, at = j; i < n; i++, at += F) bins[at] = col[i]!;
   }
-  shared.label.set(y);
+  if (task === 'regression') shared.target.set(y);
+  else shared.label.set(y);
   margin.fill(baseScore);
   const outside = new Uint32Array(n);
   const trees: GbdtTree[] = [];
@@ -567,10 +579,10 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
   } finally {
     workers.close();
   }
-  return { kind: 'gbdt', params: p, features, encodings, baseScore, trees };
+  return { kind: 'gbdt', task, params: p, features, encodings, baseScore, trees };
 }
 
-/** The model's probabilities on raw features, computed the way the ONNX graph does. */
+/** The model's probabilities (binary) or predictions (regression) on raw features, computed the way the ONNX graph does. */
 export function predictGbdt(model: GbdtModel, table: Table): Float64Array {
   const cols = featureMatrix(table, model.features, model.encodings);
   const out = new Float64Array(table.rows);
@@ -584,7 +596,7 @@ export function predictGbdt(model: GbdtModel, table: Table): Float64Array {
       }
       m += t.value[id]!;
     }
-    out[i] = sigmoid(m);
+    out[i] = model.task === 'regression' ? m : sigmoid(m);
   }
   return out;
 }
@@ -613,17 +625,19 @@ export function exportGbdtOnnx(model: GbdtModel, metadata: Record<string, string
       }
     }
   });
+  const regression = model.task === 'regression';
+  const output = outputOf(model.task);
   return serializeModel({
-    graphName: 'gbdt_binary',
+    graphName: `gbdt_${model.task}`,
     inputs: rawFeatureInputs(model.features),
-    outputs: [{ name: 'probability', type: 'FLOAT', shape: ['batch', 1] }],
+    outputs: [{ name: output, type: 'FLOAT', shape: ['batch', 1] }],
     nodes: [
       ...preprocessingNodes(model.features, model.encodings),
       {
         opType: 'TreeEnsembleRegressor',
         domain: 'ai.onnx.ml',
         inputs: ['features'],
-        outputs: ['logit'],
+        outputs: [regression ? output : 'logit'],
         name: 'trees',
         attributes: {
           n_targets: { kind: 'int', value: 1 },
@@ -644,9 +658,9 @@ export function exportGbdtOnnx(model: GbdtModel, metadata: Record<string, string
           target_weights: { kind: 'floats', value: target.weight },
         },
       },
-      { opType: 'Sigmoid', inputs: ['logit'], outputs: ['probability'], name: 'sigmoid' },
+      ...(regression ? [] : [{ opType: 'Sigmoid', inputs: ['logit'], outputs: [output], name: 'sigmoid' }]),
     ],
     opsets: { '': 17, 'ai.onnx.ml': 3 },
-    metadata: { trainer: 'gbdt', params: JSON.stringify(model.params), ...metadata },
+    metadata: { trainer: 'gbdt', task: model.task, params: JSON.stringify(model.params), ...metadata },
   });
 }

@@ -2,11 +2,15 @@ import { serializeModel } from '../../infra/onnx/model';
 import { categoryStats, type CategoricalEncoding, type FeatureSpec, type Table } from './dataset';
 import { featureMatrix, preprocessingNodes, rawFeatureInputs } from './features';
 import { sigmoid } from './metrics';
+import { outputOf } from './task-output';
+import type { TaskKind } from '../../workflows/contracts/training-spec';
 
 /**
  * L2-regularised logistic regression fitted by Newton's method (exact and deterministic for the
- * few features a tabular model has). Categorical features are target-encoded (smoothed log-odds),
- * numeric ones mean-imputed and standardised — all of it inside the exported ONNX graph.
+ * few features a tabular model has), or for a regression ridge regression (the same solve with
+ * the identity link, exact in one step). Categorical features are target-encoded (smoothed
+ * log-odds, or smoothed means for a regression), numeric ones mean-imputed and standardised —
+ * all of it inside the exported ONNX graph.
  */
 export interface LogregParams {
   l2: number;
@@ -19,6 +23,7 @@ export const DEFAULT_LOGREG: LogregParams = { l2: 1e-4, maxIterations: 25, smoot
 
 export interface LogregModel {
   kind: 'logreg';
+  task: TaskKind;
   params: LogregParams;
   features: FeatureSpec[];
   encodings: CategoricalEncoding[];
@@ -29,11 +34,11 @@ export interface LogregModel {
   iterations: number;
 }
 
-function logOddsEncoding(feature: string, values: string[], label: Uint8Array, smoothing: number): CategoricalEncoding {
+function targetEncoding(feature: string, values: string[], label: ArrayLike<number>, smoothing: number, task: TaskKind): CategoricalEncoding {
   let pos = 0;
-  for (const v of label) pos += v;
+  for (let i = 0; i < label.length; i++) pos += label[i]!;
   const prior = pos / label.length;
-  const logit = (p: number) => Math.log(p / (1 - p));
+  const logit = task === 'regression' ? (m: number) => m : (p: number) => Math.log(p / (1 - p));
   const entries = [...categoryStats(values, label).entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
   return {
     feature,
@@ -85,8 +90,10 @@ export function design(cols: Float32Array[], means: number[], stds: number[]): F
 
 export function trainLogreg(table: Table, params: Partial<LogregParams> = {}): LogregModel {
   const p = { ...DEFAULT_LOGREG, ...params };
+  const task = table.task ?? 'binary';
+  const link = task === 'regression' ? (z: number) => z : sigmoid;
   const features = table.features;
-  const encodings = features.filter((f) => f.kind === 'categorical').map((f) => logOddsEncoding(f.name, table.categorical[f.name]!, table.label, p.smoothing));
+  const encodings = features.filter((f) => f.kind === 'categorical').map((f) => targetEncoding(f.name, table.categorical[f.name]!, table.label, p.smoothing, task));
   const cols = featureMatrix(table, features, encodings);
   const means = cols.map((c) => {
     let s = 0;
@@ -122,8 +129,8 @@ export function trainLogreg(table: Table, params: Partial<LogregParams> = {}): L
       let z = beta[d - 1]!;
       for (let j = 0; j < d - 1; j++) z += beta[j]! * (row[j] = x[j]![i]!);
       row[d - 1] = 1;
-      const pr = sigmoid(z);
-      const w = Math.max(pr * (1 - pr), 1e-12);
+      const pr = link(z);
+      const w = task === 'regression' ? 1 : Math.max(pr * (1 - pr), 1e-12);
       const r = pr - y[i]!;
       for (let a = 0; a < d; a++) {
         grad[a] = grad[a]! + r * row[a]!;
@@ -147,6 +154,7 @@ export function trainLogreg(table: Table, params: Partial<LogregParams> = {}): L
   }
   return {
     kind: 'logreg',
+    task,
     params: p,
     features,
     encodings,
@@ -164,17 +172,19 @@ export function predictLogreg(model: LogregModel, table: Table): Float64Array {
   for (let i = 0; i < table.rows; i++) {
     let z = model.bias;
     for (let j = 0; j < x.length; j++) z += model.weights[j]! * x[j]![i]!;
-    out[i] = sigmoid(z);
+    out[i] = model.task === 'regression' ? z : sigmoid(z);
   }
   return out;
 }
 
 export function exportLogregOnnx(model: LogregModel, metadata: Record<string, string> = {}): Buffer {
   const f = model.features.length;
+  const regression = model.task === 'regression';
+  const output = outputOf(model.task);
   return serializeModel({
-    graphName: 'logreg_binary',
+    graphName: regression ? 'ridge_regression' : 'logreg_binary',
     inputs: rawFeatureInputs(model.features),
-    outputs: [{ name: 'probability', type: 'FLOAT', shape: ['batch', 1] }],
+    outputs: [{ name: output, type: 'FLOAT', shape: ['batch', 1] }],
     initializers: [
       { name: 'mean', type: 'FLOAT', dims: [1, f], values: model.means },
       { name: 'std', type: 'FLOAT', dims: [1, f], values: model.stds },
@@ -194,10 +204,10 @@ export function exportLogregOnnx(model: LogregModel, metadata: Record<string, st
       { opType: 'Sub', inputs: ['imputed', 'mean'], outputs: ['centred'] },
       { opType: 'Div', inputs: ['centred', 'std'], outputs: ['scaled'] },
       { opType: 'MatMul', inputs: ['scaled', 'W'], outputs: ['logit_raw'] },
-      { opType: 'Add', inputs: ['logit_raw', 'b'], outputs: ['logit'] },
-      { opType: 'Sigmoid', inputs: ['logit'], outputs: ['probability'] },
+      { opType: 'Add', inputs: ['logit_raw', 'b'], outputs: [regression ? output : 'logit'] },
+      ...(regression ? [] : [{ opType: 'Sigmoid', inputs: ['logit'], outputs: [output] }]),
     ],
     opsets: { '': 17, 'ai.onnx.ml': 3 },
-    metadata: { trainer: 'logreg', params: JSON.stringify(model.params), ...metadata },
+    metadata: { trainer: 'logreg', task: model.task, params: JSON.stringify(model.params), ...metadata },
   });
 }

@@ -135,3 +135,39 @@ export function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
+
+export interface RegressionMetrics {
+  rows: number;
+  rmse: number;
+  mae: number;
+  /** 1 − SSE / SST on these rows: 0 for predicting their mean, negative for worse; NaN for a constant target. */
+  r2: number;
+  meanPrediction: number;
+  meanLabel: number;
+}
+
+/** Regression metrics of predictions against targets (sklearn's mean_squared_error, mean_absolute_error, r2_score). */
+export function regressionMetrics(predictions: ArrayLike<number>, labels: ArrayLike<number>): RegressionMetrics {
+  const n = predictions.length;
+  if (labels.length !== n) throw new RangeError(`regressionMetrics: ${n} predictions but ${labels.length} labels`);
+  let sse = 0;
+  let sae = 0;
+  let sumP = 0;
+  let sumY = 0;
+  for (let i = 0; i < n; i++) {
+    const e = predictions[i]! - labels[i]!;
+    sse += e * e;
+    sae += Math.abs(e);
+    sumP += predictions[i]!;
+    sumY += labels[i]!;
+  }
+  const meanLabel = sumY / n;
+  let sst = 0;
+  for (let i = 0; i < n; i++) sst += (labels[i]! - meanLabel) ** 2;
+  return { rows: n, rmse: Math.sqrt(sse / n), mae: sae / n, r2: sst > 0 ? 1 - sse / sst : NaN, meanPrediction: sumP / n, meanLabel };
+}
+
+/** Root mean squared error. */
+export function rmse(predictions: ArrayLike<number>, labels: ArrayLike<number>): number {
+  return regressionMetrics(predictions, labels).rmse;
+}

@@ -6,7 +6,7 @@ import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
 import type { Table } from '../ml/dataset';
 import { predictLogreg, trainLogreg } from '../ml/logreg';
-import { auc, binaryMetrics, logLoss, type BinaryMetrics } from '../ml/metrics';
+import { auc, binaryMetrics, logLoss, regressionMetrics, type BinaryMetrics, type RegressionMetrics } from '../ml/metrics';
 import { dataError } from '../steps';
 import { createSession, scoreTable } from './scoring';
 import type { ArtifactRef } from './train';
@@ -14,7 +14,8 @@ import type { ArtifactRef } from './train';
 /**
  * The evaluate step: the exported ONNX model scored by onnxruntime on the test split — the
  * same runtime and graph that will serve — with overall metrics, slices, parity against the
- * trainer's own scores, and a logistic-regression baseline fitted on the same training split.
+ * trainer's own scores, and a linear baseline fitted on the same training split (logistic
+ * regression for a binary task, ridge for a regression).
  */
 
 export interface SliceMetrics {
@@ -28,20 +29,52 @@ export interface SliceMetrics {
   meanPrediction: number;
 }
 
-export interface Evaluation {
+export interface RegressionSliceMetrics {
+  slice: string;
+  feature: string;
+  rows: number;
+  rmse: number;
+  mae: number;
+  meanPrediction: number;
+  meanLabel: number;
+}
+
+/** What evaluate gives for a binary task (every run before there were kinds). */
+export interface BinaryEvaluation {
+  task?: undefined;
   metrics: BinaryMetrics;
   slices: SliceMetrics[];
-  parity?: { maxAbsDiff: number; rows: number };
+  /** `scale`: what maxParityDiff is relative to (absent: 1, probabilities). */
+  parity?: { maxAbsDiff: number; rows: number; scale?: number };
   baseline: { trainer: 'logreg'; auc: number; logLoss: number };
   /** Prediction distribution on the test split (10 equal-width bins): serving compares with it. */
   predictionHistogram: number[];
   report: { uri: string; sha256: string; bytes?: number };
 }
 
+export interface RegressionEvaluation {
+  task: 'regression';
+  metrics: RegressionMetrics;
+  slices: RegressionSliceMetrics[];
+  /** `scale`: max(1, largest |trainer score|), since float32 rounding grows with the predictions' size. */
+  parity?: { maxAbsDiff: number; rows: number; scale: number };
+  baseline: { trainer: 'ridge'; rmse: number; mae: number };
+  /** Prediction counts on `predictionEdges` (the test predictions' deciles): serving compares with it. */
+  predictionHistogram: number[];
+  predictionEdges: number[];
+  report: { uri: string; sha256: string; bytes?: number };
+}
+
+export type Evaluation = BinaryEvaluation | RegressionEvaluation;
+
+type PickEach<T, K extends keyof T> = T extends unknown ? Pick<T, K> : never;
+/** What the gates read of an evaluation, still told apart by `task`. */
+export type EvaluationFigures = PickEach<Evaluation, 'task' | 'metrics' | 'slices' | 'parity' | 'baseline'>;
+
 export interface EvaluateInput {
   model: ArtifactRef;
   trainerScores?: ArtifactRef;
-  data: Pick<PreparedData, 'train' | 'test' | 'features'>;
+  data: Pick<PreparedData, 'train' | 'test' | 'features' | 'task'>;
   threshold: number;
   slices: SliceDef[];
 }
@@ -52,8 +85,9 @@ function subset(values: ArrayLike<number>, rows: number[]): Float64Array {
   return out;
 }
 
-export function sliceMetrics(table: Table, probs: Float32Array, slices: SliceDef[], threshold: number): SliceMetrics[] {
-  const out: SliceMetrics[] = [];
+/** Each slice's rows: top-k categories, or numeric buckets by upper edges (missing values in none). */
+function sliceGroups(table: Table, slices: SliceDef[]): Array<{ def: SliceDef; groups: Map<string, number[]> }> {
+  const out: Array<{ def: SliceDef; groups: Map<string, number[]> }> = [];
   for (const def of slices) {
     const groups = new Map<string, number[]>();
     if (def.top !== undefined) {
@@ -78,6 +112,14 @@ export function sliceMetrics(table: Table, probs: Float32Array, slices: SliceDef
         groups.get(names[k]!)!.push(i);
       });
     }
+    out.push({ def, groups });
+  }
+  return out;
+}
+
+export function sliceMetrics(table: Table, probs: Float32Array, slices: SliceDef[], threshold: number): SliceMetrics[] {
+  const out: SliceMetrics[] = [];
+  for (const { def, groups } of sliceGroups(table, slices)) {
     for (const [slice, rows] of groups) {
       if (!rows.length) continue;
       const p = subset(probs, rows);
@@ -97,29 +139,88 @@ export function sliceMetrics(table: Table, probs: Float32Array, slices: SliceDef
   return out;
 }
 
-export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInput): Promise<Evaluation> {
+export function regressionSliceMetrics(table: Table, predictions: Float32Array, slices: SliceDef[]): RegressionSliceMetrics[] {
+  const out: RegressionSliceMetrics[] = [];
+  for (const { def, groups } of sliceGroups(table, slices)) {
+    for (const [slice, rows] of groups) {
+      if (!rows.length) continue;
+      const m = regressionMetrics(subset(predictions, rows), subset(table.label, rows));
+      out.push({ slice, feature: def.feature, rows: rows.length, rmse: m.rmse, mae: m.mae, meanPrediction: m.meanPrediction, meanLabel: m.meanLabel });
+    }
+  }
+  return out;
+}
+
+/** Counts of values on sorted upper edges: bin k holds (edges[k−1], edges[k]], the last bin everything above. */
+export function histogramOn(values: ArrayLike<number>, edges: number[]): number[] {
+  const counts = new Array<number>(edges.length + 1).fill(0);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (Number.isNaN(v)) continue;
+    let k = 0;
+    while (k < edges.length && v > edges[k]!) k++;
+    counts[k]!++;
+  }
+  return counts;
+}
+
+/** Distinct decile cut points of the values: bins that fit any target's range. */
+export function decileEdges(values: ArrayLike<number>): number[] {
+  const sorted = Float64Array.from(values).filter((v) => !Number.isNaN(v)).sort();
+  if (!sorted.length) return [];
+  const edges: number[] = [];
+  for (let q = 1; q < 10; q++) {
+    const v = sorted[Math.min(sorted.length - 1, Math.floor((q * sorted.length) / 10))]!;
+    if (!edges.length || v > edges[edges.length - 1]!) edges.push(v);
+  }
+  return edges;
+}
+
+async function scoreTest(artifacts: ArtifactStore, input: EvaluateInput) {
   const features = input.data.features;
+  const task = input.data.task ?? 'binary';
   const [trainPath, testPath] = [await localArtifact(artifacts, input.data.train, '.parquet'), await localArtifact(artifacts, input.data.test, '.parquet')];
-  const [train, test] = await withDuckDb(async (c) => [await loadTable(trainPath, features, c), await loadTable(testPath, features, c)] as const);
+  const [train, test] = await withDuckDb(async (c) => [await loadTable(trainPath, features, c, { task }), await loadTable(testPath, features, c, { task })] as const);
   const session = await createSession(await readVerified(artifacts, input.model));
   heartbeat({ stage: 'scoring', rows: test.rows });
-  const probs = await scoreTable(session, test, features);
-  await session.release();
+  try {
+    return { train, test, scores: await scoreTable(session, test, features) };
+  } catch (err) {
+    // The exported graph lacks the task's output: the trained step's output is wrong, as with parity.
+    throw dataError(`evaluate: ${err instanceof Error ? err.message : String(err)}; fix the trainer and start a new run`, { overrides: [] });
+  } finally {
+    await session.release();
+  }
+}
+
+/** The trainer's scores against the ONNX ones: the largest difference, judged against `scale`. */
+async function parityOf(artifacts: ArtifactStore, input: EvaluateInput, probs: Float32Array, relative: boolean): Promise<{ maxAbsDiff: number; rows: number; scale: number } | undefined> {
+  if (!input.trainerScores) return undefined;
+  const raw = await readVerified(artifacts, input.trainerScores);
+  const own = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  if (own.length !== probs.length) {
+    // The trained step's output itself is wrong: a resume re-runs evaluate on the same scores.
+    throw dataError(`evaluate: the trainer's scores have ${own.length} rows, the test split ${probs.length}; fix the trainer and start a new run`, { overrides: [] });
+  }
+  let maxAbsDiff = 0;
+  let largest = 0;
+  for (let i = 0; i < own.length; i++) {
+    // NaN on either side is a difference, never a match.
+    const d = Math.abs(own[i]! - probs[i]!);
+    maxAbsDiff = Number.isNaN(d) ? Infinity : Math.max(maxAbsDiff, d);
+    largest = Math.max(largest, Math.abs(own[i]!));
+  }
+  return { maxAbsDiff, rows: own.length, scale: relative ? Math.max(1, largest) : 1 };
+}
+
+export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInput): Promise<Evaluation> {
+  if (input.data.task === 'regression') return evaluateRegression(artifacts, input);
+  const { train, test, scores: probs } = await scoreTest(artifacts, input);
   const metrics = binaryMetrics(probs, test.label, input.threshold);
   const slices = sliceMetrics(test, probs, input.slices, input.threshold);
-
-  let parity: Evaluation['parity'];
-  if (input.trainerScores) {
-    const raw = await readVerified(artifacts, input.trainerScores);
-    const own = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-    if (own.length !== probs.length) {
-      // The trained step's output itself is wrong: a resume re-runs evaluate on the same scores.
-      throw dataError(`evaluate: the trainer's scores have ${own.length} rows, the test split ${probs.length}; fix the trainer and start a new run`, { overrides: [] });
-    }
-    let maxAbsDiff = 0;
-    for (let i = 0; i < own.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(own[i]! - probs[i]!));
-    parity = { maxAbsDiff, rows: own.length };
-  }
+  const measured = await parityOf(artifacts, input, probs, false);
+  // Binary parity keeps the shape it always had (no scale: probabilities).
+  const parity = measured ? { maxAbsDiff: measured.maxAbsDiff, rows: measured.rows } : undefined;
 
   heartbeat({ stage: 'baseline' });
   const baselineModel = trainLogreg(train);
@@ -129,6 +230,19 @@ export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInp
   const predictionHistogram = new Array<number>(10).fill(0);
   for (const p of probs) predictionHistogram[Math.min(9, Math.floor(p * 10))]!++;
   const full = { metrics, slices, parity, baseline, predictionHistogram };
+  const put = await artifacts.putContent(JSON.stringify({ kind: 'evaluation', ...full }, null, 2), { mediaType: 'application/json' });
+  return { ...full, report: { uri: put.uri, sha256: put.sha256, bytes: put.bytes } };
+}
+
+async function evaluateRegression(artifacts: ArtifactStore, input: EvaluateInput): Promise<RegressionEvaluation> {
+  const { train, test, scores } = await scoreTest(artifacts, input);
+  const metrics = regressionMetrics(scores, test.label);
+  const slices = regressionSliceMetrics(test, scores, input.slices);
+  const parity = await parityOf(artifacts, input, scores, true);
+  heartbeat({ stage: 'baseline' });
+  const ridge = regressionMetrics(predictLogreg(trainLogreg(train), test), test.label);
+  const predictionEdges = decileEdges(scores);
+  const full = { task: 'regression' as const, metrics, slices, parity, baseline: { trainer: 'ridge' as const, rmse: ridge.rmse, mae: ridge.mae }, predictionHistogram: histogramOn(scores, predictionEdges), predictionEdges };
   const put = await artifacts.putContent(JSON.stringify({ kind: 'evaluation', ...full }, null, 2), { mediaType: 'application/json' });
   return { ...full, report: { uri: put.uri, sha256: put.sha256, bytes: put.bytes } };
 }

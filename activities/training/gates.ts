@@ -5,9 +5,9 @@ import { getAlias, getModelByName } from '../../infra/db/repositories';
 import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
-import { auc, quantile } from '../ml/metrics';
+import { auc, quantile, rmse } from '../ml/metrics';
 import { createSession, feedsFor, scoreTable, signatureOf, signatureProblems } from './scoring';
-import type { Evaluation, SliceMetrics } from './evaluate';
+import type { EvaluationFigures, SliceMetrics } from './evaluate';
 import type { ArtifactRef } from './train';
 
 /**
@@ -23,6 +23,10 @@ export interface Gates {
   minAuc: number;
   maxRegression: number;
   minSliceAuc?: number;
+  /** Regression gates (see the training spec). */
+  maxRmse?: number;
+  minR2?: number;
+  maxSliceRmse?: number;
   minSliceRows: number;
   latencyBudgetMs: number;
   maxParityDiff: number;
@@ -38,7 +42,7 @@ export interface ModelValidation {
   accepted: boolean;
   reasons: string[];
   checks: Array<{ gate: string; ok: boolean; value: number | string | null; limit: number | string | null }>;
-  champion?: { version: number; modelVersionId: string; auc: number };
+  champion?: { version: number; modelVersionId: string } & ({ auc: number } | { rmse: number });
   /** Set when the candidate's inputs or outputs differ from production's (and the spec declared it, or it was rejected). */
   signatureChange?: { from: number; inputs: string[]; outputs: string[]; declared: boolean };
   infra: { loads: boolean; signatureProblems: string[]; latencyP50Ms: number; latencyP99Ms: number };
@@ -47,8 +51,8 @@ export interface ModelValidation {
 export interface ValidateModelInput {
   modelName: string;
   model: ArtifactRef;
-  data: Pick<PreparedData, 'test' | 'features'>;
-  evaluation: Pick<Evaluation, 'metrics' | 'slices' | 'parity' | 'baseline'>;
+  data: Pick<PreparedData, 'test' | 'features' | 'task'>;
+  evaluation: EvaluationFigures;
   gates: Gates;
 }
 
@@ -65,6 +69,49 @@ export function sliceChecks(slices: Array<Pick<SliceMetrics, 'slice' | 'rows' | 
   return gated.map((s) => ({ gate: `slice-auc ${s.slice}`, ok: s.auc >= min, value: s.auc, limit: min }));
 }
 
+type Check = (gate: string, ok: boolean, value: number | string | null, limit: number | string | null) => void;
+
+/** A regression's default floor on R²: a model must beat predicting the mean. */
+export const DEFAULT_MIN_R2 = 0;
+
+/**
+ * Regression gates on RMSE: R² at least minR2, RMSE at most maxRmse, no worse than ridge on the
+ * same split (by the share maxBaselineLoss), and each slice with minSliceRows rows within
+ * maxSliceRmse. A figure that is not finite fails its gate.
+ */
+export function regressionChecks(evaluation: Extract<EvaluationFigures, { task: 'regression' }>, gates: Gates, check: Check): void {
+  const m = evaluation.metrics;
+  const minR2 = gates.minR2 ?? DEFAULT_MIN_R2;
+  check('min-r2', Number.isFinite(m.r2) && m.r2 >= minR2, Number.isFinite(m.r2) ? m.r2 : 'not finite (a constant test target?)', minR2);
+  if (gates.maxRmse !== undefined) check('max-rmse', Number.isFinite(m.rmse) && m.rmse <= gates.maxRmse, m.rmse, gates.maxRmse);
+  const base = evaluation.baseline.rmse;
+  const limit = base * (1 + gates.maxBaselineLoss);
+  check(`vs-baseline ${evaluation.baseline.trainer}`, Number.isFinite(m.rmse) && Number.isFinite(limit) && m.rmse <= limit * (1 + RMSE_PRECISION), m.rmse, limit);
+  const max = gates.maxSliceRmse;
+  if (max === undefined) return;
+  const gated = evaluation.slices.filter((s) => s.rows >= gates.minSliceRows);
+  if (!gated.length) return check('slice-rmse', false, `no slice with ${gates.minSliceRows} test rows (of ${evaluation.slices.length})`, max);
+  for (const s of gated) check(`slice-rmse ${s.slice}`, Number.isFinite(s.rmse) && s.rmse <= max, s.rmse, max);
+}
+
+/** See the regression baseline gate: ONNX predictions are float32, ridge's float64. */
+const RMSE_PRECISION = 1e-6;
+
+function binaryChecks(evaluation: Extract<EvaluationFigures, { task?: undefined }>, gates: Gates, check: Check): void {
+  const candidateAuc = evaluation.metrics.auc;
+  check('min-auc', candidateAuc >= gates.minAuc, candidateAuc, gates.minAuc);
+  // The trainer-independent yardstick: a candidate that loses to a logistic regression fitted on
+  // the same split has learned nothing worth serving. ONNX scores are float32, the baseline's
+  // float64: AUC differences below AUC_PRECISION are rounding, not evidence.
+  if (evaluation.baseline) {
+    const loss = gates.maxBaselineLoss;
+    check(`vs-baseline ${evaluation.baseline.trainer}`, Number.isFinite(loss) && candidateAuc >= evaluation.baseline.auc - loss - AUC_PRECISION, candidateAuc - evaluation.baseline.auc, -loss);
+  } else {
+    check('vs-baseline', false, 'no baseline figures', 'a baseline');
+  }
+  for (const c of sliceChecks(evaluation.slices, gates)) check(c.gate, c.ok, c.value, c.limit);
+}
+
 export async function validateModel(deps: { db: Kysely<Database>; artifacts: ArtifactStore }, input: ValidateModelInput): Promise<ModelValidation> {
   const { gates, evaluation } = input;
   const features = input.data.features;
@@ -72,7 +119,8 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   const check = (gate: string, ok: boolean, value: number | string | null, limit: number | string | null) => checks.push({ gate, ok, value, limit });
 
   const testPath = await localArtifact(deps.artifacts, input.data.test, '.parquet');
-  const test = await withDuckDb((c) => loadTable(testPath, features, c));
+  const task = input.data.task ?? 'binary';
+  const test = await withDuckDb((c) => loadTable(testPath, features, c, { task }));
 
   // Infra validation: the bytes that will be served, loaded the way the server loads them.
   let loads = true;
@@ -80,7 +128,7 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   const latencies: number[] = [];
   try {
     const session = await createSession(await readVerified(deps.artifacts, input.model));
-    problems = signatureProblems(session, features);
+    problems = signatureProblems(session, features, task);
     if (!problems.length) {
       for (let i = 0; i < 220; i++) {
         const row = i % Math.max(1, test.rows);
@@ -100,21 +148,16 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   if (latencies.length) check('latency-p50-ms', infra.latencyP50Ms <= gates.latencyBudgetMs, infra.latencyP50Ms, gates.latencyBudgetMs);
 
   // Quality gates.
-  const candidateAuc = evaluation.metrics.auc;
-  check('min-auc', candidateAuc >= gates.minAuc, candidateAuc, gates.minAuc);
-  // The trainer-independent yardstick: a candidate that loses to a logistic regression fitted on
-  // the same split has learned nothing worth serving. ONNX scores are float32, the baseline's
-  // float64: AUC differences below AUC_PRECISION are rounding, not evidence.
-  if (evaluation.baseline) {
-    const loss = gates.maxBaselineLoss;
-    check(`vs-baseline ${evaluation.baseline.trainer}`, Number.isFinite(loss) && candidateAuc >= evaluation.baseline.auc - loss - AUC_PRECISION, candidateAuc - evaluation.baseline.auc, -loss);
-  } else {
-    check('vs-baseline', false, 'no baseline figures', 'a baseline');
-  }
+  if (evaluation.task === 'regression') regressionChecks(evaluation, gates, check);
+  else binaryChecks(evaluation, gates, check);
   // Without the trainer's own scores nothing shows that the exported graph computes its model.
-  if (evaluation.parity) check('onnx-parity', evaluation.parity.maxAbsDiff <= gates.maxParityDiff, evaluation.parity.maxAbsDiff, gates.maxParityDiff);
-  else check('onnx-parity', false, 'no trainer scores on the test split', gates.maxParityDiff);
-  checks.push(...sliceChecks(evaluation.slices, gates));
+  // A regression's float32 rounding grows with its predictions: the limit scales with them.
+  if (evaluation.parity) {
+    const limit = gates.maxParityDiff * (evaluation.parity.scale ?? 1);
+    // Not finite (NaN scores, null through JSON) is no evidence of parity.
+    const diff = evaluation.parity.maxAbsDiff;
+    check('onnx-parity', typeof diff === 'number' && Number.isFinite(diff) && diff <= limit, diff, limit);
+  } else check('onnx-parity', false, 'no trainer scores on the test split', gates.maxParityDiff);
 
   // The champion: the production version, scored on the same test split.
   let champion: ModelValidation['champion'];
@@ -124,7 +167,7 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   if (prod) {
     // The serving contract: production's clients send production's inputs and read its outputs.
     const prodRow = await deps.db.selectFrom('model_versions').select(['input_signature', 'output_signature']).where('id', '=', prod.model_version_id).executeTakeFirstOrThrow();
-    const candidate = signatureOf(features);
+    const candidate = signatureOf(features, task);
     const inputs = signatureDiff(prodRow.input_signature, candidate.inputs);
     const outputs = signatureDiff(prodRow.output_signature, candidate.outputs);
     if (inputs.length || outputs.length) {
@@ -146,10 +189,20 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
     else {
       try {
         const session = await createSession(await readVerified(deps.artifacts, artifact));
-        const championAuc = auc(await scoreTable(session, test, features), test.label);
-        await session.release();
-        champion = { version: prod.version, modelVersionId: prod.model_version_id, auc: championAuc };
-        check(`no-regression vs v${prod.version}`, candidateAuc >= championAuc - gates.maxRegression, candidateAuc - championAuc, -gates.maxRegression);
+        const scores = await scoreTable(session, test, features).finally(() => session.release());
+        const vs = `no-regression vs v${prod.version}`;
+        if (evaluation.task === 'regression') {
+          // maxRegression is the share by which the candidate's RMSE may exceed the champion's.
+          const championRmse = rmse(scores, test.label);
+          champion = { version: prod.version, modelVersionId: prod.model_version_id, rmse: championRmse };
+          const limit = championRmse * (1 + gates.maxRegression);
+          check(vs, Number.isFinite(championRmse) && evaluation.metrics.rmse <= limit * (1 + RMSE_PRECISION), evaluation.metrics.rmse, limit);
+        } else {
+          const championAuc = auc(scores, test.label);
+          champion = { version: prod.version, modelVersionId: prod.model_version_id, auc: championAuc };
+          const candidateAuc = evaluation.metrics.auc;
+          check(vs, candidateAuc >= championAuc - gates.maxRegression, candidateAuc - championAuc, -gates.maxRegression);
+        }
       } catch (err) {
         // Without the comparison there is no evidence the candidate is not worse: fail closed
         // unless the spec accepts it (e.g. a deliberate change of features).

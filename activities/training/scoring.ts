@@ -1,12 +1,13 @@
 import * as ort from 'onnxruntime-node';
 import type { FeatureSpec, Table } from '../ml/dataset';
+import { outputOf, taskOfOutput } from '../ml/task-output';
+import type { TaskKind } from '../../workflows/contracts/training-spec';
 
 /**
  * Scoring a raw-feature ONNX model (one [batch, 1] input per feature, strings for categorical
- * ones, output `probability`) on a table: what evaluation, validation and serving all do.
+ * ones, one output: `probability` for a binary task, `prediction` for a regression) on a table:
+ * what evaluation, validation and serving all do.
  */
-
-export const OUTPUT_NAME = 'probability';
 
 export async function createSession(model: Uint8Array): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(model, { graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1 });
@@ -24,18 +25,22 @@ export function feedsFor(table: Table, features: FeatureSpec[], start: number, e
   return feeds;
 }
 
+/** The table's task's output on every row; a graph without that output throws, naming what it has. */
 export async function scoreTable(session: ort.InferenceSession, table: Table, features: FeatureSpec[], batch = 16_384): Promise<Float32Array> {
+  const name = outputOf(table.task);
+  if (!session.outputNames.includes(name)) throw new Error(`the model has no output ${name} (a ${table.task ?? 'binary'} task's); it gives ${session.outputNames.join(', ')}`);
   const out = new Float32Array(table.rows);
   for (let start = 0; start < table.rows; start += batch) {
     const end = Math.min(table.rows, start + batch);
-    const result = await session.run(feedsFor(table, features, start, end));
-    out.set(result[OUTPUT_NAME]!.data as Float32Array, start);
+    const result = await session.run(feedsFor(table, features, start, end), [name]);
+    out.set(result[name]!.data as Float32Array, start);
   }
   return out;
 }
 
-/** The serving contract: does the graph take exactly these raw features and give `probability`? */
-export function signatureProblems(session: ort.InferenceSession, features: FeatureSpec[]): string[] {
+/** The serving contract: does the graph take exactly these raw features and give the task's output? */
+export function signatureProblems(session: ort.InferenceSession, features: FeatureSpec[], task: TaskKind = 'binary'): string[] {
+  const output = outputOf(task);
   const problems: string[] = [];
   const inputs = new Map(session.inputMetadata.map((m) => [m.name, m]));
   for (const f of features) {
@@ -49,10 +54,16 @@ export function signatureProblems(session: ort.InferenceSession, features: Featu
     if (m.isTensor && m.shape.length !== 2) problems.push(`input ${f.name} has rank ${m.shape.length}, expected [batch, 1]`);
   }
   for (const name of inputs.keys()) if (!features.some((f) => f.name === name)) problems.push(`unexpected input ${name}`);
-  const out = session.outputMetadata.find((m) => m.name === OUTPUT_NAME);
-  if (!out) problems.push(`output ${OUTPUT_NAME} is missing (outputs: ${session.outputNames.join(', ')})`);
-  else if (out.isTensor && out.type !== 'float32') problems.push(`output ${OUTPUT_NAME} is ${out.type}, expected float32`);
+  const out = session.outputMetadata.find((m) => m.name === output);
+  if (!out) problems.push(`output ${output} is missing (outputs: ${session.outputNames.join(', ')}; a ${task} model gives ${output})`);
+  else if (out.isTensor && out.type !== 'float32') problems.push(`output ${output} is ${out.type}, expected float32`);
   return problems;
+}
+
+/** The task a stored output signature gives (its one output's name); undefined when it names no task's output. */
+export function taskOfSignature(outputs: unknown): TaskKind | undefined {
+  if (!Array.isArray(outputs) || outputs.length !== 1) return undefined;
+  return taskOfOutput(String((outputs[0] as { name?: unknown }).name));
 }
 
 /** The features a stored input signature names: its inverse, for code that starts from a registered version. */
@@ -60,9 +71,9 @@ export function featuresOfSignature(inputs: ReadonlyArray<{ name: string; dataty
   return inputs.map((s) => ({ name: s.name, kind: s.datatype === 'BYTES' ? 'categorical' : 'numeric' }));
 }
 
-export function signatureOf(features: FeatureSpec[]) {
+export function signatureOf(features: FeatureSpec[], task: TaskKind = 'binary') {
   return {
     inputs: features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [-1, 1] })),
-    outputs: [{ name: OUTPUT_NAME, datatype: 'FP32', shape: [-1, 1] }],
+    outputs: [{ name: outputOf(task), datatype: 'FP32', shape: [-1, 1] }],
   };
 }

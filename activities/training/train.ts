@@ -19,7 +19,7 @@ import { CheckpointRefused, TrainerRegistry, type ResumePoint, type TrainerCheck
 
 export interface TrainInput {
   model: string;
-  data: Pick<PreparedData, 'train' | 'test' | 'features'>;
+  data: Pick<PreparedData, 'train' | 'test' | 'features' | 'task'>;
   trainer: string;
   command?: string;
   hyperparameters: Record<string, unknown>;
@@ -88,6 +88,7 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
   const trainPath = await download(input.data.train);
   const testPath = await download(input.data.test);
   const features = input.data.features as FeatureSpec[];
+  const task = input.data.task ?? 'binary';
   let tables: Promise<{ train: Table; test: Table }> | undefined;
   const signal = Context.current().cancellationSignal;
 
@@ -95,13 +96,14 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
     const uploader = new CheckpointUploader(deps.artifacts, resume);
     const ctx: TrainerContext = {
       model: input.model,
+      task,
       features,
       hyperparameters: hyperparameters as Record<string, unknown>,
       seed: input.seed,
       checkpointEvery: input.checkpointEvery,
       threads: deps.config.trainThreads ?? 1,
       files: { train: trainPath, test: testPath },
-      tables: () => (tables ??= withDuckDb(async (c) => ({ train: await loadTable(trainPath, features, c), test: await loadTable(testPath, features, c) }))),
+      tables: () => (tables ??= withDuckDb(async (c) => ({ train: await loadTable(trainPath, features, c, { task }), test: await loadTable(testPath, features, c, { task }) }))),
       resumeFrom: resume ? resumePoint(deps.artifacts, resume) : undefined,
       progress: (p) => uploader.progress(p.round, p.rounds, p.checkpoint),
       signal,

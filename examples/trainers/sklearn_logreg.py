@@ -113,6 +113,9 @@ def read_config(env):
         names.add(f["name"])
     features = [{"name": f["name"], "kind": f["kind"]} for f in features]
     label = env.get("MLOPS_LABEL") or "label"
+    task = env.get("MLOPS_TASK") or "binary"
+    if task != "binary":
+        raise InputError(f"MLOPS_TASK is {task!r}: this example fits a logistic regression, for binary tasks only")
     if label in names:
         raise InputError(f"the label {label!r} is also listed as a feature")
 

@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from '../../infra/paths';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { lifecycleWorkflowId } from '../../workflows/contracts/names';
 import type { LifecyclePolicyInput, LifecycleStatus } from '../../workflows/contracts/lifecycle';
-import type { TrainingResult } from '../../workflows/continuous-training';
+import type { BinaryTrainingResult as TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import { createTemporalEnv, openTestRuntime, testEnv } from '../helpers/real';
 import { errorLines, runProcess, type EntryResult } from '../helpers/run-entry';

@@ -13,7 +13,7 @@ import { builtinCommandTrainers } from '../../infra/config';
 import { getAlias, getModelByName, getModelVersion, setAlias } from '../../infra/db/repositories';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
-import type { TrainingResult } from '../../workflows/continuous-training';
+import type { BinaryTrainingResult as TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import type { TrainingSpecInput } from '../../workflows/contracts/training-spec';
 import { withDuckDb, literal } from '../../activities/data/duck';

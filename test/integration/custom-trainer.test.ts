@@ -10,7 +10,7 @@ import { PROJECT_ROOT } from '../../infra/paths';
 import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
-import type { TrainingResult } from '../../workflows/continuous-training';
+import type { BinaryTrainingResult as TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import type { PromotionStatus } from '../../workflows/promotion';
 import { waitForCheckpoint } from '../helpers/checkpoints';

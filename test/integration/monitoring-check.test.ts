@@ -9,7 +9,7 @@ import type { FeatureSpec, Table } from '../../activities/ml/dataset';
 import { createSession, scoreTable } from '../../activities/training/scoring';
 import { getModelByName, getModelVersion, registerModelVersion, setAlias, upsertModel } from '../../infra/db/repositories';
 import type { WorkerRuntime } from '../../workers/runtime';
-import type { TrainingResult } from '../../workflows/continuous-training';
+import type { BinaryTrainingResult as TrainingResult } from '../../workflows/continuous-training';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import { monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../../workflows/contracts/lifecycle';
 import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';

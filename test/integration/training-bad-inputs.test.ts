@@ -236,4 +236,61 @@ describe('data the user brings', () => {
     const prepared = steps.rows[0].outputs as { train: { rows: number }; test: { rows: number } };
     expect(prepared.train.rows + prepared.test.rows).toBe(5000);
   });
+
+  test('a regression on a CSV from S3: minutes late predicted as a number, gated on RMSE against ridge, registered with output prediction', async () => {
+    await independentS3().fPutObject(bucket, 'datasets/own-regression.csv', path.join(dir, 'own.csv'));
+    const spec = {
+      model: model(),
+      dataset: { uris: [`s3://${bucket}/datasets/own-regression.csv`] },
+      features: [
+        { name: 'hour', kind: 'numeric', column: 'departed', transform: 'hour' },
+        { name: 'miles', kind: 'numeric' },
+        { name: 'airport', kind: 'categorical' },
+      ],
+      label: { column: 'minutes_late', kind: 'regression' },
+      split: { kind: 'random', seed: 7, testFraction: 0.25 },
+      hyperparameters: { rounds: 20, maxDepth: 3 },
+      onFailure: 'fail',
+      // Delays are mostly noise at this size: judge the pipeline, not the model.
+      gates: { minR2: -1, maxBaselineLoss: 1 },
+    };
+    const workflowId = `own-regression-${randomUUID()}`;
+    const result = await withTestWorkers(env, runtime, async () => {
+      const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
+      return (await handle.result()) as TrainingResult;
+    });
+    expect(result).toMatchObject({ status: 'registered', task: 'regression', reasons: [] });
+    if (result.task !== 'regression') throw new Error('not a regression result');
+    expect(result.metrics.rmse).toBeGreaterThan(0);
+    expect(result.baselineRmse).toBeGreaterThan(0);
+    const row = await pg.query(
+      `select mv.output_signature, mv.metrics->'checks' as checks, mv.metrics->>'rmse' as rmse, mv.metrics->'parity' as parity from model_versions mv join models m on m.id = mv.model_id where m.name = $1`,
+      [spec.model],
+    );
+    expect(row.rows[0].output_signature).toEqual([{ name: 'prediction', datatype: 'FP32', shape: [-1, 1] }]);
+    expect(Number(row.rows[0].rmse)).toBeCloseTo(result.metrics.rmse, 10);
+    const gates = (row.rows[0].checks as Array<{ gate: string; ok: boolean }>).map((c) => c.gate);
+    expect(gates).toEqual(expect.arrayContaining(['min-r2', 'vs-baseline ridge', 'onnx-parity', 'serving-signature']));
+    expect(gates).not.toContain('min-auc');
+    // The served graph computes the trainer's model: parity on every test row, relative to the predictions' size.
+    expect(row.rows[0].parity.rows).toBeGreaterThan(1000);
+    expect(row.rows[0].parity.maxAbsDiff).toBeLessThanOrEqual(1e-4 * row.rows[0].parity.scale);
+  });
+
+  test('a regression label that is text is named as such, not retried, and nothing is registered', async () => {
+    await independentS3().fPutObject(bucket, 'datasets/own-text-label.csv', path.join(dir, 'own.csv'));
+    const spec = {
+      model: model(),
+      dataset: { uris: [`s3://${bucket}/datasets/own-text-label.csv`] },
+      features: [{ name: 'miles', kind: 'numeric' }],
+      label: { column: 'airport', kind: 'regression' },
+      onFailure: 'fail',
+    };
+    const workflowId = `own-text-label-${randomUUID()}`;
+    const f = await withTestWorkers(env, runtime, () => failure(spec, workflowId));
+    expect(f.message).toMatch(/column airport \(the label, a regression target\) is VARCHAR; expected numeric \(a regression predicts a number: a numeric column\)/);
+    expect(await activityAttempts(workflowId, 'validate-data')).toEqual([1]);
+    const rows = await pg.query(`select 1 from model_versions mv join models m on m.id = mv.model_id where m.name = $1`, [spec.model]);
+    expect(rows.rows).toHaveLength(0);
+  });
 });

@@ -31,6 +31,7 @@ test('the trainer process sees PATH, its GPU, the contract variables and the nam
   };
   const ctx: TrainerContext = {
     model: 'm',
+    task: 'binary',
     features: [{ name: 'x', kind: 'numeric' }],
     hyperparameters: {},
     seed: 1,
@@ -47,7 +48,7 @@ test('the trainer process sees PATH, its GPU, the contract variables and the nam
   const result = await trainer.train(ctx);
   expect(Buffer.from(result.onnx).toString()).toBe('onnx');
   const seen = Object.fromEntries(readFileSync(dump, 'utf8').split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-  expect(seen).toMatchObject({ CUDA_VISIBLE_DEVICES: 'GPU-1234', WANDB_API_KEY: 'let-through', MLOPS_SEED: '1', MLOPS_LABEL: 'label' });
+  expect(seen).toMatchObject({ CUDA_VISIBLE_DEVICES: 'GPU-1234', WANDB_API_KEY: 'let-through', MLOPS_SEED: '1', MLOPS_LABEL: 'label', MLOPS_TASK: 'binary' });
   expect(seen.PATH).toBe(process.env.PATH);
   expect(seen.MLOPS_TRAIN_DATA).toMatch(/train\.csv$/);
   for (const secret of ['DATABASE_URL', 'AWS_SECRET_ACCESS_KEY', 'AWS_ACCESS_KEY_ID', 'MLOPS_ADMIN_TOKEN', 'TEMPORAL_API_KEY']) expect(Object.keys(seen)).not.toContain(secret);

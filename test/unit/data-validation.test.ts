@@ -19,7 +19,7 @@ test('statistics in two scans: counts, ranges, deciles, value counts and the lab
   expect(distance.selfHistogram!.reduce((a, b) => a + b, 0)).toBe(508_239);
   const origin = stats.columns.find((c) => c.name === 'origin')!;
   expect(Object.values(origin.categories!).reduce((a, b) => a + b, 0)).toBe(508_239);
-  expect(stats.label!.positives / stats.label!.labelled).toBeCloseTo(0.205, 3);
+  expect(stats.label!.positives! / stats.label!.labelled).toBeCloseTo(0.205, 3);
 });
 
 test('a later span: schema anomalies are warnings, drift against the previous span is measured', async () => {

@@ -71,7 +71,7 @@ test('heartbeats carry progress and checkpoints; a retry continues from the last
   const fresh = (await other.run(() => trainModel(deps(), input(from - 1)))) as TrainOutput;
   expect(fresh.resumedFromRound).toBe(0);
   expect(fresh.rounds).toBe(from - 1);
-});
+}, 60_000); // Trains three times in threads: 5 s is too short when the whole unit suite shares 2 cores.
 
 test('cancellation stops the training thread', async () => {
   const env = new MockActivityEnvironment();

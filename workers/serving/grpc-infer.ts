@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { BadRequest } from './bad-request';
 import { modelName, versionNumber } from './describe';
 import type { InferResult } from './inference';
-import { OUTPUT, type ParsedInfer, type TensorIn } from './oip';
+import { OUTPUT_DATATYPE, type ParsedInfer, type TensorIn } from './oip';
 import { decodeRaw, encodeFp32, utf8Text } from './raw-tensors';
 
 /**
@@ -91,7 +91,7 @@ export function decodeGrpcInfer(message: unknown): GrpcInfer {
 /** The ModelInferResponse: typed contents, or raw_output_contents for a request that sent raw inputs. */
 export function grpcAnswer(model: string, result: InferResult<ParsedInfer>, raw: boolean) {
   const { target, parsed, requestId, probs } = result;
-  const output = { name: OUTPUT.name, datatype: OUTPUT.datatype, shape: [parsed.rows, 1] };
+  const output = { name: target.output, datatype: OUTPUT_DATATYPE, shape: [parsed.rows, 1] };
   return {
     model_name: model,
     model_version: String(target.version),

@@ -114,7 +114,7 @@ export async function startGrpcServer(deps: GrpcDeps, host: string, port: number
         version: req.version,
         requestId: requestIdOf(metadataValue(call, 'x-request-id')),
         traffic: typeof traffic === 'string' ? traffic : undefined,
-        parse: (signature) => checkInfer(req.inputs, req.outputs, signature, deps.maxBatch, req.id),
+        parse: (signature, output) => checkInfer(req.inputs, req.outputs, signature, deps.maxBatch, req.id, output),
       });
       return grpcAnswer(req.model, result, req.raw);
     }),

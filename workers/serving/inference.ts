@@ -32,8 +32,8 @@ export interface InferCall<P extends ParsedInfer> {
   requestId?: string;
   /** The caller's `x-mlops-traffic`: the promotion's `contract` and `load` requests are counted apart. */
   traffic?: string;
-  /** Decodes and checks the request against the version that will score it. */
-  parse(signature: InputSignature[]): P | Promise<P>;
+  /** Decodes and checks the request against the version that will score it: its inputs and its one output's name. */
+  parse(signature: InputSignature[], output: string): P | Promise<P>;
 }
 
 export interface InferResult<P extends ParsedInfer> {
@@ -61,7 +61,7 @@ export function createInfer(deps: InferDeps): Infer {
     let q = queues.get(v);
     if (!q) {
       q = new BatchQueue(
-        async (feeds) => (await v.session.run(feeds)).probability!.data as Float32Array,
+        async (feeds) => (await v.session.run(feeds, [v.output]))[v.output]!.data as Float32Array,
         batching,
         (requests, rows) => metrics.batch(v.model, v.version, requests, rows),
       );
@@ -94,7 +94,7 @@ export function createInfer(deps: InferDeps): Infer {
     queue.expect();
     let parsed: P;
     try {
-      parsed = await call.parse(route.target.inputs);
+      parsed = await call.parse(route.target.inputs, route.target.output);
     } finally {
       queue.arrived();
     }
@@ -125,7 +125,7 @@ function logRows(v: LoadedVersion, parsed: ParsedInfer, probs: Float32Array, rol
       modelVersionId: v.modelVersionId,
       ts,
       inputs,
-      outputs: { probability: probs[i], role },
+      outputs: { [v.output]: probs[i], role },
       latencyMs: ms / parsed.rows,
     };
   }

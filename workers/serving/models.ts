@@ -5,6 +5,8 @@ import { readAll, type ArtifactStore } from '../../infra/artifacts';
 import type { Database } from '../../infra/db/schema';
 import { getModelByName, getModelVersion } from '../../infra/db/repositories';
 import { BadRequest, type InputSignature } from './oip';
+import { taskOfOutput } from '../../activities/ml/task-output';
+import type { TaskKind } from '../../workflows/contracts/training-spec';
 
 /**
  * The versions a model server holds: loaded from the registry and the artifact store, the ONNX
@@ -20,6 +22,9 @@ export interface LoadedVersion {
   sha256: string;
   session: ort.InferenceSession;
   inputs: InputSignature[];
+  /** The version's one output (`probability` for a binary model, `prediction` for a regression) and its task. */
+  output: string;
+  task: TaskKind;
   inflight: number;
   loadedAt: string;
 }
@@ -92,7 +97,14 @@ export class ModelStore {
     if (sha !== artifact.sha256) throw new Error(`model ${name} v${version}: ${artifact.uri} has sha256 ${sha}, the registry says ${artifact.sha256}; refusing to load it`);
     const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
     const inputs = (mv.input_signature as Array<{ name: string; datatype: string }>).map((s) => ({ name: s.name, datatype: s.datatype as 'FP32' | 'BYTES', shape: [-1, 1] }));
-    const loaded: LoadedVersion = { model: name, modelId: model.id, modelVersionId: mv.id, version, sha256: sha, session, inputs, inflight: 0, loadedAt: new Date().toISOString() };
+    const declared = Array.isArray(mv.output_signature) ? (mv.output_signature as Array<{ name?: unknown }>).map((o) => String(o.name)) : [];
+    const output = declared[0];
+    const task = output === undefined ? undefined : taskOfOutput(output);
+    if (declared.length !== 1 || !task || !session.outputNames.includes(output!)) {
+      await session.release();
+      throw new Error(`model ${name} v${version}: the registry declares outputs [${declared.join(', ')}] and the graph gives [${session.outputNames.join(', ')}]; a served model gives one of probability or prediction; refusing to load it`);
+    }
+    const loaded: LoadedVersion = { model: name, modelId: model.id, modelVersionId: mv.id, version, sha256: sha, session, inputs, output: output!, task, inflight: 0, loadedAt: new Date().toISOString() };
     const current = this.models.get(name) ?? { name, versions: new Map(), traffic: { canaryWeight: 0 }, generation: 0 };
     // Copy-on-write: requests holding the old state keep a consistent view.
     this.models.set(name, { ...current, versions: new Map([...current.versions, [version, loaded]]) });

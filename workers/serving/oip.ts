@@ -19,8 +19,8 @@ export interface InputSignature {
   shape: number[];
 }
 
-/** The one output our models give. */
-export const OUTPUT = { name: 'probability', datatype: 'FP32' } as const;
+/** The datatype of the one output our models give (its name is the version's: `probability` or `prediction`). */
+export const OUTPUT_DATATYPE = 'FP32';
 
 /**
  * One input as a transport gives it. Its elements are decoded only once its name, datatype and
@@ -45,7 +45,7 @@ export interface ParsedInfer {
 const show = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
 
 /** Checks decoded inputs and the requested outputs against the model's signature and builds onnxruntime feeds. */
-export function checkInfer(inputs: TensorIn[], outputs: string[], signature: InputSignature[], maxBatch: number, id?: string): ParsedInfer {
+export function checkInfer(inputs: TensorIn[], outputs: string[], signature: InputSignature[], maxBatch: number, id: string | undefined, output: string): ParsedInfer {
   const byName = new Map(inputs.map((t) => [t.name, t]));
   if (byName.size !== inputs.length) throw new BadRequest('an input is given twice');
   for (const t of inputs) if (!signature.some((s) => s.name === t.name)) throw new BadRequest(`unexpected input ${JSON.stringify(t.name)}; the model takes ${signature.map((s) => s.name).join(', ')}`);
@@ -87,7 +87,7 @@ export function checkInfer(inputs: TensorIn[], outputs: string[], signature: Inp
       columns[sig.name] = values;
     }
   }
-  for (const o of outputs) if (o !== OUTPUT.name) throw new BadRequest(`unknown output ${JSON.stringify(o)}; the model gives ${OUTPUT.name}`);
+  for (const o of outputs) if (o !== output) throw new BadRequest(`unknown output ${JSON.stringify(o)}; the model gives ${output}`);
   return { id, rows: rows!, feeds, columns };
 }
 
@@ -118,7 +118,7 @@ export interface RestInfer extends ParsedInfer {
  * Validates a REST request: its JSON (the whole body, or the header of a binary one) and, for
  * inputs with `parameters.binary_data_size`, their bytes from `binary` (what follows the header).
  */
-export function parseInfer(body: unknown, signature: InputSignature[], maxBatch: number, binary?: Buffer): RestInfer {
+export function parseInfer(body: unknown, signature: InputSignature[], maxBatch: number, binary: Buffer | undefined, output: string): RestInfer {
   const req = isInferRequest(body) ? body : formChecked(body);
   const raw = binaryInputs(
     req.inputs.map((t) => ({ name: t.name, size: t.parameters?.binary_data_size, hasData: t.data !== undefined })),
@@ -136,8 +136,9 @@ export function parseInfer(body: unknown, signature: InputSignature[], maxBatch:
     signature,
     maxBatch,
     req.id,
+    output,
   );
   // An output's own binary_data wins over the request-wide binary_data_output.
-  const asked = req.outputs?.find((o) => o.name === OUTPUT.name)?.parameters?.binary_data;
+  const asked = req.outputs?.find((o) => o.name === output)?.parameters?.binary_data;
   return { ...out, binaryOutput: asked ?? req.parameters?.binary_data_output ?? false };
 }

@@ -3,7 +3,7 @@ import { parseJsonText, readBody } from '../../infra/http';
 import { BadRequest } from './bad-request';
 import type { InferResult } from './inference';
 import { BINARY_CONTENT_TYPE, HEADER_LENGTH, encodeBinaryResponse, splitBinaryBody } from './oip-binary';
-import { OUTPUT, type RestInfer } from './oip';
+import { OUTPUT_DATATYPE, type RestInfer } from './oip';
 import { encodeFp32 } from './raw-tensors';
 
 /** The REST side of `POST …/infer`: reading a JSON or binary-extension body, and answering in kind. */
@@ -23,10 +23,10 @@ export async function readInferBody(req: http.IncomingMessage, limit: number): P
 export function sendInferAnswer(res: http.ServerResponse, name: string, result: InferResult<RestInfer>): void {
   const { target, parsed, requestId, probs } = result;
   const head = { model_name: name, model_version: String(target.version), id: parsed.id ?? requestId };
-  const output = { name: OUTPUT.name, datatype: OUTPUT.datatype, shape: [parsed.rows, 1] };
+  const output = { name: target.output, datatype: OUTPUT_DATATYPE, shape: [parsed.rows, 1] };
   const headers = { 'x-request-id': requestId, 'x-model-version': String(target.version) };
   if (!parsed.binaryOutput) {
-    const text = jsonAnswer(head, parsed.rows, probs);
+    const text = jsonAnswer(head, parsed.rows, probs, target.output);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
     res.end(text);
     return;
@@ -42,12 +42,12 @@ export function sendInferAnswer(res: http.ServerResponse, name: string, result: 
  * with `data` the scores as numbers, without the copy of the scores into an array first and the
  * walk over the object: most of the answer is fixed text.
  */
-export function jsonAnswer(head: { model_name: string; model_version: string; id: string }, rows: number, probs: Float32Array): string {
+export function jsonAnswer(head: { model_name: string; model_version: string; id: string }, rows: number, probs: Float32Array, output: string): string {
   let data = '';
   for (let i = 0; i < probs.length; i++) {
     const p = probs[i]!;
     // What JSON.stringify writes for a number: its shortest form, null when not finite.
     data += (i ? ',' : '') + (Number.isFinite(p) ? String(p) : 'null');
   }
-  return `{"model_name":${JSON.stringify(head.model_name)},"model_version":${JSON.stringify(head.model_version)},"id":${JSON.stringify(head.id)},"outputs":[{"name":"${OUTPUT.name}","datatype":"${OUTPUT.datatype}","shape":[${rows},1],"data":[${data}]}]}`;
+  return `{"model_name":${JSON.stringify(head.model_name)},"model_version":${JSON.stringify(head.model_version)},"id":${JSON.stringify(head.id)},"outputs":[{"name":${JSON.stringify(output)},"datatype":"${OUTPUT_DATATYPE}","shape":[${rows},1],"data":[${data}]}]}`;
 }

@@ -167,9 +167,9 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
           requestId: requestIdOf(req.headers['x-request-id']),
           traffic: typeof traffic === 'string' ? traffic : undefined,
           // Read once the model is known: an unknown one is a 404 whatever the body.
-          parse: async (signature) => {
+          parse: async (signature, output) => {
             const { json, binary } = await readInferBody(req, maxBody);
-            return parseInfer(json, signature, maxBatch, binary);
+            return parseInfer(json, signature, maxBatch, binary, output);
           },
         });
         return sendInferAnswer(res, name, result);

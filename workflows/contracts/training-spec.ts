@@ -61,13 +61,23 @@ export const featureSpec = z
   .strict()
   .refine((f) => !f.transform || f.kind === 'numeric', { message: 'a transformed feature is numeric', path: ['kind'] });
 
+/** What a model predicts: two classes (a probability) or a number. */
+export const TASK_KINDS = ['binary', 'regression'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
 export const labelSpec = z
   .object({
     column,
-    /** Positive when `column > threshold` (e.g. delay > 15); without it the column must hold 0/1. */
+    /** Default binary: specs written before there were kinds mean binary. */
+    kind: z.enum(TASK_KINDS).optional(),
+    /** Binary only: positive when `column > threshold` (e.g. delay > 15); without it the column must hold 0/1. */
     greaterThan: z.number().finite().optional(),
   })
-  .strict();
+  .strict()
+  .refine((l) => l.greaterThan === undefined || (l.kind ?? 'binary') === 'binary', { message: 'greaterThan makes two classes: only for kind binary (a regression predicts the column itself)', path: ['greaterThan'] });
+
+/** The task kind of a label: absent means binary, as every spec before kinds existed. */
+export const taskKind = (label: { kind?: TaskKind }): TaskKind => label.kind ?? 'binary';
 
 const splitSpec = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('time'), column, testFraction: z.number().gt(0).lt(1).default(0.2) }).strict(),
@@ -151,16 +161,22 @@ export const trainingSpec = z
     gates: z
       .object({
         minAuc: z.number().min(0).max(1).default(0.55),
-        /** How far below the production champion's AUC (same test split) a candidate may be. */
+        /** How far below the production champion's AUC (same test split) a candidate may be; for a regression, the share by which its RMSE may exceed the champion's. */
         maxRegression: z.number().min(0).max(1).default(0.005),
         minSliceAuc: z.number().min(0).max(1).optional(),
+        /** Regression: the largest test RMSE accepted (the other regression gates: R² above minR2, no worse than ridge and the champion). */
+        maxRmse: z.number().gt(0).optional(),
+        /** Regression: the smallest test R² accepted; absent, 0 (the candidate must beat predicting the mean). */
+        minR2: z.number().max(1).optional(),
+        /** Regression: the largest RMSE of a slice with minSliceRows test rows. */
+        maxSliceRmse: z.number().gt(0).optional(),
         /** Slices with fewer test rows are reported but not gated. */
         minSliceRows: z.number().int().min(1).default(500),
         /** Batch-1 latency budget (p50 in onnxruntime on the validating worker). */
         latencyBudgetMs: z.number().gt(0).max(10_000).default(20),
         /** Largest |ONNX − trainer| score difference accepted. */
         maxParityDiff: z.number().min(0).max(1).default(1e-4),
-        /** How far below the logistic-regression baseline's AUC on the same split a candidate may be. */
+        /** How far below the logistic-regression baseline's AUC on the same split a candidate may be; for a regression, the share by which its RMSE may exceed ridge regression's. */
         maxBaselineLoss: z.number().min(0).max(1).default(0),
         /** A production champion that cannot be scored on this split (changed features, a lost file): reject the candidate, or accept it without the comparison. */
         onIncomparableChampion: z.enum(['reject', 'accept']).default('reject'),
@@ -219,6 +235,13 @@ export const trainingSpec = z
     const names = (s.features ?? []).map((f) => f.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) ctx.addIssue({ code: 'custom', path: ['features'], message: `feature ${dup} is listed twice` });
+    const label = s.label ?? (s.preset ? PRESETS[s.preset].label : undefined);
+    if (label && taskKind(label) !== 'binary' && s.gates.minSliceAuc !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['gates', 'minSliceAuc'], message: `AUC needs two classes: not a gate of a ${taskKind(label)} task (use gates.maxSliceRmse)` });
+    }
+    if (label && taskKind(label) !== 'regression' && (s.gates.maxRmse !== undefined || s.gates.maxSliceRmse !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['gates', s.gates.maxRmse !== undefined ? 'maxRmse' : 'maxSliceRmse'], message: `RMSE gates a regression; this task is ${taskKind(label)}` });
+    }
     if (s.resources.gpu === 0 && (s.resources.gpuClass || s.resources.fallback.length)) {
       ctx.addIssue({ code: 'custom', path: ['resources', 'gpuClass'], message: 'gpuClass and fallback need gpu ≥ 1' });
     }

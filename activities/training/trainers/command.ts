@@ -106,6 +106,7 @@ export function commandTrainer(commands: Record<string, string[]>, inheritEnv: r
           MLOPS_TRAIN_DATA: trainCsv,
           MLOPS_VALID_DATA: validCsv,
           MLOPS_LABEL: LABEL_COLUMN,
+          MLOPS_TASK: ctx.task,
           MLOPS_FEATURES: JSON.stringify(ctx.features),
           MLOPS_HYPERPARAMETERS: JSON.stringify(ctx.hyperparameters),
           MLOPS_SEED: String(ctx.seed),

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { TRAINER_NAME } from '../../../workflows/contracts/training-spec';
+import { TRAINER_NAME, type TaskKind } from '../../../workflows/contracts/training-spec';
 import type { FeatureSpec, Table } from '../../ml/dataset';
 import type { Gpu } from '../../gpu-context';
 
@@ -28,6 +28,8 @@ export interface ResumePoint {
 
 export interface TrainerContext<P = Record<string, unknown>> {
   model: string;
+  /** What the model predicts: binary gives P(label = 1) as output `probability`, regression the number as output `prediction`. */
+  task: TaskKind;
   features: FeatureSpec[];
   /** Validated with the trainer's `hyperparameters` schema (when it has one). */
   hyperparameters: P;
@@ -63,7 +65,7 @@ export interface TrainerContext<P = Record<string, unknown>> {
 
 export interface TrainedModel {
   onnx: Uint8Array;
-  /** The trainer's own P(label = 1) on the test split: the reference the ONNX export is checked against. */
+  /** The trainer's own scores on the test split (P(label = 1), or the predicted number): the reference the ONNX export is checked against. */
   testScores?: Float64Array;
   rounds: number;
   summary?: Record<string, unknown>;
