@@ -8,6 +8,7 @@ import { tsToMs } from '@temporalio/common/lib/time';
 import type { temporal } from '@temporalio/proto';
 import type { Kysely } from 'kysely';
 import { quantile } from '../activities/ml/metrics';
+import { signatureOf } from '../activities/training/scoring';
 import type { Database } from '../infra/db/schema';
 import { registerModelVersion, setAlias, upsertModel } from '../infra/db/repositories';
 import { compiledEntry } from '../infra/entry';
@@ -348,10 +349,12 @@ const lifecyclePolicy = (opts: LoadOptions, round: number): LifecyclePolicyInput
 async function runLifecycles(opts: LoadOptions, died: Promise<never>): Promise<LoadFigures['lifecycles']> {
   const { client, tag, lifecycles: l } = opts;
   const models = Array.from({ length: l.count }, (_, i) => `${tag}-m${i}`);
-  // Each model serves a production version, so its lifecycle keeps monitoring running.
+  // Each model serves a production version (a binary one with no inputs: monitoring judges only
+  // the model kinds it knows), so its lifecycle keeps monitoring running.
+  const signature = signatureOf([], 'binary');
   for (const model of models) {
     const m = await upsertModel(opts.db, model);
-    const mv = await registerModelVersion(opts.db, { modelId: m.id, idempotencyKey: `load/${model}`, status: 'registered', metrics: {}, onnxArtifactId: null, inputSignature: [], outputSignature: [] });
+    const mv = await registerModelVersion(opts.db, { modelId: m.id, idempotencyKey: `load/${model}`, status: 'registered', metrics: {}, onnxArtifactId: null, inputSignature: signature.inputs, outputSignature: signature.outputs });
     await setAlias(opts.db, m.id, 'production', mv.id);
   }
   const started = performance.now();

@@ -162,15 +162,14 @@ export interface Baseline {
 /** `maxRows`: a sample of about that many rows; `task` reads the label as 0/1 (binary, the default) or as the number. */
 export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection, opts: { maxRows?: number; task?: TaskKind } = {}): Promise<Table> {
   const task = opts.task ?? 'binary';
-  const sample = opts.maxRows !== undefined ? { maxRows: opts.maxRows } : undefined;
   const run = async (conn: DuckDBConnection): Promise<Table> => {
     const cols = [...features.map((f) => ident(f.name)), LABEL_COLUMN].join(', ');
     let from = `read_parquet(${literal(file)})`;
-    if (sample) {
+    if (opts.maxRows !== undefined) {
       // Every k-th row by file position: the same file always gives the same sample (DuckDB's
       // reservoir sampling is not repeatable across threads).
       const total = Number((await conn.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM ${from}`)).getRowObjectsJson()[0]!.n);
-      const step = Math.max(1, Math.ceil(total / sample.maxRows));
+      const step = Math.max(1, Math.ceil(total / opts.maxRows));
       from = `read_parquet(${literal(file)}, file_row_number = true) WHERE file_row_number % ${step} = 0 ORDER BY file_row_number`;
     }
     const reader = await conn.runAndReadAll(`SELECT ${cols} FROM ${from}`);

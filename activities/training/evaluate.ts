@@ -5,6 +5,7 @@ import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
 import type { Table } from '../ml/dataset';
+import { histogram, quantileEdges } from '../ml/drift';
 import { predictLogreg, trainLogreg } from '../ml/logreg';
 import { auc, binaryMetrics, logLoss, regressionMetrics, type BinaryMetrics, type RegressionMetrics } from '../ml/metrics';
 import { dataError } from '../steps';
@@ -44,7 +45,7 @@ export interface BinaryEvaluation {
   task?: undefined;
   metrics: BinaryMetrics;
   slices: SliceMetrics[];
-  /** `scale`: what maxParityDiff is relative to (absent: 1, probabilities). */
+  /** `scale`: what maxParityDiff is relative to (1 for probabilities; absent in runs evaluated before it). */
   parity?: { maxAbsDiff: number; rows: number; scale?: number };
   baseline: { trainer: 'logreg'; auc: number; logLoss: number };
   /** Prediction distribution on the test split (10 equal-width bins): serving compares with it. */
@@ -59,7 +60,7 @@ export interface RegressionEvaluation {
   /** `scale`: max(1, largest |trainer score|), since float32 rounding grows with the predictions' size. */
   parity?: { maxAbsDiff: number; rows: number; scale: number };
   baseline: { trainer: 'ridge'; rmse: number; mae: number };
-  /** Prediction counts on `predictionEdges` (the test predictions' deciles): serving compares with it. */
+  /** Prediction counts on `predictionEdges` (the test predictions' deciles, drift.ts's bins): serving compares with it. */
   predictionHistogram: number[];
   predictionEdges: number[];
   report: { uri: string; sha256: string; bytes?: number };
@@ -151,31 +152,6 @@ export function regressionSliceMetrics(table: Table, predictions: Float32Array, 
   return out;
 }
 
-/** Counts of values on sorted upper edges: bin k holds (edges[k−1], edges[k]], the last bin everything above. */
-export function histogramOn(values: ArrayLike<number>, edges: number[]): number[] {
-  const counts = new Array<number>(edges.length + 1).fill(0);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (Number.isNaN(v)) continue;
-    let k = 0;
-    while (k < edges.length && v > edges[k]!) k++;
-    counts[k]!++;
-  }
-  return counts;
-}
-
-/** Distinct decile cut points of the values: bins that fit any target's range. */
-export function decileEdges(values: ArrayLike<number>): number[] {
-  const sorted = Float64Array.from(values).filter((v) => !Number.isNaN(v)).sort();
-  if (!sorted.length) return [];
-  const edges: number[] = [];
-  for (let q = 1; q < 10; q++) {
-    const v = sorted[Math.min(sorted.length - 1, Math.floor((q * sorted.length) / 10))]!;
-    if (!edges.length || v > edges[edges.length - 1]!) edges.push(v);
-  }
-  return edges;
-}
-
 async function scoreTest(artifacts: ArtifactStore, input: EvaluateInput) {
   const features = input.data.features;
   const task = input.data.task ?? 'binary';
@@ -218,9 +194,7 @@ export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInp
   const { train, test, scores: probs } = await scoreTest(artifacts, input);
   const metrics = binaryMetrics(probs, test.label, input.threshold);
   const slices = sliceMetrics(test, probs, input.slices, input.threshold);
-  const measured = await parityOf(artifacts, input, probs, false);
-  // Binary parity keeps the shape it always had (no scale: probabilities).
-  const parity = measured ? { maxAbsDiff: measured.maxAbsDiff, rows: measured.rows } : undefined;
+  const parity = await parityOf(artifacts, input, probs, false);
 
   heartbeat({ stage: 'baseline' });
   const baselineModel = trainLogreg(train);
@@ -241,8 +215,8 @@ async function evaluateRegression(artifacts: ArtifactStore, input: EvaluateInput
   const parity = await parityOf(artifacts, input, scores, true);
   heartbeat({ stage: 'baseline' });
   const ridge = regressionMetrics(predictLogreg(trainLogreg(train), test), test.label);
-  const predictionEdges = decileEdges(scores);
-  const full = { task: 'regression' as const, metrics, slices, parity, baseline: { trainer: 'ridge' as const, rmse: ridge.rmse, mae: ridge.mae }, predictionHistogram: histogramOn(scores, predictionEdges), predictionEdges };
+  const predictionEdges = quantileEdges(scores, 10);
+  const full = { task: 'regression' as const, metrics, slices, parity, baseline: { trainer: 'ridge' as const, rmse: ridge.rmse, mae: ridge.mae }, predictionHistogram: histogram(scores, predictionEdges), predictionEdges };
   const put = await artifacts.putContent(JSON.stringify({ kind: 'evaluation', ...full }, null, 2), { mediaType: 'application/json' });
   return { ...full, report: { uri: put.uri, sha256: put.sha256, bytes: put.bytes } };
 }

@@ -18,6 +18,8 @@ import type { ArtifactRef } from './train';
 
 /** See the baseline gate. */
 const AUC_PRECISION = 1e-4;
+/** The regression counterpart: ONNX predictions are float32, ridge's and the champion's comparison float64. */
+const RMSE_PRECISION = 1e-6;
 
 export interface Gates {
   minAuc: number;
@@ -94,9 +96,6 @@ export function regressionChecks(evaluation: Extract<EvaluationFigures, { task: 
   for (const s of gated) check(`slice-rmse ${s.slice}`, Number.isFinite(s.rmse) && s.rmse <= max, s.rmse, max);
 }
 
-/** See the regression baseline gate: ONNX predictions are float32, ridge's float64. */
-const RMSE_PRECISION = 1e-6;
-
 function binaryChecks(evaluation: Extract<EvaluationFigures, { task?: undefined }>, gates: Gates, check: Check): void {
   const candidateAuc = evaluation.metrics.auc;
   check('min-auc', candidateAuc >= gates.minAuc, candidateAuc, gates.minAuc);
@@ -156,7 +155,7 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
     const limit = gates.maxParityDiff * (evaluation.parity.scale ?? 1);
     // Not finite (NaN scores, null through JSON) is no evidence of parity.
     const diff = evaluation.parity.maxAbsDiff;
-    check('onnx-parity', typeof diff === 'number' && Number.isFinite(diff) && diff <= limit, diff, limit);
+    check('onnx-parity', Number.isFinite(diff) && diff <= limit, diff, limit);
   } else check('onnx-parity', false, 'no trainer scores on the test split', gates.maxParityDiff);
 
   // The champion: the production version, scored on the same test split.

@@ -1,4 +1,5 @@
 import { seededRandom, type Table } from '../../activities/ml/dataset';
+import { syntheticTable } from './synthetic';
 
 /**
  * A nonlinear regression target around `offset` (a threshold, a periodic effect, a categorical
@@ -19,16 +20,5 @@ export function syntheticRegression(rows: number, seed: number, opts: { offset?:
     const gauss = (r() + r() + r() - 1.5) * 2;
     label[i] = (opts.offset ?? 0) + 10 * ((x1[i]! > 1 ? 2 : -1) + 3 * Math.sin(x2[i]! / 4) + (c % 3) + 0.2 * x1[i]! * (x2[i]! > 12 ? 1 : -1)) + noise * 10 * gauss;
   }
-  return {
-    rows,
-    features: [
-      { name: 'x1', kind: 'numeric' },
-      { name: 'hour', kind: 'numeric' },
-      { name: 'origin', kind: 'categorical' },
-    ],
-    numeric: { x1, hour: x2 },
-    categorical: { origin: cat },
-    label,
-    task: 'regression',
-  };
+  return syntheticTable(x1, x2, cat, label, 'regression');
 }

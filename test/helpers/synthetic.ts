@@ -16,16 +16,22 @@ export function synthetic(rows: number, seed: number, opts: { unseen?: boolean; 
     label[i] = r() < 1 / (1 + Math.exp(-logit)) ? 1 : 0;
     if (opts.missing && i % 37 === 0) x1[i] = NaN;
   }
+  return syntheticTable(x1, x2, cat, label);
+}
+
+/** The synthetic generators' table: features x1, hour (numeric) and origin (categorical). */
+export function syntheticTable(x1: Float32Array, hour: Float32Array, origin: string[], label: Uint8Array | Float64Array, task?: Table['task']): Table {
   return {
-    rows,
+    rows: x1.length,
     features: [
       { name: 'x1', kind: 'numeric' },
       { name: 'hour', kind: 'numeric' },
       { name: 'origin', kind: 'categorical' },
     ],
-    numeric: { x1, hour: x2 },
-    categorical: { origin: cat },
+    numeric: { x1, hour },
+    categorical: { origin },
     label,
+    ...(task ? { task } : {}),
   };
 }
 

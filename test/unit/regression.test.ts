@@ -2,7 +2,8 @@ import { exportGbdtOnnx, predictGbdt, trainGbdt } from '../../activities/ml/gbdt
 import { exportLogregOnnx, predictLogreg, trainLogreg } from '../../activities/ml/logreg';
 import { regressionMetrics } from '../../activities/ml/metrics';
 import { regressionChecks, type Gates } from '../../activities/training/gates';
-import { decileEdges, histogramOn, type RegressionEvaluation } from '../../activities/training/evaluate';
+import type { RegressionEvaluation } from '../../activities/training/evaluate';
+import { histogram, quantileEdges } from '../../activities/ml/drift';
 import { createSession, scoreTable, signatureProblems } from '../../activities/training/scoring';
 import type { Table } from '../../activities/ml/dataset';
 import { syntheticRegression } from '../helpers/synthetic-regression';
@@ -33,8 +34,9 @@ test('regression metrics equal their definitions (sklearn mean_squared_error, me
   expect(m.mae).toBeCloseTo(1, 12);
   expect(m.r2).toBeCloseTo(1 - 5 / 8, 12);
   expect(regressionMetrics([2, 2], [3, 3]).r2).toBeNaN();
-  expect(histogramOn([1, 2, 3, 4, NaN], [1, 3])).toEqual([1, 2, 1]);
-  expect(decileEdges([5, 5, 5])).toEqual([5]);
+  // The bins a regression's predictions are counted on (evaluate's predictionEdges).
+  expect(histogram([1, 2, 3, 4, NaN], [1, 3])).toEqual([1, 2, 1]);
+  expect(quantileEdges([5, 5, 5], 10)).toEqual([5]);
 });
 
 test('GBDT regression (squared error): beats the mean, and its ONNX graph gives output prediction equal to the trainer, same bytes for the same seed', async () => {
