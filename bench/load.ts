@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection, type WorkflowExecutionInfo } from '@temporalio/client';
+import { Client, Connection, ServiceError, type WorkflowExecutionInfo } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time';
 import type { temporal } from '@temporalio/proto';
 import type { Kysely } from 'kysely';
@@ -237,7 +237,15 @@ async function pollUntil(what: string, ms: number, missing: () => Promise<string
   let stop = false;
   const loop = (async () => {
     while (!stop) {
-      const m = await missing();
+      let m: string | undefined;
+      try {
+        m = await missing();
+      } catch (err) {
+        // A query the server could not answer this time (a workflow task in flight on a loaded
+        // machine, a run handing over to its continue-as-new): not yet the state, so ask again.
+        if (!(err instanceof ServiceError)) throw err;
+        m = `the server did not answer: ${err.message}`;
+      }
       if (m === undefined) return;
       last = m;
       if (Date.now() > deadline) throw new Error(`load run: ${what} not reached within ${Math.round(ms / 1000)} s: ${last}`);
