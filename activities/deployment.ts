@@ -4,12 +4,14 @@ import type { ArtifactStore } from '../infra/artifacts';
 import type { Config } from '../infra/config';
 import type { Database } from '../infra/db/schema';
 import { traceHeaders } from '../infra/trace-context';
-import { changeServingState, countServingErrors, getAlias, getModelByName, getModelVersion, getServingTraffic, liveModelServers, rollbackTarget, setAlias, upsertDeployment } from '../infra/db/repositories';
-import { psi } from './ml/drift';
+import { changeServingState, countServingErrors, getAlias, getModelByName, getModelVersion, getServingTraffic, labelValue, liveModelServers, rollbackTarget, setAlias, upsertDeployment } from '../infra/db/repositories';
+import { histogram, psi, quantileEdges } from './ml/drift';
+import { outputOf } from './ml/task-output';
+import type { TaskKind } from '../workflows/contracts/training-spec';
 import { withDuckDb } from './data/duck';
 import { loadTable } from './data/prepare';
 import { localArtifact, readVerified } from './data/sources';
-import { quantile } from './ml/metrics';
+import { quantile, rmse } from './ml/metrics';
 import { createSession, featuresOfSignature, scoreTable, taskOfSignature } from './training/scoring';
 import { signatureDiff } from './training/gates';
 
@@ -57,6 +59,38 @@ function labelledPerformance(stable: Array<{ p: number; y: number | null }>, can
   return { stableLabeled: a.n, canaryLabeled: b.n, stableLogLoss: a.loss, canaryLogLoss: b.loss };
 }
 
+/** RMSE of stable and candidate on their labelled rows: a regression's counterpart of labelledPerformance. */
+function labelledRmse(stable: Array<{ p: number; y: number | null }>, candidate: Array<{ p: number; y: number | null }>): Pick<CanaryFigures, 'stableLabeled' | 'canaryLabeled' | 'stableRmse' | 'canaryRmse'> {
+  const of = (xs: Array<{ p: number; y: number | null }>) => {
+    const labelled = xs.filter((x) => x.y !== null && Number.isFinite(x.p));
+    if (!labelled.length) return { n: 0, rmse: null };
+    return { n: labelled.length, rmse: rmse(labelled.map((x) => x.p), labelled.map((x) => x.y!)) };
+  };
+  const a = of(stable);
+  const b = of(candidate);
+  return { stableLabeled: a.n, canaryLabeled: b.n, stableRmse: a.rmse, canaryRmse: b.rmse };
+}
+
+/**
+ * PSI of the candidate's scores against stable's: probabilities on ten equal-width bins of [0, 1];
+ * a regression's predictions, which have no fixed range, on stable's deciles.
+ */
+function predictionShift(task: TaskKind, stable: Array<{ p: number | null }>, candidate: Array<{ p: number | null }>): number | null {
+  if (task === 'regression') {
+    // A missing score is no value, not 0; a shift that cannot be computed is no figure (the stage fails by name), never a pass.
+    const scores = (xs: Array<{ p: number | null }>) => Float64Array.from(xs, (x) => x.p ?? NaN);
+    const edges = quantileEdges(scores(stable), 10);
+    const shift = psi(histogram(scores(stable), edges), histogram(scores(candidate), edges));
+    return Number.isFinite(shift) ? shift : null;
+  }
+  const hist = (xs: Array<{ p: number | null }>) => {
+    const h = new Array<number>(10).fill(0);
+    for (const x of xs) h[Math.min(9, Math.max(0, Math.floor(x.p! * 10)))]!++;
+    return h;
+  };
+  return psi(hist(stable), hist(candidate));
+}
+
 export interface CanaryFigures {
   stableRows: number;
   canaryRows: number;
@@ -70,6 +104,10 @@ export interface CanaryFigures {
   canaryLabeled?: number;
   stableLogLoss?: number | null;
   canaryLogLoss?: number | null;
+  /** A regression's figures carry its task, and RMSE on labelled rows instead of log loss. */
+  task?: 'regression';
+  stableRmse?: number | null;
+  canaryRmse?: number | null;
 }
 
 function activityContext(): Context | undefined {
@@ -303,18 +341,23 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
     async canaryFigures(input: { model: string; stable: number; canary: number; since: string; role?: 'canary' | 'shadow' }): Promise<CanaryFigures> {
       const s = await versionRow(deps.db, input.model, input.stable);
       const c = await versionRow(deps.db, input.model, input.canary);
-      // The figures below (probability bins, 0/1 outcomes) say nothing about a regression: no evidence, no pass.
-      for (const v of [s, c]) {
-        const task = taskOfSignature(v.mv.output_signature);
-        if (task !== 'binary') throw ApplicationFailure.nonRetryable(`model ${input.model} v${v.mv.version} is a ${task ?? 'unknown'} model: canary and shadow figures judge binary models only so far`, 'UnsupportedTask');
+      // Both sides' scores must mean the same thing: a binary stable against a regression candidate has no figure to compare.
+      const task = taskOfSignature(s.mv.output_signature);
+      const candidateTask = taskOfSignature(c.mv.output_signature);
+      if (!task || task !== candidateTask) {
+        throw ApplicationFailure.nonRetryable(
+          `model ${input.model}: stable v${s.mv.version} is ${task ?? 'of no known task'}, candidate v${c.mv.version} ${candidateTask ?? 'of no known task'}; canary and shadow figures compare two models of one task (promote a task change with strategy direct)`,
+          'UnsupportedTask',
+        );
       }
+      const output = outputOf(task);
       const rows = await deps.db
         .selectFrom('prediction_log')
         .select([
           'model_version_id',
           'latency_ms',
-          sql<number>`(outputs->>'probability')::float8`.as('p'),
-          sql<number | null>`case when label in ('1'::jsonb, 'true'::jsonb) then 1 when label in ('0'::jsonb, 'false'::jsonb) then 0 end`.as('y'),
+          sql<number>`(outputs->>${output}::text)::float8`.as('p'),
+          labelValue(task).as('y'),
         ])
         .where('model_id', '=', s.model.id)
         .where('ts', '>=', new Date(input.since))
@@ -323,11 +366,6 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
         .select(sql<string>`outputs->>'role'`.as('role'))
         .execute();
       const of = (id: string) => rows.filter((r) => r.model_version_id === id && (!input.role || r.role === (id === c.mv.id ? input.role : 'stable')));
-      const hist = (xs: Array<{ p: number }>) => {
-        const h = new Array<number>(10).fill(0);
-        for (const x of xs) h[Math.min(9, Math.max(0, Math.floor(x.p * 10)))]!++;
-        return h;
-      };
       const stable = of(s.mv.id);
       const canary = of(c.mv.id);
       // Failed requests of the candidate in its role within [since, now], across every replica,
@@ -344,9 +382,9 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
         canaryRows: canary.length,
         stableP99Ms: percentile(stable.map((r) => r.latency_ms), 0.99),
         canaryP99Ms: percentile(canary.map((r) => r.latency_ms), 0.99),
-        predictionPsi: stable.length && canary.length ? psi(hist(stable), hist(canary)) : null,
+        predictionPsi: stable.length && canary.length ? predictionShift(task, stable, canary) : null,
         canaryErrors,
-        ...labelledPerformance(stable, canary),
+        ...(task === 'regression' ? { task, ...labelledRmse(stable, canary) } : labelledPerformance(stable, canary)),
       };
     },
 

@@ -6,6 +6,7 @@ import type { Database } from '../infra/db/schema';
 import { getAlias, getModelByName, prepareStepOutputs, readLabeledPredictions, readPredictionWindow, upsertMonitoringCheck } from '../infra/db/repositories';
 import { modelName, monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../workflows/contracts/lifecycle';
 import { featuresOfSignature, taskOfSignature } from './training/scoring';
+import { outputOf } from './ml/task-output';
 import { loadFeatureBaselines, scoreTestSample, trainingRefs, type TrainingRefs } from './monitoring/baseline';
 import { checkDrift, type FeatureBaseline, type FeatureWindow } from './ml/monitoring/drift-check';
 
@@ -34,6 +35,8 @@ const signature = z.array(z.object({ name: z.string(), datatype: z.string() }));
 const versionMetrics = z.object({
   auc: z.number().nullable().optional(),
   logLoss: z.number().nullable().optional(),
+  rmse: z.number().nullable().optional(),
+  mae: z.number().nullable().optional(),
   lineage: z.object({ baseline: z.unknown().optional(), train: z.unknown().optional(), test: z.unknown().optional() }).optional(),
 });
 
@@ -112,9 +115,9 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
         const sig = signature.safeParse(mv.input_signature);
         if (!sig.success) throw ApplicationFailure.nonRetryable(`model ${input.model} v${mv.version}: its input signature is not a list of {name, datatype}`, 'InvalidSignature');
         const features = featuresOfSignature(sig.data);
-        // Probability drift and AUC decay say nothing about a regression: it fails, recorded, rather than reading as healthy.
+        // A model whose output names no task this check can judge fails, recorded, rather than reading as healthy.
         const task = taskOfSignature(mv.output_signature);
-        if (task !== 'binary') throw ApplicationFailure.nonRetryable(`model ${input.model} v${mv.version} is a ${task ?? 'unknown'} model: the monitoring check judges binary models only so far`, 'UnsupportedTask');
+        if (!task) throw ApplicationFailure.nonRetryable(`model ${input.model} v${mv.version}: its output signature names no task (${JSON.stringify(mv.output_signature)}); the monitoring check cannot tell what its scores are`, 'UnsupportedTask');
         const metrics = versionMetrics.safeParse(mv.metrics);
         const refs = await refsOf(metrics.success ? metrics.data : {}, mv.training_run_id);
         const notes: string[] = [];
@@ -126,7 +129,7 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
           baselines = loaded.baselines;
           if (loaded.missing.length) notes.push(`no training baseline for ${loaded.missing.join(', ')}: not checked for drift`);
           const onnx = mv.onnx_artifact_id ? await deps.db.selectFrom('artifacts').select(['uri', 'sha256']).where('id', '=', mv.onnx_artifact_id).executeTakeFirst() : undefined;
-          if (onnx) baselineScores = await step('score test split', () => cached(`scores:${onnx.sha256}:${refs.test.sha256}`, () => scoreTestSample(deps.artifacts, onnx, refs.test, features)));
+          if (onnx) baselineScores = await step('score test split', () => cached(`scores:${onnx.sha256}:${refs.test.sha256}`, () => scoreTestSample(deps.artifacts, onnx, refs.test, features, task)));
         } else {
           notes.push(`v${mv.version} has no training baseline in its lineage: feature and prediction drift not checked`);
         }
@@ -139,9 +142,10 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
             end: windowEnd,
             numeric: features.filter((f) => f.kind === 'numeric').map((f) => f.name),
             categorical: features.filter((f) => f.kind === 'categorical').map((f) => f.name),
+            output: outputOf(task),
           }),
         );
-        const labeled = await step('read labels', () => readLabeledPredictions(deps.db, { modelId: model.id, modelVersionId: mv.id, since: labelsSince, end: windowEnd }));
+        const labeled = await step('read labels', () => readLabeledPredictions(deps.db, { modelId: model.id, modelVersionId: mv.id, since: labelsSince, end: windowEnd, task, output: outputOf(task) }));
 
         const windowFeatures: Record<string, FeatureWindow> = {};
         for (const f of features) {
@@ -155,9 +159,10 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
             baseline: baselines,
             window: { rows: window.rows, features: windowFeatures },
             // Prediction drift compares the production version with itself: canary rows carry NaN here.
-            prediction: baselineScores ? { baseline: baselineScores, window: window.probabilities } : undefined,
+            task,
+            prediction: baselineScores ? { baseline: baselineScores, window: window.scores } : undefined,
             labeled,
-            offline: { auc: m.auc ?? null, logLoss: m.logLoss ?? null },
+            offline: { auc: m.auc ?? null, logLoss: m.logLoss ?? null, rmse: m.rmse ?? null, mae: m.mae ?? null },
             schema: { expected: features.map((f) => f.name), keyRows: window.keyRows },
           }),
         );

@@ -113,6 +113,8 @@ export function monitoringView(r: MonitoringReport | null | undefined, paused?: 
     .sort((a, b) => b[1] - a[1])
     .slice(0, 5);
   if (drifted.length) lines.push(`  top PSI: ${drifted.map(([k, psi]) => `${k} ${psi.toFixed(3)}`).join(', ')}`);
-  if (r.performance) lines.push(`  live AUC ${fixed(r.performance.auc) ?? '-'} (offline ${fixed(r.performance.offlineAuc) ?? '-'}), log loss ${fixed(r.performance.logLoss)}`);
+  const p = r.performance;
+  if (p?.task === 'regression') lines.push(`  live RMSE ${fixed(p.rmse) ?? '-'} (offline ${fixed(p.offlineRmse) ?? '-'}), MAE ${fixed(p.mae) ?? '-'}, R² ${fixed(p.r2) ?? '-'}, mean label ${fixed(p.meanLabel) ?? '-'} vs prediction ${fixed(p.meanPrediction) ?? '-'}`);
+  else if (p) lines.push(`  live AUC ${fixed(p.auc) ?? '-'} (offline ${fixed(p.offlineAuc) ?? '-'}), log loss ${fixed(p.logLoss)}`);
   return lines.join('\n');
 }

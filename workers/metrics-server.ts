@@ -104,13 +104,15 @@ export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigu
   const predictionPsi = r.gauge('mlops_monitoring_prediction_psi', "PSI of the served predictions against the model's scores on its test split, latest check.", ['model', 'version']);
   const onlineAuc = r.gauge('mlops_monitoring_online_auc', 'AUC on the labels that arrived, latest check (absent until labels arrive).', ['model', 'version']);
   const offlineAuc = r.gauge('mlops_monitoring_offline_auc', "The version's AUC on its test split, beside the online one.", ['model', 'version']);
+  const onlineRmse = r.gauge('mlops_monitoring_online_rmse', "A regression's RMSE on the labels that arrived, latest check (absent until labels arrive).", ['model', 'version']);
+  const offlineRmse = r.gauge('mlops_monitoring_offline_rmse', "A regression version's RMSE on its test split, beside the online one.", ['model', 'version']);
   const rowsJudged = r.gauge('mlops_monitoring_rows', 'Served rows the latest check judged.', ['model', 'version']);
   const labelled = r.gauge('mlops_monitoring_labeled_rows', 'Labelled rows the latest check judged.', ['model', 'version']);
   const verdict = r.gauge('mlops_monitoring_verdict', 'The latest check’s verdict: 1 for the level it reached (ok, warn, act, insufficient-data, error), 0 for the others.', ['model', 'version', 'level']);
   const checkedAt = r.gauge('mlops_monitoring_last_check_timestamp_seconds', 'End of the window of the latest check (Unix time).', ['model', 'version']);
   const db = opts.db;
   r.onCollect(async () => {
-    for (const g of [runs, oldestRunning, featurePsi, featureJs, predictionPsi, onlineAuc, offlineAuc, rowsJudged, labelled, verdict, checkedAt]) g.reset();
+    for (const g of [runs, oldestRunning, featurePsi, featureJs, predictionPsi, onlineAuc, offlineAuc, onlineRmse, offlineRmse, rowsJudged, labelled, verdict, checkedAt]) g.reset();
     moves.reset();
     if (!storeFigures()) return;
     const runRows = await db.selectFrom('pipeline_runs').select(['pipeline', 'status', sql<number>`count(*)::int`.as('n')]).groupBy(['pipeline', 'status']).execute();
@@ -142,7 +144,7 @@ export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigu
         labeledRows?: number;
         features?: Record<string, { psi?: number | null; js?: number | null }>;
         prediction?: { psi?: number | null };
-        performance?: { auc?: number | null; offlineAuc?: number | null };
+        performance?: { auc?: number | null; offlineAuc?: number | null; rmse?: number | null; offlineRmse?: number | null };
       };
       const labels = { model: row.name, version: String(row.version ?? f.version ?? 0) };
       for (const [feature, x] of Object.entries(f.features ?? {})) {
@@ -152,6 +154,8 @@ export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigu
       if (typeof f.prediction?.psi === 'number') predictionPsi.set(labels, f.prediction.psi);
       if (typeof f.performance?.auc === 'number') onlineAuc.set(labels, f.performance.auc);
       if (typeof f.performance?.offlineAuc === 'number') offlineAuc.set(labels, f.performance.offlineAuc);
+      if (typeof f.performance?.rmse === 'number') onlineRmse.set(labels, f.performance.rmse);
+      if (typeof f.performance?.offlineRmse === 'number') offlineRmse.set(labels, f.performance.offlineRmse);
       rowsJudged.set(labels, typeof f.rows === 'number' ? f.rows : 0);
       labelled.set(labels, typeof f.labeledRows === 'number' ? f.labeledRows : 0);
       for (const level of LEVELS) verdict.set({ ...labels, level }, f.level === level ? 1 : 0);

@@ -45,9 +45,11 @@ export const promotionInput = z
         minLabeledRows: z.number().int().min(0).default(50),
         /** How much worse than stable's the candidate's log loss on labelled rows may be. */
         maxLogLossIncrease: z.number().min(0).default(0.02),
+        /** A regression's counterpart: how much higher than stable's, relative, the candidate's RMSE on labelled rows may be (0.05: 5%). */
+        maxRmseIncrease: z.number().min(0).default(0.05),
       })
       .strict()
-      .default({ maxContractDiff: 1e-5, maxErrorRate: 0.01, maxP99Ms: 100, maxPredictionPsi: 0.2, minCanaryRows: 20, minLabeledRows: 50, maxLogLossIncrease: 0.02 }),
+      .default({ maxContractDiff: 1e-5, maxErrorRate: 0.01, maxP99Ms: 100, maxPredictionPsi: 0.2, minCanaryRows: 20, minLabeledRows: 50, maxLogLossIncrease: 0.02, maxRmseIncrease: 0.05 }),
     approval: z.object({ timeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600) }).strict().optional(),
     /** After promotion, how long a `rollback` signal can still return to the previous version. */
     watchSeconds: z.number().min(0).max(30 * 24 * 3600).default(0),

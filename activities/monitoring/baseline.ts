@@ -3,6 +3,7 @@ import type { ArtifactStore } from '../../infra/artifacts';
 import { loadTable } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
 import type { FeatureSpec } from '../ml/dataset';
+import type { TaskKind } from '../../workflows/contracts/training-spec';
 import { createSession, scoreTable } from '../training/scoring';
 import { baselineFromStats, type FeatureBaseline } from '../ml/monitoring/drift-check';
 
@@ -58,9 +59,9 @@ export async function loadFeatureBaselines(artifacts: ArtifactStore, refs: Train
   return { baselines, missing };
 }
 
-/** The model's probabilities on (a sample of) its test split, scored by onnxruntime as the server scores. */
-export async function scoreTestSample(artifacts: ArtifactStore, model: ArtifactRef, test: ArtifactRef, features: FeatureSpec[], maxRows = BASELINE_SAMPLE_ROWS): Promise<Float32Array> {
-  const table = await loadTable(await localArtifact(artifacts, test, '.parquet'), features, undefined, { maxRows });
+/** The model's scores (its task's output) on (a sample of) its test split, scored by onnxruntime as the server scores. */
+export async function scoreTestSample(artifacts: ArtifactStore, model: ArtifactRef, test: ArtifactRef, features: FeatureSpec[], task: TaskKind = 'binary', maxRows = BASELINE_SAMPLE_ROWS): Promise<Float32Array> {
+  const table = await loadTable(await localArtifact(artifacts, test, '.parquet'), features, undefined, { maxRows, task });
   const session = await createSession(await readVerified(artifacts, model));
   try {
     return await scoreTable(session, table, features);

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Db } from './connection';
 import type { Alias, AliasMoveKind, Database, NewArtifact, StepStatus } from './schema';
+import type { TaskKind } from '../../workflows/contracts/training-spec';
 
 /**
  * Repository functions: plain functions over a Kysely instance or a transaction. Every write an
@@ -441,8 +442,8 @@ export async function insertPredictions(
   return affectedRows(result, 'prediction_log insert');
 }
 
-export async function attachLabel(db: Db, requestId: string, label: unknown) {
-  return (await attachLabels(db, [{ requestId, label }])) > 0;
+export async function attachLabel(db: Db, modelId: string, requestId: string, label: unknown) {
+  return (await attachLabels(db, modelId, [{ requestId, label }])) > 0;
 }
 
 /** The request id of a shadow's row for the same request (`X` → `X:shadow`, `X#i` → `X:shadow#i`). */
@@ -456,14 +457,21 @@ export function shadowRequestId(requestId: string): string {
  * shadow candidate is judged on labels too), in one statement each: feedback arrives in batches of
  * thousands. Returns the application rows labelled.
  */
-export async function attachLabels(db: Db, labels: Array<{ requestId: string; label: unknown }>): Promise<number> {
+export async function attachLabels(db: Db, modelId: string, labels: Array<{ requestId: string; label: unknown }>): Promise<number> {
   if (!labels.length) return 0;
+  // Only the model's own rows: a request id of another model is unknown here, not labelled with this model's ground truth.
   const update = (ids: string[]) => sql`update prediction_log p set label = v.label, labeled_at = now()
     from (select unnest(${ids}::text[]) as request_id, unnest(${labels.map((l) => JSON.stringify(l.label))}::jsonb[]) as label) v
-    where p.request_id = v.request_id`.execute(db);
+    where p.request_id = v.request_id and p.model_id = ${modelId}`.execute(db);
   const res = await update(labels.map((l) => l.requestId));
   await update(labels.map((l) => shadowRequestId(l.requestId)));
   return affectedRows(res, 'prediction_log label update');
+}
+
+/** The output signatures of a model's registered versions, one per distinct signature (what says each version's task). */
+export async function versionOutputSignatures(db: Db, modelId: string): Promise<unknown[]> {
+  const rows = await db.selectFrom('model_versions').select('output_signature').distinct().where('model_id', '=', modelId).execute();
+  return rows.map((r) => r.output_signature);
 }
 
 // ---- data schemas and spans -----------------------------------------------------------------
@@ -565,8 +573,8 @@ export interface PredictionWindow {
   numeric: Record<string, Float64Array>;
   /** Category → rows, per categorical input; null or '' is counted in `missing`. */
   categorical: Record<string, { counts: Record<string, number>; missing: number }>;
-  /** Served probabilities of `modelVersionId` (NaN for other versions' rows). */
-  probabilities: Float64Array;
+  /** Served scores (the output named `output`) of `modelVersionId` (NaN for other versions' rows). */
+  scores: Float64Array;
   /** Input key → rows that carried it. */
   keyRows: Record<string, number>;
 }
@@ -591,16 +599,17 @@ const floats = (v: unknown): Float64Array => Float64Array.from((v as Array<numbe
  */
 export async function readPredictionWindow(
   db: Db,
-  w: { modelId: string; modelVersionId: string | null; start: Date; end: Date; numeric: string[]; categorical: string[] },
+  w: { modelId: string; modelVersionId: string | null; start: Date; end: Date; numeric: string[]; categorical: string[]; output?: string },
 ): Promise<PredictionWindow> {
+  const output = w.output ?? 'probability';
   const rowsOf = windowRows(w.modelId, w.start, w.end);
   const numericCols = w.numeric.map(
     (name, i) => sql`array_agg(case when jsonb_typeof(inputs -> ${name}::text) = 'number' then (inputs ->> ${name}::text)::float8 else 'NaN'::float8 end) as ${sql.ref(`n${i}`)}`,
   );
-  const prob = sql`array_agg(case when model_version_id = ${w.modelVersionId} and jsonb_typeof(outputs -> 'probability') = 'number' then (outputs ->> 'probability')::float8 else 'NaN'::float8 end) as p`;
+  const prob = sql`array_agg(case when model_version_id = ${w.modelVersionId} and jsonb_typeof(outputs -> ${output}::text) = 'number' then (outputs ->> ${output}::text)::float8 else 'NaN'::float8 end) as p`;
   const agg = await sql<Record<string, unknown>>`select count(*)::int as rows, ${sql.join([...numericCols, prob])} from (${rowsOf}) w`.execute(db);
   const first = agg.rows[0] ?? {};
-  const out: PredictionWindow = { rows: Number(first.rows ?? 0), numeric: {}, categorical: {}, probabilities: floats(first.p), keyRows: {} };
+  const out: PredictionWindow = { rows: Number(first.rows ?? 0), numeric: {}, categorical: {}, scores: floats(first.p), keyRows: {} };
   w.numeric.forEach((name, i) => (out.numeric[name] = floats(first[`n${i}`])));
   for (const name of w.categorical) out.categorical[name] = { counts: {}, missing: 0 };
   if (out.rows === 0) return out;
@@ -624,19 +633,34 @@ export async function readPredictionWindow(
 }
 
 /**
- * Predictions of one version whose label arrived in (since, end], with the label as 0/1 (JSON
- * 0/1 or false/true; anything else is skipped). Pairs stay aligned by ordering both arrays alike.
+ * A logged label as the number a task judges, in SQL: a binary label as 0/1 (JSON 0/1 or
+ * false/true), a regression's as its JSON number; null for anything else.
  */
-export async function readLabeledPredictions(db: Db, w: { modelId: string; modelVersionId: string; since: Date; end: Date }): Promise<{ probs: Float64Array; labels: Uint8Array }> {
+export function labelValue(task: TaskKind | undefined) {
+  return task === 'regression'
+    ? sql<number | null>`case when jsonb_typeof(label) = 'number' then (label #>> '{}')::float8 end`
+    : sql<number | null>`case when label in ('1'::jsonb, 'true'::jsonb) then 1 when label in ('0'::jsonb, 'false'::jsonb) then 0 end`;
+}
+
+/**
+ * Predictions of one version whose label arrived in (since, end]: the version's `output` (its
+ * task's) against the label as `labelValue` reads it; rows whose label it cannot read are
+ * skipped. Pairs stay aligned by ordering both arrays alike.
+ */
+export async function readLabeledPredictions(
+  db: Db,
+  w: { modelId: string; modelVersionId: string; since: Date; end: Date; task?: TaskKind; output?: string },
+): Promise<{ scores: Float64Array; labels: Float64Array }> {
+  const output = w.output ?? 'probability';
+  const y = labelValue(w.task);
   const r = await sql<{ p: number[] | null; y: number[] | null }>`select array_agg(p order by request_id) as p, array_agg(y order by request_id) as y from (
-      select request_id, (outputs ->> 'probability')::float8 as p,
-        case when label in ('1'::jsonb, 'true'::jsonb) then 1 when label in ('0'::jsonb, 'false'::jsonb) then 0 end as y
+      select request_id, (outputs ->> ${output}::text)::float8 as p, ${y} as y
       from prediction_log
       where model_id = ${w.modelId} and model_version_id = ${w.modelVersionId} and labeled_at > ${w.since} and labeled_at <= ${w.end}
-        and ${SERVED_ROLES} and jsonb_typeof(outputs -> 'probability') = 'number'
+        and ${SERVED_ROLES} and jsonb_typeof(outputs -> ${output}::text) = 'number'
     ) t where y is not null`.execute(db);
   const row = r.rows[0];
-  return { probs: Float64Array.from(row?.p ?? []), labels: Uint8Array.from(row?.y ?? []) };
+  return { scores: Float64Array.from(row?.p ?? []), labels: Float64Array.from(row?.y ?? []) };
 }
 
 /** The outputs of a training run's `prepare` step (where its baseline and splits are), for versions registered without them in their lineage. */

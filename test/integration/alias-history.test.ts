@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
-import { createLogger } from '../../infra/log';
 import { getModelByName, getModelVersion, setAlias } from '../../infra/db/repositories';
-import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
+import type { RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import { promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../workflows/promotion';
 import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../helpers/real';
+import { serveForTest } from '../helpers/serving';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 import { registeredModels, type RegisteredModels } from '../helpers/registered-models';
 import { runEntry } from '../helpers/run-entry';
@@ -26,8 +26,7 @@ beforeAll(async () => {
   pg = await independentPg();
   await workflowBundle();
   models = await registeredModels(runtime, 8000);
-  server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('test-serve'), adminToken: TOKEN, predictionLog: { intervalMs: 50 } });
-  runtime.config.modelServer = { url: server.url, adminToken: TOKEN };
+  server = await serveForTest(runtime, TOKEN);
 });
 
 afterAll(async () => {

@@ -8,12 +8,12 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
 import { literal, withDuckDb } from '../../activities/data/duck';
 import { flightsParquetPath } from '../../activities/data/snapshot';
-import { createLogger } from '../../infra/log';
-import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
+import type { RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES, lifecycleWorkflowId, monitoringWorkflowId, watcherWorkflowId } from '../../workflows/contracts/names';
 import { lifecycleStatusQuery, type LifecyclePolicyInput, type LifecycleStatus } from '../../workflows/contracts/lifecycle';
 import { monitoringStatusQuery, type MonitoringStatus } from '../../workflows/monitoring';
+import { serveForTest } from '../helpers/serving';
 import { waitFor } from '../helpers/wait';
 import { createTemporalEnv, independentPg, openTestRuntime, testServices } from '../helpers/real';
 import { scanHistory } from '../helpers/history-scan';
@@ -61,8 +61,7 @@ beforeAll(async () => {
   await workflowBundle();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'closed-loop-'));
   fs.mkdirSync(path.join(dir, 'incoming'));
-  server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('test-serve'), adminToken: TOKEN, predictionLog: { intervalMs: 50 } });
-  runtime.config.modelServer = { url: server.url, adminToken: TOKEN };
+  server = await serveForTest(runtime, TOKEN);
 }, 300_000);
 
 afterAll(async () => {

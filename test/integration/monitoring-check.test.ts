@@ -11,7 +11,7 @@ import { getModelByName, getModelVersion, registerModelVersion, setAlias, upsert
 import type { WorkerRuntime } from '../../workers/runtime';
 import type { BinaryTrainingResult as TrainingResult } from '../../workflows/continuous-training';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
-import { monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../../workflows/contracts/lifecycle';
+import { monitoringThresholds, type BinaryPerformance, type MonitoringCheckInput, type MonitoringReport } from '../../workflows/contracts/lifecycle';
 import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 import { checkMetrics } from '../helpers/promtool';
@@ -149,8 +149,8 @@ test('traffic like training: no breach; the same window checked twice is one rep
   for (const f of ['hour', 'dayofweek', 'distance']) expect(first.features[f]!.ks).toBeLessThan(0.05);
   expect(first.quality).toEqual({ missingInputs: [], unexpectedInputs: [], schemaChanged: false });
   expect(first.prediction!.psi).toBeLessThan(0.1);
-  expect(first.performance!.auc).toBeGreaterThan(0.55);
-  expect(first.performance!.offlineAuc).toBeCloseTo(trained.metrics.auc, 10);
+  expect((first.performance as BinaryPerformance).auc).toBeGreaterThan(0.55);
+  expect((first.performance as BinaryPerformance).offlineAuc).toBeCloseTo(trained.metrics.auc, 10);
   expect(again.reportId).toBe(first.reportId);
   expect(again).toEqual(first);
 
@@ -190,7 +190,7 @@ test('February traffic, a schema change, and a window with too few rows', async 
   expect(report.level).not.toBe('insufficient-data');
   expect(report.labeledRows).toBe(ROWS);
   // Real month-to-month movement: recorded, whatever the verdict.
-  expect(report.performance!.positiveRate).toBeGreaterThan(0.1);
+  expect((report.performance as BinaryPerformance).positiveRate).toBeGreaterThan(0.1);
   expect((await reportRows(2))[0]!.figures.level).toBe(report.level);
 
   const few = await flights(`month("date") = 1`, 50, 14);

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
-import { createLogger } from '../../infra/log';
-import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
+import type { RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import { promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../workflows/promotion';
@@ -10,6 +9,7 @@ import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../h
 import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { serveForTest } from '../helpers/serving';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 import { runEntry } from '../helpers/run-entry';
 import { registeredModels, type RegisteredModels } from '../helpers/registered-models';
@@ -34,8 +34,7 @@ beforeAll(async () => {
   await workflowBundle();
   models = await registeredModels(runtime);
   data = models.data;
-  server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('test-serve'), adminToken: TOKEN, predictionLog: { intervalMs: 50 } });
-  runtime.config.modelServer = { url: server.url, adminToken: TOKEN };
+  server = await serveForTest(runtime, TOKEN);
 });
 
 afterAll(async () => {

@@ -11,7 +11,7 @@ import { exportRegistrySite, startRegistryWeb, type RegistryWeb } from '../../cl
 import { getModelByName } from '../../infra/db/repositories';
 import { createLogger } from '../../infra/log';
 import { PROJECT_ROOT } from '../../infra/paths';
-import { startModelServer, type RunningModelServer } from '../../workers/serving/server';
+import type { RunningModelServer } from '../../workers/serving/server';
 import type { WorkerRuntime } from '../../workers/runtime';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import { monitoringThresholds } from '../../workflows/contracts/lifecycle';
@@ -19,6 +19,7 @@ import { TASK_QUEUES } from '../../workflows/contracts/names';
 import { promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../workflows/promotion';
 import { dumpDom, screenshot } from '../helpers/chromium';
 import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
+import { serveForTest } from '../helpers/serving';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 
 /**
@@ -82,8 +83,7 @@ beforeAll(async () => {
   [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(`web-${id}`)]);
   pg = await independentPg();
   await workflowBundle();
-  server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log: createLogger('test-serve'), adminToken: TOKEN, predictionLog: { intervalMs: 50 } });
-  runtime.config.modelServer = { url: server.url, adminToken: TOKEN };
+  server = await serveForTest(runtime, TOKEN);
   await withTestWorkers(
     env,
     runtime,

@@ -114,8 +114,8 @@ describe('metadata store', () => {
       const preds = [1, 2, 3].map((i) => ({ requestId: `req-${i}`, modelId: model.id, modelVersionId: versions[0]!.id, inputs: { x: i }, outputs: { p: 0.5 }, latencyMs: 1.5 }));
       expect(await repo.insertPredictions(db, preds)).toBe(3);
       expect(await repo.insertPredictions(db, preds)).toBe(0);
-      expect(await repo.attachLabel(db, 'req-2', { delayed: true })).toBe(true);
-      expect(await repo.attachLabel(db, 'req-missing', { delayed: true })).toBe(false);
+      expect(await repo.attachLabel(db, model.id, 'req-2', { delayed: true })).toBe(true);
+      expect(await repo.attachLabel(db, model.id, 'req-missing', { delayed: true })).toBe(false);
     } finally {
       await db.destroy();
     }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { baselineFromStats, checkDrift, countCategories, performanceFigures, predictionFigures, profileBaseline, type CategoricalBaseline, type FeatureWindow, type NumericBaseline } from '../../activities/ml/monitoring/drift-check';
 import { alignCategorical, psi } from '../../activities/ml/drift';
-import { monitoringThresholds } from '../../workflows/contracts/lifecycle';
+import { monitoringThresholds, type BinaryPerformance } from '../../workflows/contracts/lifecycle';
 
 /** Reference values from numpy/scipy/sklearn: regenerate with `/usr/bin/python3 test/reference/monitoring_fixtures.py`. */
 interface NumericCase {
@@ -221,14 +221,14 @@ describe('monitoring verdict', () => {
 
   test('labels: performance figures equal sklearn’s; a drop from offline AUC acts, matching offline figures do not', () => {
     const { probs, labels } = fx.performance;
-    const labeled = { probs, labels };
+    const labeled = { scores: probs, labels };
     const window = { rows: 0, features: {} };
     const good = checkDrift({ thresholds: defaults, baseline: {}, window, labeled, offline: { auc: fx.performance.auc, logLoss: fx.performance.logLoss } });
     expect(good.level).toBe('ok');
     expect(good.labeledRows).toBe(probs.length);
-    expectClose(good.performance!.auc!, fx.performance.auc, 1e-12, 'auc');
-    expectClose(good.performance!.logLoss, fx.performance.logLoss, 1e-10, 'log loss');
-    expectClose(good.performance!.accuracy, fx.performance.accuracy, 1e-12, 'accuracy');
+    expectClose((good.performance as BinaryPerformance).auc!, fx.performance.auc, 1e-12, 'auc');
+    expectClose((good.performance as BinaryPerformance).logLoss, fx.performance.logLoss, 1e-10, 'log loss');
+    expectClose((good.performance as BinaryPerformance).accuracy, fx.performance.accuracy, 1e-12, 'accuracy');
 
     const decayed = checkDrift({ thresholds: defaults, baseline: {}, window, labeled, offline: { auc: fx.performance.auc + 0.1, logLoss: fx.performance.logLoss - 0.1 } });
     expect(decayed.level).toBe('act');
@@ -246,10 +246,10 @@ describe('monitoring verdict', () => {
   test('calibration gap on labelled rows', () => {
     const probs = new Float64Array(400).fill(0.1);
     const labels = Uint8Array.from({ length: 400 }, (_, i) => (i % 4 === 0 ? 1 : 0));
-    const r = checkDrift({ thresholds: defaults, baseline: {}, window: { rows: 0, features: {} }, labeled: { probs, labels } });
+    const r = checkDrift({ thresholds: defaults, baseline: {}, window: { rows: 0, features: {} }, labeled: { scores: probs, labels } });
     expect(r.level).toBe('act');
     expect(r.reasons).toEqual(['calibration: positive rate 25.0% vs mean prediction 10.0% (gap 15.0% > 5.0%)']);
-    expect(r.performance!.auc).toBe(0.5);
+    expect((r.performance as BinaryPerformance).auc).toBe(0.5);
   });
 
   test('a figure that cannot be computed is null with its reason, and the window is not ok', () => {

@@ -21,6 +21,19 @@ test('labels: judged once enough of the candidate rows have them; a worse log lo
   expect(evidenceProblem(ctx({ minLabeledRows: 0 }), { ...base, canaryLabeled: 500, stableLabeled: 500, canaryLogLoss: 0.9, stableLogLoss: 0.4 }, 60, judge)).toBeUndefined();
 });
 
+test("a regression's labels are judged on RMSE relative to stable's, never on a log loss it does not have", () => {
+  const judge = { errors: true, latency: true, performance: true };
+  const reg = { ...base, task: 'regression' as const, canaryLabeled: 50, stableLabeled: 60 };
+  expect(evidenceProblem(ctx(), { ...reg, canaryRmse: 10.4, stableRmse: 10 }, 60, judge)).toBeUndefined();
+  expect(evidenceProblem(ctx(), { ...reg, canaryRmse: 10.6, stableRmse: 10 }, 60, judge)).toBe('RMSE 10.600 vs stable 10.000 on labelled rows (+6.0% > 5.0%; 50 labelled)');
+  // Units do not matter: the same 6% rise in thousands fails alike, a log-loss figure does not stand in.
+  expect(evidenceProblem(ctx(), { ...reg, canaryRmse: 10600, stableRmse: 10000 }, 60, judge)).toMatch(/^RMSE 10600 vs stable 10000 .*\+6\.0% > 5\.0%/);
+  expect(evidenceProblem(ctx(), { ...reg, canaryLogLoss: 0.1, stableLogLoss: 0.1 }, 60, judge)).toBe('no RMSE figure (50 labelled candidate rows, 60 stable)');
+  expect(evidenceProblem(ctx(), { ...reg, canaryRmse: 0.1, stableRmse: 0 }, 60, judge)).toMatch(/^RMSE 0\.10000 vs stable 0\.0000 .*\+Infinity%/);
+  expect(evidenceProblem(ctx({ maxRmseIncrease: 0.1 }), { ...reg, canaryRmse: 10.6, stableRmse: 10 }, 60, judge)).toBeUndefined();
+  expect(evidenceProblem(ctx(), { ...reg, canaryLabeled: 49, canaryRmse: 99, stableRmse: 10 }, 60, judge)).toBeUndefined();
+});
+
 test('thin or missing evidence fails by name before anything else is read', () => {
   expect(evidenceProblem(ctx(), { ...base, canaryRows: 3 }, 30, { errors: true, latency: true })).toBe('3 rows < 20 after 30s');
   expect(evidenceProblem(ctx(), { ...base, canaryP99Ms: null }, 30, { errors: true, latency: true })).toBe('no p99 latency figure');

@@ -6,7 +6,8 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { ArtifactStore } from '../../infra/artifacts';
 import type { Database } from '../../infra/db/schema';
-import { attachLabels, changeServingState, getModelByName, getModelVersion, getServingTraffic, listServingVersionIds } from '../../infra/db/repositories';
+import { attachLabels, changeServingState, getModelByName, getModelVersion, getServingTraffic, listServingVersionIds, versionOutputSignatures } from '../../infra/db/repositories';
+import { feedbackBody, feedbackProblem, tasksOf } from './feedback';
 import type { Logger } from '../../infra/log';
 import { ServerMetrics } from './metrics';
 import { METRICS_CONTENT_TYPE } from '../../infra/metrics';
@@ -77,12 +78,6 @@ const trafficBody = z
   })
   .strict();
 const versionBody = z.object({ version: z.number().int().min(1) }).strict();
-const feedbackBody = z.union([
-  z.object({ request_id: z.string().min(1).max(300), label: z.union([z.number(), z.boolean(), z.string().max(256)]) }).strict(),
-  z.object({ labels: z.array(z.object({ request_id: z.string().min(1).max(300), label: z.union([z.number(), z.boolean(), z.string().max(256)]) }).strict()).min(1).max(10_000) }).strict(),
-]);
-
-
 /** The method of each route under /v2/models/{name}[/versions/{v}], for a 405 with `Allow` on any other. */
 const MODEL_ROUTES: Record<string, string> = { '': 'GET', ready: 'GET', infer: 'POST', feedback: 'POST' };
 const TOP_ROUTES: Record<string, string> = { '/v2': 'GET', '/v2/health/live': 'GET', '/v2/health/ready': 'GET', '/metrics': 'GET' };
@@ -178,8 +173,12 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         admin(req);
         const body = parseJsonBody(feedbackBody, await readJsonBody(req, maxBody), 'feedback');
         const labels = 'labels' in body ? body.labels : [body];
+        const model = await getModelByName(opts.db, name);
+        if (!model) throw new NotFound(`model ${name} is not in the registry`);
+        const problem = feedbackProblem(labels, tasksOf(await versionOutputSignatures(opts.db, model.id)), 'labels' in body);
+        if (problem) throw new HttpError(problem);
         await predictions.flush();
-        const attached = await attachLabels(opts.db, labels.map((l) => ({ requestId: l.request_id, label: l.label })));
+        const attached = await attachLabels(opts.db, model.id, labels.map((l) => ({ requestId: l.request_id, label: l.label })));
         return send(res, 200, { attached, unknown: labels.length - attached });
       }
       const allowed = MODEL_ROUTES[rest.join('/')];

@@ -69,6 +69,10 @@ export const monitoringThresholds = z
     maxLogLossIncrease: z.number().min(0).default(0.05),
     /** |observed positive rate − mean predicted probability| on labelled predictions. */
     maxCalibrationGap: z.number().min(0).max(1).default(0.05),
+    /** A regression's RMSE on labelled predictions above its offline test RMSE, relative: 0.1 is 10% worse. */
+    maxRmseIncrease: z.number().min(0).default(0.1),
+    /** A regression's |mean label − mean prediction| on labelled predictions, relative to its offline test RMSE. */
+    maxBiasRatio: z.number().min(0).default(0.5),
     /** Fewer rows in a window than this: no verdict, the window grows. */
     minRows: z.number().int().min(1).max(10_000_000).default(500),
     minLabeledRows: z.number().int().min(1).max(10_000_000).default(200),
@@ -159,7 +163,31 @@ export interface MonitoringReport {
   features: Record<string, MonitoringFeatureFigures>;
   prediction?: { psi: number | null; js: number | null; ks: number | null; mean: number; baselineMean: number; notComputed?: Record<string, string> };
   quality: { missingInputs: string[]; unexpectedInputs: string[]; schemaChanged: boolean };
-  performance?: { auc: number | null; logLoss: number; accuracy: number; positiveRate: number; meanPrediction: number; offlineAuc: number | null; offlineLogLoss: number | null };
+  performance?: BinaryPerformance | RegressionPerformance;
+}
+
+/** Online performance of a binary model on its labelled predictions (no `task`: reports before there were kinds). */
+export interface BinaryPerformance {
+  task?: undefined;
+  auc: number | null;
+  logLoss: number;
+  accuracy: number;
+  positiveRate: number;
+  meanPrediction: number;
+  offlineAuc: number | null;
+  offlineLogLoss: number | null;
+}
+
+export interface RegressionPerformance {
+  task: 'regression';
+  rmse: number;
+  mae: number;
+  /** null when the window's labels are constant (R² undefined). */
+  r2: number | null;
+  meanPrediction: number;
+  meanLabel: number;
+  offlineRmse: number | null;
+  offlineMae: number | null;
 }
 
 /** What the monitoring activity takes: the window is decided by the workflow, so a retry writes the same report. */

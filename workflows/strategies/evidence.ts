@@ -33,6 +33,13 @@ export function evidenceProblem(ctx: RolloutContext, f: CanaryFigures, waitedSec
     // Without a count of labelled rows the stage cannot tell whether labels arrived: it fails by name.
     if (f.canaryLabeled === undefined) return 'no labelled-row figure';
     if (f.canaryLabeled < g.minLabeledRows) return undefined;
+    if (f.task === 'regression') {
+      if (f.canaryRmse == null || f.stableRmse == null) return `no RMSE figure (${f.canaryLabeled} labelled candidate rows, ${f.stableLabeled ?? 'no count of'} stable)`;
+      // Relative: a regression's RMSE is in the target's units, so only a ratio means the same for every model.
+      const rise = f.stableRmse > 0 ? (f.canaryRmse - f.stableRmse) / f.stableRmse : f.canaryRmse > 0 ? Infinity : 0;
+      if (rise > g.maxRmseIncrease) return `RMSE ${f.canaryRmse.toPrecision(5)} vs stable ${f.stableRmse.toPrecision(5)} on labelled rows (+${(100 * rise).toFixed(1)}% > ${(100 * g.maxRmseIncrease).toFixed(1)}%; ${f.canaryLabeled} labelled)`;
+      return undefined;
+    }
     if (f.canaryLogLoss == null || f.stableLogLoss == null) return `no log-loss figure (${f.canaryLabeled} labelled candidate rows, ${f.stableLabeled ?? 'no count of'} stable)`;
     const rise = f.canaryLogLoss - f.stableLogLoss;
     if (rise > g.maxLogLossIncrease) return `log loss ${f.canaryLogLoss.toFixed(4)} vs stable ${f.stableLogLoss.toFixed(4)} on labelled rows (+${rise.toFixed(4)} > ${g.maxLogLossIncrease}; ${f.canaryLabeled} labelled)`;

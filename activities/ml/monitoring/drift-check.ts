@@ -1,4 +1,5 @@
 import type { MonitoringReport, MonitoringThresholds } from '../../../workflows/contracts/lifecycle';
+import type { TaskKind } from '../../../workflows/contracts/training-spec';
 import type { ColumnStats } from '../../data/validate';
 import { histogram, quantileEdges } from '../drift';
 import { MONITORING_CHECKS, type CheckContext } from './checks';
@@ -37,11 +38,14 @@ export interface DriftCheckInput {
   thresholds: MonitoringThresholds;
   baseline: Record<string, FeatureBaseline>;
   window: { rows: number; features: Record<string, FeatureWindow> };
-  /** The model's scores on its test split vs the window's served probabilities (NaN skipped). */
+  /** What the model predicts (absent: binary); it decides which performance figures labels give. */
+  task?: TaskKind;
+  /** The model's scores on its test split vs the window's served scores (NaN skipped): probabilities, or a regression's predictions. */
   prediction?: { baseline: ArrayLike<number>; window: ArrayLike<number> };
-  /** Predictions whose label arrived, with the label as 0/1. */
-  labeled?: { probs: ArrayLike<number>; labels: ArrayLike<number> };
-  offline?: { auc: number | null; logLoss: number | null };
+  /** Predictions whose label arrived: probabilities with 0/1 labels, or a regression's predictions with their targets. */
+  labeled?: { scores: ArrayLike<number>; labels: ArrayLike<number> };
+  /** The version's figures on its test split. */
+  offline?: { auc: number | null; logLoss: number | null; rmse?: number | null; mae?: number | null };
   /** Input keys the window's rows carried (key → rows), against the model's input signature. */
   schema?: { expected: string[]; keyRows: Record<string, number> };
 }
@@ -85,7 +89,7 @@ export function profileBaseline(column: { kind: 'numeric'; values: ArrayLike<num
   return { kind: 'categorical', rows: column.values.length, missing, categories: counts };
 }
 
-export { binnedCategories, MAX_CATEGORY_BINS, MIN_CATEGORY_SHARE, OTHER_CATEGORY, performanceFigures, predictionFigures } from './figures';
+export { binnedCategories, MAX_CATEGORY_BINS, MIN_CATEGORY_SHARE, OTHER_CATEGORY, performanceFigures, predictionFigures, regressionPerformanceFigures } from './figures';
 
 /**
  * Figures and verdict for one window: every check of the registry (checks/index.ts) adds its
@@ -94,7 +98,7 @@ export { binnedCategories, MAX_CATEGORY_BINS, MIN_CATEGORY_SHARE, OTHER_CATEGORY
 export function checkDrift(input: DriftCheckInput): DriftCheckResult {
   const t = input.thresholds;
   const rows = input.window.rows;
-  const labeledRows = input.labeled?.probs.length ?? 0;
+  const labeledRows = input.labeled?.scores.length ?? 0;
   const ctx: CheckContext = {
     input,
     thresholds: t,

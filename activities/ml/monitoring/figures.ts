@@ -1,6 +1,6 @@
-import type { MonitoringFeatureFigures, MonitoringReport } from '../../../workflows/contracts/lifecycle';
+import type { BinaryPerformance, MonitoringFeatureFigures, MonitoringReport, RegressionPerformance } from '../../../workflows/contracts/lifecycle';
 import { alignCategorical, histogram, jensenShannon, ks2, psi, quantileEdges } from '../drift';
-import { auc, logLoss } from '../metrics';
+import { auc, logLoss, regressionMetrics } from '../metrics';
 import type { CategoricalBaseline, DriftCheckInput, NumericBaseline } from './drift-check';
 
 /** The monitoring figures, pure: per-feature drift, prediction drift, online performance. */
@@ -123,7 +123,7 @@ export function predictionFigures(baseline: ArrayLike<number>, window: ArrayLike
   return withNotes({ psi: figure('psi', psi(hb, hw), notes), js: figure('js', jensenShannon(hb, hw), notes), ks: figure('ks', ks2(b, w).statistic, notes), mean: mean(w), baselineMean: mean(b) }, notes);
 }
 
-export function performanceFigures(probs: ArrayLike<number>, labels: ArrayLike<number>, offline: DriftCheckInput['offline']): NonNullable<MonitoringReport['performance']> {
+export function performanceFigures(probs: ArrayLike<number>, labels: ArrayLike<number>, offline: DriftCheckInput['offline']): BinaryPerformance {
   let correct = 0;
   let positives = 0;
   for (let i = 0; i < probs.length; i++) {
@@ -144,3 +144,18 @@ export function performanceFigures(probs: ArrayLike<number>, labels: ArrayLike<n
   };
 }
 
+
+/** A regression's figures on its labelled predictions, beside the offline test split's (from the version's metrics). */
+export function regressionPerformanceFigures(predictions: ArrayLike<number>, labels: ArrayLike<number>, offline: DriftCheckInput['offline']): RegressionPerformance {
+  const m = regressionMetrics(predictions, labels);
+  return {
+    task: 'regression',
+    rmse: m.rmse,
+    mae: m.mae,
+    r2: Number.isFinite(m.r2) ? m.r2 : null,
+    meanPrediction: m.meanPrediction,
+    meanLabel: m.meanLabel,
+    offlineRmse: offline?.rmse ?? null,
+    offlineMae: offline?.mae ?? null,
+  };
+}

@@ -1,14 +1,18 @@
-import { f2, pct, performanceFigures } from '../figures';
-import type { MonitoringCheck } from './types';
+import { f2, pct, performanceFigures, regressionPerformanceFigures } from '../figures';
+import type { CheckContext, MonitoringCheck } from './types';
 
-/** Once labels arrive: AUC and log loss against the offline figures, and calibration. */
+/**
+ * Once labels arrive, against the version's offline figures: a binary model's AUC, log loss and
+ * calibration; a regression's RMSE and bias.
+ */
 export const performanceCheck: MonitoringCheck = {
   name: 'performance',
   run(ctx) {
     const labeled = ctx.input.labeled;
     if (!labeled || ctx.labeledRows === 0) return;
+    if (ctx.input.task === 'regression') return regression(ctx, labeled);
     const t = ctx.thresholds;
-    const p = performanceFigures(labeled.probs, labeled.labels, ctx.input.offline);
+    const p = performanceFigures(labeled.scores, labeled.labels, ctx.input.offline);
     ctx.figures.performance = p;
     if (!ctx.enoughLabels) return;
     if (p.auc !== null && p.offlineAuc !== null && p.offlineAuc - p.auc > t.maxAucDrop) ctx.act.push(`AUC ${f2(p.auc)} vs ${f2(p.offlineAuc)} offline (drop ${f2(p.offlineAuc - p.auc)} > ${t.maxAucDrop})`);
@@ -17,3 +21,26 @@ export const performanceCheck: MonitoringCheck = {
     if (gap > t.maxCalibrationGap) ctx.act.push(`calibration: positive rate ${pct(p.positiveRate)} vs mean prediction ${pct(p.meanPrediction)} (gap ${pct(gap)} > ${pct(t.maxCalibrationGap)})`);
   },
 };
+
+/** A regression's figures are in the target's units, any size: five significant digits, not f2's two decimals. */
+const g5 = (x: number) => String(Number(x.toPrecision(5)));
+
+function regression(ctx: CheckContext, labeled: NonNullable<CheckContext['input']['labeled']>): void {
+  const t = ctx.thresholds;
+  const p = regressionPerformanceFigures(labeled.scores, labeled.labels, ctx.input.offline);
+  ctx.figures.performance = p;
+  if (!ctx.enoughLabels) return;
+  // Both judgements are relative to the offline RMSE: without it (or with a perfect fit) there is no scale, and no verdict is no "ok".
+  if (p.offlineRmse === null || !(p.offlineRmse > 0)) {
+    ctx.warn.push(`no offline RMSE for this version (${p.offlineRmse ?? 'absent'}): RMSE ${g5(p.rmse)} on ${ctx.labeledRows} labelled rows not judged`);
+    return;
+  }
+  if (!Number.isFinite(p.rmse)) {
+    ctx.act.push(`RMSE on labelled rows is not finite (${p.rmse}): the served predictions or labels are not numbers`);
+    return;
+  }
+  const rise = (p.rmse - p.offlineRmse) / p.offlineRmse;
+  if (rise > t.maxRmseIncrease) ctx.act.push(`RMSE ${g5(p.rmse)} vs ${g5(p.offlineRmse)} offline (+${pct(rise)} > ${pct(t.maxRmseIncrease)})`);
+  const bias = Math.abs(p.meanLabel - p.meanPrediction) / p.offlineRmse;
+  if (bias > t.maxBiasRatio) ctx.act.push(`bias: mean label ${g5(p.meanLabel)} vs mean prediction ${g5(p.meanPrediction)} (${f2(bias)} × offline RMSE > ${t.maxBiasRatio})`);
+}
