@@ -39,13 +39,18 @@ export interface Traffic {
   shadow?: number;
 }
 
+type ScoredRow = { p: number | null; y: number | null };
+
+/** Rows whose label arrived and whose score is a number: what labelled performance is computed on. */
+const labelledRows = (xs: ScoredRow[]) => xs.filter((x): x is { p: number; y: number } => x.y !== null && x.p !== null && Number.isFinite(x.p));
+
 /**
  * Log loss of stable and candidate on their rows whose labels arrived (feedback labels a shadow
  * row with its request): how each predicts, once ground truth is there. null without labels.
  */
-function labelledPerformance(stable: Array<{ p: number; y: number | null }>, candidate: Array<{ p: number; y: number | null }>): Pick<CanaryFigures, 'stableLabeled' | 'canaryLabeled' | 'stableLogLoss' | 'canaryLogLoss'> {
-  const loss = (xs: Array<{ p: number; y: number | null }>) => {
-    const labelled = xs.filter((x) => x.y !== null && Number.isFinite(x.p));
+function labelledPerformance(stable: ScoredRow[], candidate: ScoredRow[]): Pick<CanaryFigures, 'stableLabeled' | 'canaryLabeled' | 'stableLogLoss' | 'canaryLogLoss'> {
+  const loss = (xs: ScoredRow[]) => {
+    const labelled = labelledRows(xs);
     if (!labelled.length) return { n: 0, loss: null };
     let sum = 0;
     for (const x of labelled) {
@@ -60,35 +65,31 @@ function labelledPerformance(stable: Array<{ p: number; y: number | null }>, can
 }
 
 /** RMSE of stable and candidate on their labelled rows: a regression's counterpart of labelledPerformance. */
-function labelledRmse(stable: Array<{ p: number; y: number | null }>, candidate: Array<{ p: number; y: number | null }>): Pick<CanaryFigures, 'stableLabeled' | 'canaryLabeled' | 'stableRmse' | 'canaryRmse'> {
-  const of = (xs: Array<{ p: number; y: number | null }>) => {
-    const labelled = xs.filter((x) => x.y !== null && Number.isFinite(x.p));
+function labelledRmse(stable: ScoredRow[], candidate: ScoredRow[]): Pick<CanaryFigures, 'stableLabeled' | 'canaryLabeled' | 'stableRmse' | 'canaryRmse'> {
+  const of = (xs: ScoredRow[]) => {
+    const labelled = labelledRows(xs);
     if (!labelled.length) return { n: 0, rmse: null };
-    return { n: labelled.length, rmse: rmse(labelled.map((x) => x.p), labelled.map((x) => x.y!)) };
+    return { n: labelled.length, rmse: rmse(labelled.map((x) => x.p), labelled.map((x) => x.y)) };
   };
   const a = of(stable);
   const b = of(candidate);
   return { stableLabeled: a.n, canaryLabeled: b.n, stableRmse: a.rmse, canaryRmse: b.rmse };
 }
 
+/** Ten equal-width bins of [0, 1]: probabilities (the lower-bound edges of drift.ts's histogram). */
+const PROBABILITY_EDGES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
 /**
- * PSI of the candidate's scores against stable's: probabilities on ten equal-width bins of [0, 1];
- * a regression's predictions, which have no fixed range, on stable's deciles.
+ * PSI of the candidate's scores against stable's: probabilities on ten equal-width bins,
+ * a regression's predictions, which have no fixed range, on stable's deciles. A missing score
+ * counts in no bin; a shift that cannot be computed is no figure (the stage fails by name).
  */
-function predictionShift(task: TaskKind, stable: Array<{ p: number | null }>, candidate: Array<{ p: number | null }>): number | null {
-  if (task === 'regression') {
-    // A missing score is no value, not 0; a shift that cannot be computed is no figure (the stage fails by name), never a pass.
-    const scores = (xs: Array<{ p: number | null }>) => Float64Array.from(xs, (x) => x.p ?? NaN);
-    const edges = quantileEdges(scores(stable), 10);
-    const shift = psi(histogram(scores(stable), edges), histogram(scores(candidate), edges));
-    return Number.isFinite(shift) ? shift : null;
-  }
-  const hist = (xs: Array<{ p: number | null }>) => {
-    const h = new Array<number>(10).fill(0);
-    for (const x of xs) h[Math.min(9, Math.max(0, Math.floor(x.p! * 10)))]!++;
-    return h;
-  };
-  return psi(hist(stable), hist(candidate));
+export function predictionShift(task: TaskKind, stable: ScoredRow[], candidate: ScoredRow[]): number | null {
+  const scores = (xs: ScoredRow[]) => Float64Array.from(xs, (x) => x.p ?? NaN);
+  const s = scores(stable);
+  const edges = task === 'regression' ? quantileEdges(s, 10) : PROBABILITY_EDGES;
+  const shift = psi(histogram(s, edges), histogram(scores(candidate), edges));
+  return Number.isFinite(shift) ? shift : null;
 }
 
 export interface CanaryFigures {
@@ -356,7 +357,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
         .select([
           'model_version_id',
           'latency_ms',
-          sql<number>`(outputs->>${output}::text)::float8`.as('p'),
+          sql<number | null>`(outputs->>${output}::text)::float8`.as('p'),
           labelValue(task).as('y'),
         ])
         .where('model_id', '=', s.model.id)

@@ -6,7 +6,6 @@ import type { Database } from '../infra/db/schema';
 import { getAlias, getModelByName, prepareStepOutputs, readLabeledPredictions, readPredictionWindow, upsertMonitoringCheck } from '../infra/db/repositories';
 import { modelName, monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../workflows/contracts/lifecycle';
 import { featuresOfSignature, taskOfSignature } from './training/scoring';
-import { outputOf } from './ml/task-output';
 import { loadFeatureBaselines, scoreTestSample, trainingRefs, type TrainingRefs } from './monitoring/baseline';
 import { checkDrift, type FeatureBaseline, type FeatureWindow } from './ml/monitoring/drift-check';
 
@@ -142,10 +141,10 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
             end: windowEnd,
             numeric: features.filter((f) => f.kind === 'numeric').map((f) => f.name),
             categorical: features.filter((f) => f.kind === 'categorical').map((f) => f.name),
-            output: outputOf(task),
+            task,
           }),
         );
-        const labeled = await step('read labels', () => readLabeledPredictions(deps.db, { modelId: model.id, modelVersionId: mv.id, since: labelsSince, end: windowEnd, task, output: outputOf(task) }));
+        const labeled = await step('read labels', () => readLabeledPredictions(deps.db, { modelId: model.id, modelVersionId: mv.id, since: labelsSince, end: windowEnd, task }));
 
         const windowFeatures: Record<string, FeatureWindow> = {};
         for (const f of features) {

@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Db } from './connection';
 import type { Alias, AliasMoveKind, Database, NewArtifact, StepStatus } from './schema';
 import type { TaskKind } from '../../workflows/contracts/training-spec';
+import { outputOf } from '../../activities/ml/task-output';
 
 /**
  * Repository functions: plain functions over a Kysely instance or a transaction. Every write an
@@ -573,7 +574,7 @@ export interface PredictionWindow {
   numeric: Record<string, Float64Array>;
   /** Category → rows, per categorical input; null or '' is counted in `missing`. */
   categorical: Record<string, { counts: Record<string, number>; missing: number }>;
-  /** Served scores (the output named `output`) of `modelVersionId` (NaN for other versions' rows). */
+  /** Served scores (the task's output) of `modelVersionId` (NaN for other versions' rows). */
   scores: Float64Array;
   /** Input key → rows that carried it. */
   keyRows: Record<string, number>;
@@ -599,18 +600,25 @@ const floats = (v: unknown): Float64Array => Float64Array.from((v as Array<numbe
  */
 export async function readPredictionWindow(
   db: Db,
-  w: { modelId: string; modelVersionId: string | null; start: Date; end: Date; numeric: string[]; categorical: string[]; output?: string },
+  w: { modelId: string; modelVersionId: string | null; start: Date; end: Date; numeric: string[]; categorical: string[]; task?: TaskKind },
 ): Promise<PredictionWindow> {
-  const output = w.output ?? 'probability';
+  const output = outputOf(w.task);
   const rowsOf = windowRows(w.modelId, w.start, w.end);
   const numericCols = w.numeric.map(
     (name, i) => sql`array_agg(case when jsonb_typeof(inputs -> ${name}::text) = 'number' then (inputs ->> ${name}::text)::float8 else 'NaN'::float8 end) as ${sql.ref(`n${i}`)}`,
   );
   const prob = sql`array_agg(case when model_version_id = ${w.modelVersionId} and jsonb_typeof(outputs -> ${output}::text) = 'number' then (outputs ->> ${output}::text)::float8 else 'NaN'::float8 end) as p`;
   const agg = await sql<Record<string, unknown>>`select count(*)::int as rows, ${sql.join([...numericCols, prob])} from (${rowsOf}) w`.execute(db);
-  const first = agg.rows[0] ?? {};
-  const out: PredictionWindow = { rows: Number(first.rows ?? 0), numeric: {}, categorical: {}, scores: floats(first.p), keyRows: {} };
-  w.numeric.forEach((name, i) => (out.numeric[name] = floats(first[`n${i}`])));
+  // An aggregate without GROUP BY gives exactly one row: without it, or with columns short of the count, the window is unknown, not empty.
+  const first = agg.rows[0];
+  if (!first || typeof first.rows !== 'number') throw new Error(`prediction window: the aggregate gave no row count (${JSON.stringify(first)})`);
+  const column = (v: unknown, name: string) => {
+    const values = floats(v);
+    if (values.length !== first.rows) throw new Error(`prediction window: column ${name} has ${values.length} values for ${first.rows} rows`);
+    return values;
+  };
+  const out: PredictionWindow = { rows: first.rows, numeric: {}, categorical: {}, scores: column(first.p, output), keyRows: {} };
+  w.numeric.forEach((name, i) => (out.numeric[name] = column(first[`n${i}`], name)));
   for (const name of w.categorical) out.categorical[name] = { counts: {}, missing: 0 };
   if (out.rows === 0) return out;
 
@@ -643,15 +651,14 @@ export function labelValue(task: TaskKind | undefined) {
 }
 
 /**
- * Predictions of one version whose label arrived in (since, end]: the version's `output` (its
- * task's) against the label as `labelValue` reads it; rows whose label it cannot read are
- * skipped. Pairs stay aligned by ordering both arrays alike.
+ * Predictions of one version whose label arrived in (since, end]: its task's output against
+ * the label as `labelValue` reads it; rows whose label it cannot read are skipped. Pairs stay aligned by ordering both arrays alike.
  */
 export async function readLabeledPredictions(
   db: Db,
-  w: { modelId: string; modelVersionId: string; since: Date; end: Date; task?: TaskKind; output?: string },
+  w: { modelId: string; modelVersionId: string; since: Date; end: Date; task?: TaskKind },
 ): Promise<{ scores: Float64Array; labels: Float64Array }> {
-  const output = w.output ?? 'probability';
+  const output = outputOf(w.task);
   const y = labelValue(w.task);
   const r = await sql<{ p: number[] | null; y: number[] | null }>`select array_agg(p order by request_id) as p, array_agg(y order by request_id) as y from (
       select request_id, (outputs ->> ${output}::text)::float8 as p, ${y} as y
@@ -660,7 +667,12 @@ export async function readLabeledPredictions(
         and ${SERVED_ROLES} and jsonb_typeof(outputs -> ${output}::text) = 'number'
     ) t where y is not null`.execute(db);
   const row = r.rows[0];
-  return { scores: Float64Array.from(row?.p ?? []), labels: Float64Array.from(row?.y ?? []) };
+  if (!row) throw new Error('labelled predictions: the aggregate gave no row');
+  // array_agg over no rows is null: no labels. Arrays of different lengths would pair the wrong rows.
+  const scores = Float64Array.from(row.p ?? []);
+  const labels = Float64Array.from(row.y ?? []);
+  if (scores.length !== labels.length) throw new Error(`labelled predictions: ${scores.length} scores for ${labels.length} labels`);
+  return { scores, labels };
 }
 
 /** The outputs of a training run's `prepare` step (where its baseline and splits are), for versions registered without them in their lineage. */

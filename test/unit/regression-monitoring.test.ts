@@ -1,3 +1,4 @@
+import { predictionShift } from '../../activities/deployment';
 import { checkDrift } from '../../activities/ml/monitoring/drift-check';
 import { regressionMetrics } from '../../activities/ml/metrics';
 import { feedbackProblem, tasksOf } from '../../workers/serving/feedback';
@@ -66,4 +67,19 @@ test('feedback takes the label type of the model’s task, naming the first labe
   const both = new Set([...binary, ...regression]);
   expect(feedbackProblem(labels(1, 7.25), both, true)).toBeUndefined();
   expect(feedbackProblem(labels('x'), both, false)).toBe('invalid feedback: label: "x" is not a label this model takes; expected 0, 1, false or true (binary) or a finite number (regression)');
+});
+
+test('the canary prediction shift: a missing score counts in no bin (not as 0), and scores that give no figure give null', () => {
+  const rows = (ps: Array<number | null>) => ps.map((p) => ({ p, y: null }));
+  const stable = rows(Array.from({ length: 200 }, (_, i) => 0.05 + (i % 10) / 10));
+  // Half the candidate's scores missing: read as 0 they would fill the lowest bin and shift it.
+  const candidate = rows(Array.from({ length: 200 }, (_, i) => (i % 2 ? null : 0.05 + (Math.floor(i / 2) % 10) / 10)));
+  expect(predictionShift('binary', stable, candidate)).toBeLessThan(0.05);
+  expect(predictionShift('binary', stable, rows([null, null]))).toBeNull();
+  expect(predictionShift('regression', rows([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), rows([null]))).toBeNull();
+  expect(predictionShift('regression', rows(Array.from({ length: 100 }, (_, i) => i)), rows(Array.from({ length: 100 }, (_, i) => i + 1000)))).toBeGreaterThan(1);
+});
+
+test('labelled scores and labels of different lengths are refused, not paired', () => {
+  expect(() => checkDrift({ thresholds: defaults, baseline: {}, window, task: 'regression', labeled: { scores: [1, 2, 3], labels: [1, 2] }, offline: { auc: null, logLoss: null, rmse: 1 } })).toThrow('checkDrift: 3 labelled scores for 2 labels');
 });

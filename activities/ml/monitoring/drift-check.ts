@@ -98,6 +98,8 @@ export { binnedCategories, MAX_CATEGORY_BINS, MIN_CATEGORY_SHARE, OTHER_CATEGORY
 export function checkDrift(input: DriftCheckInput): DriftCheckResult {
   const t = input.thresholds;
   const rows = input.window.rows;
+  // No labels read is truly no labelled rows: performance gets no verdict (never a pass); the activity always reads them.
+  if (input.labeled && input.labeled.scores.length !== input.labeled.labels.length) throw new RangeError(`checkDrift: ${input.labeled.scores.length} labelled scores for ${input.labeled.labels.length} labels`);
   const labeledRows = input.labeled?.scores.length ?? 0;
   const ctx: CheckContext = {
     input,
