@@ -6,6 +6,8 @@ import type { Database } from '../infra/db/schema';
 import { getAlias, getModelByName, prepareStepOutputs, readLabeledPredictions, readPredictionWindow, upsertMonitoringCheck } from '../infra/db/repositories';
 import { modelName, monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../workflows/contracts/lifecycle';
 import { featuresOfSignature, taskOfSignature } from './training/scoring';
+import { deriveTime, isDerived } from './ml/model-inputs';
+import { TIME_TRANSFORMS } from '../workflows/contracts/training-spec';
 import { loadFeatureBaselines, scoreTestSample, trainingRefs, type TrainingRefs } from './monitoring/baseline';
 import { checkDrift, type FeatureBaseline, type FeatureWindow } from './ml/monitoring/drift-check';
 
@@ -30,7 +32,7 @@ export const monitoringCheckInput = z
 
 export const REPORT_KIND = 'check';
 
-const signature = z.array(z.object({ name: z.string(), datatype: z.string() }));
+const signature = z.array(z.object({ name: z.string(), datatype: z.string(), derives: z.array(z.object({ name: z.string(), transform: z.enum(TIME_TRANSFORMS) })).optional() }));
 const versionMetrics = z.object({
   auc: z.number().nullable().optional(),
   logLoss: z.number().nullable().optional(),
@@ -139,7 +141,8 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
             modelVersionId: mv.id,
             start: windowStart,
             end: windowEnd,
-            numeric: features.filter((f) => f.kind === 'numeric').map((f) => f.name),
+            // A derived feature is read as its timestamp input and derived here as the graph did.
+            numeric: sig.data.filter((i) => i.datatype !== 'BYTES').map((i) => i.name),
             categorical: features.filter((f) => f.kind === 'categorical').map((f) => f.name),
             task,
           }),
@@ -148,7 +151,8 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
 
         const windowFeatures: Record<string, FeatureWindow> = {};
         for (const f of features) {
-          if (f.kind === 'numeric') windowFeatures[f.name] = { kind: 'numeric', values: window.numeric[f.name]! };
+          if (isDerived(f)) windowFeatures[f.name] = { kind: 'numeric', values: window.numeric[f.column]!.map((e) => deriveTime(f.transform, e)) };
+          else if (f.kind === 'numeric') windowFeatures[f.name] = { kind: 'numeric', values: window.numeric[f.name]! };
           else windowFeatures[f.name] = { kind: 'categorical', ...window.categorical[f.name]! };
         }
         const m = metrics.success ? metrics.data : {};
@@ -162,7 +166,7 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
             prediction: baselineScores ? { baseline: baselineScores, window: window.scores } : undefined,
             labeled,
             offline: { auc: m.auc ?? null, logLoss: m.logLoss ?? null, rmse: m.rmse ?? null, mae: m.mae ?? null },
-            schema: { expected: features.map((f) => f.name), keyRows: window.keyRows },
+            schema: { expected: sig.data.map((i) => i.name), keyRows: window.keyRows },
           }),
         );
         return write({ ...base, version: mv.version, ...result, reasons: [...result.reasons, ...notes] }, mv.id);

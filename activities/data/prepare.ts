@@ -4,6 +4,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ArtifactStore } from '../../infra/artifacts';
 import { taskKind, type FeatureDef, type LabelDef, type SplitDef, type TaskKind } from '../../workflows/contracts/training-spec';
 import type { FeatureSpec, Table } from '../ml/dataset';
+import { modelInputs } from '../ml/model-inputs';
 import { dataError } from '../steps';
 import { ident, literal, withDuckDb } from './duck';
 import { PARQUET, duckMessage } from './snapshot';
@@ -50,11 +51,22 @@ export const LABEL_COLUMN = 'label';
 
 /** The SQL of one feature from its definition: what training, and anything that must feed the model alike, select. */
 export function featureExpr(f: FeatureDef): string {
-  const col = ident(f.column ?? f.name);
-  if (f.transform) return `${f.transform}(${col})::FLOAT`;
-  if (f.kind === 'numeric') return `TRY_CAST(${col} AS FLOAT)`;
+  const col = f.column ?? f.name;
+  // From whole epoch seconds in UTC, as the graph derives it from its INT64 input (make_timestamp is UTC whatever the session's time zone).
+  if (f.transform) return `${f.transform}(make_timestamp(${epochExpr(col)} * 1000000))::FLOAT`;
+  if (f.kind === 'numeric') return `TRY_CAST(${ident(col)} AS FLOAT)`;
   // A missing category is the empty string: unseen in training, so it gets the unknown code.
-  return `coalesce(CAST(${col} AS VARCHAR), '')`;
+  return `coalesce(CAST(${ident(col)} AS VARCHAR), '')`;
+}
+
+/** A timestamp column as the model takes it: whole epoch seconds (UTC). */
+export function epochExpr(column: string): string {
+  return `floor(epoch(${ident(column)}))::BIGINT`;
+}
+
+/** The features a model is trained on, the derived ones with the timestamp column they come from. */
+export function featureSpecs(defs: FeatureDef[]): FeatureSpec[] {
+  return defs.map((f) => (f.transform ? { name: f.name, kind: 'numeric', column: f.column ?? f.name, transform: f.transform } : { name: f.name, kind: f.kind }));
 }
 
 function labelExpr(l: LabelDef): string {
@@ -95,16 +107,24 @@ function checkSplit(train: SplitCounts, test: SplitCounts, input: PrepareInput):
 
 export async function prepareData(artifacts: ArtifactStore, snapshotPath: string, input: PrepareInput, dir: string): Promise<PreparedData> {
   if (input.features.some((f) => f.name === LABEL_COLUMN)) throw dataError(`features: "${LABEL_COLUMN}" is reserved for the label`, { overrides: ['features'] });
+  const features = featureSpecs(input.features);
+  // The model takes each timestamp column as an input of its own name, so no feature may have that name too.
+  const stamps = modelInputs(features).filter((i) => i.derives).map((i) => i.name);
+  for (const name of stamps) {
+    const clash = features.find((f) => f.name === name) ?? (name === LABEL_COLUMN ? { name } : undefined);
+    if (clash) throw dataError(`features: ${clash.name} is the name of the timestamp column that ${features.find((f) => f.column === name && f.transform)!.name} is derived from; the model takes that column as an input, so a feature of the same name needs another name`, { overrides: ['features'] });
+  }
   const trainFile = path.join(dir, 'train.parquet');
   const testFile = path.join(dir, 'test.parquet');
-  const features: FeatureSpec[] = input.features.map((f) => ({ name: f.name, kind: f.kind }));
   const regression = taskKind(input.label) === 'regression';
   const { train, test, baseline } = await withDuckDb(async (c) => {
     const src = `read_parquet(${literal(snapshotPath)}, file_row_number = true)`;
     const rowHash = `hash(file_row_number + ${input.seed} * 1000003)`;
+    // A row without its timestamp has nothing the served model could take (an INT64 input has no missing value): it is left out like an unlabelled one.
+    const usable = [input.label.column, ...stamps].map((col) => `${ident(col)} IS NOT NULL`).join(' AND ');
     const sampled = input.sampleRows
-      ? `(SELECT * FROM (SELECT * FROM ${src} WHERE ${ident(input.label.column)} IS NOT NULL ORDER BY ${rowHash} LIMIT ${input.sampleRows}) ORDER BY file_row_number)`
-      : `(SELECT * FROM ${src} WHERE ${ident(input.label.column)} IS NOT NULL)`;
+      ? `(SELECT * FROM (SELECT * FROM ${src} WHERE ${usable} ORDER BY ${rowHash} LIMIT ${input.sampleRows}) ORDER BY file_row_number)`
+      : `(SELECT * FROM ${src} WHERE ${usable})`;
     let isTest: string;
     if (input.split.kind === 'time') {
       const col = ident(input.split.column);
@@ -112,13 +132,13 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
     } else {
       isTest = `(hash(file_row_number, ${input.split.seed}) % 1000000) < ${Math.round(input.split.testFraction * 1_000_000)}`;
     }
-    const selectFeatures = input.features.map((f) => `${featureExpr(f)} AS ${ident(f.name)}`).join(', ');
+    const selectFeatures = [...input.features.map((f) => `${featureExpr(f)} AS ${ident(f.name)}`), ...stamps.map((s) => `${epochExpr(s)} AS ${ident(s)}`)].join(', ');
     try {
       await c.run(`CREATE TEMP TABLE prepared AS SELECT ${selectFeatures}, ${labelExpr(input.label)} AS ${LABEL_COLUMN}, (${isTest}) AS is_test FROM ${sampled} ORDER BY file_row_number`);
     } catch (err) {
       throw dataError(`prepare: ${duckMessage(err)}`, { overrides: ['features', 'label', 'split', 'dataset'] });
     }
-    const cols = [...input.features.map((f) => ident(f.name)), LABEL_COLUMN].join(', ');
+    const cols = [...input.features.map((f) => ident(f.name)), ...stamps.map(ident), LABEL_COLUMN].join(', ');
     await c.run(`COPY (SELECT ${cols} FROM prepared WHERE NOT is_test) TO ${literal(trainFile)} (FORMAT parquet, COMPRESSION zstd)`);
     await c.run(`COPY (SELECT ${cols} FROM prepared WHERE is_test) TO ${literal(testFile)} (FORMAT parquet, COMPRESSION zstd)`);
     const counts = (
@@ -163,7 +183,8 @@ export interface Baseline {
 export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection, opts: { maxRows?: number; task?: TaskKind } = {}): Promise<Table> {
   const task = opts.task ?? 'binary';
   const run = async (conn: DuckDBConnection): Promise<Table> => {
-    const cols = [...features.map((f) => ident(f.name)), LABEL_COLUMN].join(', ');
+    const stamps = modelInputs(features).filter((i) => i.derives).map((i) => i.name);
+    const cols = [...features.map((f) => ident(f.name)), ...stamps.map(ident), LABEL_COLUMN].join(', ');
     let from = `read_parquet(${literal(file)})`;
     if (opts.maxRows !== undefined) {
       // Every k-th row by file position: the same file always gives the same sample (DuckDB's
@@ -189,7 +210,20 @@ export async function loadTable(file: string, features: FeatureSpec[], c?: DuckD
         table.categorical[f.name] = values.map((v) => (v === null || v === undefined ? '' : String(v)));
       }
     });
-    const label = columns[features.length]!;
+    if (stamps.length) {
+      table.timestamps = {};
+      stamps.forEach((name, k) => {
+        const values = columns[features.length + k]!;
+        const out = new BigInt64Array(rows);
+        for (let i = 0; i < rows; i++) {
+          const v = values[i];
+          if (v === null || v === undefined) throw new Error(`${file}: timestamp ${name} is missing in row ${i}; prepare leaves such rows out`);
+          out[i] = BigInt(v as bigint | number);
+        }
+        table.timestamps![name] = out;
+      });
+    }
+    const label = columns[features.length + stamps.length]!;
     if (task === 'regression') for (let i = 0; i < rows; i++) table.label[i] = Number(label[i]);
     else for (let i = 0; i < rows; i++) table.label[i] = Number(label[i]) ? 1 : 0;
     return table;

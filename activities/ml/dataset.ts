@@ -1,9 +1,12 @@
-import type { TaskKind } from '../../workflows/contracts/training-spec';
+import type { TaskKind, TimeTransform } from '../../workflows/contracts/training-spec';
 
 /** An in-memory, columnar training table: the trainers' input once data has been prepared. */
 export interface FeatureSpec {
   name: string;
   kind: 'numeric' | 'categorical';
+  /** A numeric feature the model derives from the timestamp `column` (its input, epoch seconds); trainers see the derived values. */
+  column?: string;
+  transform?: TimeTransform;
 }
 
 export interface Table {
@@ -12,6 +15,8 @@ export interface Table {
   /** float32 values (NaN = missing) for numeric features. */
   numeric: Record<string, Float32Array>;
   categorical: Record<string, string[]>;
+  /** Epoch seconds of the timestamp columns derived features come from: what the model takes. */
+  timestamps?: Record<string, BigInt64Array>;
   /** 0/1 (Uint8Array) for a binary task, the target (Float64Array) for a regression. */
   label: Uint8Array | Float64Array;
   /** Absent: binary. */

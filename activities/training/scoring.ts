@@ -1,11 +1,12 @@
 import * as ort from 'onnxruntime-node';
 import type { FeatureSpec, Table } from '../ml/dataset';
+import { ORT_TYPES, featuresOfInputs, modelInputs, type DerivedFeature } from '../ml/model-inputs';
 import { outputOf, taskOfOutput } from '../ml/task-output';
 import type { TaskKind } from '../../workflows/contracts/training-spec';
 
 /**
- * Scoring a raw-feature ONNX model (one [batch, 1] input per feature, strings for categorical
- * ones, one output: `probability` for a binary task, `prediction` for a regression) on a table:
+ * Scoring a raw-feature ONNX model (one [batch, 1] input per raw column: floats, strings for categorical
+ * ones, epoch seconds for a timestamp the graph derives features from; one output: `probability` for a binary task, `prediction` for a regression) on a table:
  * what evaluation, validation and serving all do.
  */
 
@@ -16,11 +17,13 @@ export async function createSession(model: Uint8Array): Promise<ort.InferenceSes
 export function feedsFor(table: Table, features: FeatureSpec[], start: number, end: number): Record<string, ort.Tensor> {
   const n = end - start;
   const feeds: Record<string, ort.Tensor> = {};
-  for (const f of features) {
-    feeds[f.name] =
-      f.kind === 'numeric'
-        ? new ort.Tensor('float32', table.numeric[f.name]!.subarray(start, end), [n, 1])
-        : new ort.Tensor('string', table.categorical[f.name]!.slice(start, end), [n, 1]);
+  for (const input of modelInputs(features)) {
+    if (input.datatype === 'INT64') {
+      const stamps = table.timestamps?.[input.name];
+      if (!stamps) throw new Error(`the table has no epoch seconds of ${input.name}, the timestamp ${input.derives!.map((d) => d.name).join(', ')} derive from`);
+      feeds[input.name] = new ort.Tensor('int64', stamps.subarray(start, end), [n, 1]);
+    } else if (input.datatype === 'FP32') feeds[input.name] = new ort.Tensor('float32', table.numeric[input.name]!.subarray(start, end), [n, 1]);
+    else feeds[input.name] = new ort.Tensor('string', table.categorical[input.name]!.slice(start, end), [n, 1]);
   }
   return feeds;
 }
@@ -43,17 +46,18 @@ export function signatureProblems(session: ort.InferenceSession, features: Featu
   const output = outputOf(task);
   const problems: string[] = [];
   const inputs = new Map(session.inputMetadata.map((m) => [m.name, m]));
-  for (const f of features) {
+  const wanted = modelInputs(features);
+  for (const f of wanted) {
     const m = inputs.get(f.name);
     if (!m) {
       problems.push(`input ${f.name} is missing`);
       continue;
     }
-    const want = f.kind === 'numeric' ? 'float32' : 'string';
+    const want = ORT_TYPES[f.datatype];
     if (m.isTensor && m.type !== want) problems.push(`input ${f.name} is ${m.type}, expected ${want}`);
     if (m.isTensor && m.shape.length !== 2) problems.push(`input ${f.name} has rank ${m.shape.length}, expected [batch, 1]`);
   }
-  for (const name of inputs.keys()) if (!features.some((f) => f.name === name)) problems.push(`unexpected input ${name}`);
+  for (const name of inputs.keys()) if (!wanted.some((f) => f.name === name)) problems.push(`unexpected input ${name}`);
   const out = session.outputMetadata.find((m) => m.name === output);
   if (!out) problems.push(`output ${output} is missing (outputs: ${session.outputNames.join(', ')}; a ${task} model gives ${output})`);
   else if (out.isTensor && out.type !== 'float32') problems.push(`output ${output} is ${out.type}, expected float32`);
@@ -67,13 +71,13 @@ export function taskOfSignature(outputs: unknown): TaskKind | undefined {
 }
 
 /** The features a stored input signature names: its inverse, for code that starts from a registered version. */
-export function featuresOfSignature(inputs: ReadonlyArray<{ name: string; datatype: string }>): FeatureSpec[] {
-  return inputs.map((s) => ({ name: s.name, kind: s.datatype === 'BYTES' ? 'categorical' : 'numeric' }));
+export function featuresOfSignature(inputs: ReadonlyArray<{ name: string; datatype: string; derives?: DerivedFeature[] }>): FeatureSpec[] {
+  return featuresOfInputs(inputs);
 }
 
 export function signatureOf(features: FeatureSpec[], task: TaskKind = 'binary') {
   return {
-    inputs: features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [-1, 1] })),
+    inputs: modelInputs(features).map((i) => ({ name: i.name, datatype: i.datatype, shape: [-1, 1], ...(i.derives ? { derives: i.derives } : {}) })),
     outputs: [{ name: outputOf(task), datatype: 'FP32', shape: [-1, 1] }],
   };
 }

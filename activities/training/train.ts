@@ -3,6 +3,7 @@ import { isDependencyOutage, waitingOutOutages } from '../dependency-outage';
 import { readAll, type ArtifactStore } from '../../infra/artifacts';
 import type { Config } from '../../infra/config';
 import { withDuckDb } from '../data/duck';
+import { withTimeInputs } from '../ml/time-graph';
 import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact } from '../data/sources';
 import { currentGpu, describeDevice, gpuChildEnv } from '../gpu-context';
@@ -168,7 +169,17 @@ async function finish(
     });
   }
   const upload = (what: string, bytes: Buffer, mediaType: string) => waitingOutOutages(`train: uploading ${what}`, () => deps.artifacts.putContent(bytes, { mediaType }), { onWait: () => heartbeat(last) });
-  const put = await upload('the model', Buffer.from(result.onnx), 'application/onnx');
+  let onnx: Uint8Array;
+  try {
+    // The trainer's graph takes the derived time features; the served one takes the timestamps and derives them itself.
+    onnx = withTimeInputs(result.onnx, input.data.features as FeatureSpec[]);
+  } catch (err) {
+    throw dataError(`train: the model of trainer ${input.trainer} cannot take its time features from the timestamp: ${(err as Error).message}`, {
+      overrides: [],
+      action: `fix trainer ${input.trainer} to give its model one FLOAT [batch, 1] input per feature, named as the feature, and deploy it`,
+    });
+  }
+  const put = await upload('the model', Buffer.from(onnx), 'application/onnx');
   let trainerScores: ArtifactRef | undefined;
   if (result.testScores) {
     const bytes = Buffer.from(result.testScores.buffer, result.testScores.byteOffset, result.testScores.byteLength);

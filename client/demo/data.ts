@@ -1,14 +1,15 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ident, literal, withDuckDb } from '../../activities/data/duck';
-import { featureExpr } from '../../activities/data/prepare';
+import { epochExpr, featureExpr, featureSpecs } from '../../activities/data/prepare';
+import { modelInputs } from '../../activities/ml/model-inputs';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import { PRESETS } from '../../workflows/contracts/training-spec';
 
 /**
  * The months the demo replays, read from the bundled flights data with DuckDB: a deterministic
- * sample per month (features derived exactly as the flights-delay preset derives them, so the
- * model server sees what training saw), and each month's full file as "new data".
+ * sample per month as the served model takes it (its raw columns: the model derives the time
+ * features itself), and each month's full file as "new data".
  */
 
 export const TASK = PRESETS['flights-delay'];
@@ -17,6 +18,7 @@ export type FeatureValue = number | string;
 export interface ReplayRow {
   /** ISO time of the flight: the order rows are replayed in. */
   date: string;
+  /** The model's inputs by name: raw columns, a timestamp as epoch seconds (see modelInputs). */
   features: Record<string, FeatureValue>;
   label: 0 | 1;
 }
@@ -61,12 +63,13 @@ export function monthsBetween(from: string, to: string): string[] {
 
 export async function loadMonthSamples(months: string[], rows: number, seed: number): Promise<MonthSample[]> {
   const file = literal(flightsParquetPath());
-  const features = TASK.features;
+  const inputs = modelInputs(featureSpecs(TASK.features));
   const label = TASK.label;
   return withDuckDb(async (c) => {
     const out: MonthSample[] = [];
     for (const month of months) {
-      const select = features.map((f) => `${featureExpr(f)} AS ${ident(f.name)}`).join(', ');
+      // What the served model takes: each raw column, a timestamp as epoch seconds.
+      const select = inputs.map((i) => `${i.datatype === 'INT64' ? epochExpr(i.name) : featureExpr(TASK.features.find((f) => f.name === i.name)!)} AS ${ident(i.name)}`).join(', ');
       // The same row-hash sampling as prepare.ts (hash of the row number and the seed).
       const sql = `SELECT strftime("date", '%Y-%m-%dT%H:%M:%S') AS d, ${select}, (TRY_CAST("${label.column}" AS DOUBLE) > ${label.greaterThan ?? 0.5})::INT AS y
         FROM read_parquet(${file}, file_row_number = true)
@@ -75,7 +78,7 @@ export async function loadMonthSamples(months: string[], rows: number, seed: num
       const got = (await c.runAndReadAll(sql)).getRowObjectsJson();
       const toRow = (r: Record<string, unknown>): ReplayRow => ({
         date: String(r.d),
-        features: Object.fromEntries(features.map((f) => [f.name, f.kind === 'numeric' ? Number(r[f.name]) : String(r[f.name])])),
+        features: Object.fromEntries(inputs.map((i) => [i.name, i.datatype === 'BYTES' ? String(r[i.name]) : Number(r[i.name])])),
         label: Number(r.y) === 1 ? 1 : 0,
       });
       const byTime = (a: ReplayRow, b: ReplayRow) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0);

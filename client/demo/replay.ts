@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { TASK, type ReplayRow } from './data';
+import { featureSpecs } from '../../activities/data/prepare';
+import { modelInputs } from '../../activities/ml/model-inputs';
 
 /**
  * Traffic and ground truth through the model server's public API, as an application would send
@@ -39,9 +41,9 @@ export class Replayer {
 
   /** Sends one batch; returns the per-row request ids the prediction log keeps (`<id>#<i>`). */
   async infer(month: string, requestId: string, rows: ReplayRow[]): Promise<Labelled[]> {
-    const inputs = TASK.features.map((f) => ({
+    const inputs = modelInputs(featureSpecs(TASK.features)).map((f) => ({
       name: f.name,
-      datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES',
+      datatype: f.datatype,
       shape: [rows.length, 1],
       data: rows.map((r) => r.features[f.name]),
     }));

@@ -71,7 +71,7 @@ function writeTensor(w: ProtoWriter, t: Tensor): void {
   }
 }
 
-function writeValueInfo(w: ProtoWriter, v: ValueInfo): void {
+export function writeValueInfo(w: ProtoWriter, v: ValueInfo): void {
   w.string(1, v.name);
   w.message(2, (type) =>
     type.message(1, (tensor) => {
@@ -111,6 +111,16 @@ function writeAttribute(w: ProtoWriter, name: string, a: AttributeValue): void {
   w.varint(20, ATTR_TYPE[a.kind]);
 }
 
+/** A NodeProto's fields (graph field 1). */
+export function writeNode(w: ProtoWriter, n: Node, index: number): void {
+  for (const input of n.inputs) w.string(1, input);
+  for (const output of n.outputs) w.string(2, output);
+  w.string(3, n.name ?? `${n.opType}_${index}`);
+  w.string(4, n.opType);
+  for (const [name, attr] of Object.entries(n.attributes ?? {})) w.message(5, (a) => writeAttribute(a, name, attr));
+  if (n.domain) w.string(7, n.domain);
+}
+
 export function serializeModel(spec: ModelSpec): Buffer {
   const w = new ProtoWriter();
   w.varint(1, IR_VERSION);
@@ -118,16 +128,7 @@ export function serializeModel(spec: ModelSpec): Buffer {
   w.string(3, spec.producer?.version ?? '0');
   if (spec.docString) w.string(6, spec.docString);
   w.message(7, (g) => {
-    spec.nodes.forEach((n, i) =>
-      g.message(1, (node) => {
-        for (const input of n.inputs) node.string(1, input);
-        for (const output of n.outputs) node.string(2, output);
-        node.string(3, n.name ?? `${n.opType}_${i}`);
-        node.string(4, n.opType);
-        for (const [name, attr] of Object.entries(n.attributes ?? {})) node.message(5, (a) => writeAttribute(a, name, attr));
-        if (n.domain) node.string(7, n.domain);
-      }),
-    );
+    spec.nodes.forEach((n, i) => g.message(1, (node) => writeNode(node, n, i)));
     g.string(2, spec.graphName);
     for (const t of spec.initializers ?? []) g.message(5, (tw) => writeTensor(tw, t));
     for (const v of spec.inputs) g.message(11, (vw) => writeValueInfo(vw, v));

@@ -73,6 +73,11 @@ export class ProtoWriter {
     return this.bytes(field, inner.finish());
   }
 
+  /** Bytes already encoded as fields (copied from another message). */
+  raw(bytes: Uint8Array): this {
+    return this.push(Buffer.from(bytes));
+  }
+
   finish(): Buffer {
     return Buffer.concat(this.chunks, this.size);
   }

@@ -10,6 +10,7 @@ import { signatureOf } from '../../activities/training/scoring';
 import { recordArtifact, registerModelVersion, upsertModel } from '../../infra/db/repositories';
 import type { WorkerRuntime } from '../../workers/runtime';
 import { PRESETS } from '../../workflows/contracts/training-spec';
+import { withTimeInputs } from '../../activities/ml/time-graph';
 
 /**
  * Registered versions without a training pipeline: a small GBDT on March flights, exported to
@@ -35,7 +36,8 @@ export async function registeredModels(runtime: WorkerRuntime, rows = 20_000): P
     train,
     async register(model, labels, rounds) {
       const t = labels === 'real' ? train : { ...train, label: train.label.map((y) => 1 - y) };
-      const bytes = exportGbdtOnnx(trainGbdt(t, { rounds, maxDepth: 4 }));
+      // As the train step stores it: taking the timestamp the time features derive from.
+      const bytes = withTimeInputs(exportGbdtOnnx(trainGbdt(t, { rounds, maxDepth: 4 })), data.features);
       const put = await runtime.artifacts.putContent(bytes, { mediaType: 'application/onnx' });
       const artifact = await recordArtifact(runtime.db, { uri: put.uri, sha256: put.sha256, bytes: put.bytes, media_type: 'application/onnx', producing_step_run_id: null });
       const m = await upsertModel(runtime.db, model);

@@ -18,6 +18,7 @@ import { waitFor } from '../helpers/wait';
 import { createTemporalEnv, independentPg, openTestRuntime, testServices } from '../helpers/real';
 import { scanHistory } from '../helpers/history-scan';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
+import { epochSeconds } from '../../activities/ml/model-inputs';
 
 /**
  * The closed loop on real services (Temporal, PostgreSQL, MinIO, the model server over
@@ -37,9 +38,9 @@ let pg: PgClient;
 let server: RunningModelServer;
 let dir: string;
 
+/** A row as the served model takes it: the flight's time as epoch seconds (the model derives hour and day of week). */
 interface Row {
-  hour: number;
-  dayofweek: number;
+  date: number;
   distance: number;
   origin: string;
   destination: string;
@@ -48,10 +49,10 @@ interface Row {
 async function flightRows(month: number, n: number): Promise<Row[]> {
   return withDuckDb(async (c) => {
     const r = await c.runAndReadAll(
-      `SELECT hour("date")::DOUBLE, dayofweek("date")::DOUBLE, distance::DOUBLE, origin::VARCHAR, destination::VARCHAR
+      `SELECT floor(epoch("date"))::BIGINT, distance::DOUBLE, origin::VARCHAR, destination::VARCHAR
        FROM read_parquet(${literal(flightsParquetPath())}, file_row_number = true) WHERE month("date") = ${month} ORDER BY hash(file_row_number + 7) LIMIT ${n}`,
     );
-    return r.getRows().map(([hour, dayofweek, distance, origin, destination]) => ({ hour: Number(hour), dayofweek: Number(dayofweek), distance: Number(distance), origin: String(origin), destination: String(destination) }));
+    return r.getRows().map(([date, distance, origin, destination]) => ({ date: Number(date), distance: Number(distance), origin: String(origin), destination: String(destination) }));
   });
 }
 
@@ -83,8 +84,7 @@ function application(rows: Row[]) {
       const batch = rows.slice(i, i + 16).map((r) => (drift ? { ...r, distance: r.distance * 3 + 500 } : r));
       const body = {
         inputs: [
-          { name: 'hour', datatype: 'FP32', shape: [batch.length, 1], data: batch.map((r) => r.hour) },
-          { name: 'dayofweek', datatype: 'FP32', shape: [batch.length, 1], data: batch.map((r) => r.dayofweek) },
+          { name: 'date', datatype: 'INT64', shape: [batch.length, 1], data: batch.map((r) => r.date) },
           { name: 'distance', datatype: 'FP32', shape: [batch.length, 1], data: batch.map((r) => r.distance) },
           { name: 'origin', datatype: 'BYTES', shape: [batch.length, 1], data: batch.map((r) => r.origin) },
           { name: 'destination', datatype: 'BYTES', shape: [batch.length, 1], data: batch.map((r) => r.destination) },
@@ -200,8 +200,7 @@ test('drift in served traffic → monitoring breach → retrain on the newest da
         method: 'POST',
         body: JSON.stringify({
           inputs: [
-            { name: 'hour', datatype: 'FP32', shape: [1, 1], data: [18] },
-            { name: 'dayofweek', datatype: 'FP32', shape: [1, 1], data: [5] },
+            { name: 'date', datatype: 'INT64', shape: [1, 1], data: [epochSeconds('2001-01-05T18:00:00Z')] },
             { name: 'distance', datatype: 'FP32', shape: [1, 1], data: [3500] },
             { name: 'origin', datatype: 'BYTES', shape: [1, 1], data: ['ORD'] },
             { name: 'destination', datatype: 'BYTES', shape: [1, 1], data: ['LGA'] },

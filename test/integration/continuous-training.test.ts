@@ -175,12 +175,14 @@ test('flights January end to end: a registered version whose ONNX scores equal t
   const ownScores = new Float64Array(own.buffer.slice(own.byteOffset, own.byteOffset + own.byteLength));
   const testFile = path.join(dataDir, 'test.parquet');
   await fs.writeFile(testFile, await s3Object(prepared.test.uri));
-  const cols = await withDuckDb(async (c) => (await c.runAndReadAll(`SELECT hour, dayofweek, distance, origin, destination FROM read_parquet(${literal(testFile)}) LIMIT 20000`)).getColumns());
+  // The model takes the flight's time as epoch seconds (the prepared split keeps it) and derives hour and day of week itself.
+  const cols = await withDuckDb(async (c) => (await c.runAndReadAll(`SELECT date, distance, origin, destination FROM read_parquet(${literal(testFile)}) LIMIT 20000`)).getColumns());
   const n = cols[0]!.length;
   const session = await ort.InferenceSession.create(onnxBytes);
   const f32 = (i: number) => new ort.Tensor('float32', Float32Array.from(cols[i]!.map((v) => (v === null ? NaN : Number(v)))), [n, 1]);
   const str = (i: number) => new ort.Tensor('string', cols[i]!.map(String), [n, 1]);
-  const out = await session.run({ hour: f32(0), dayofweek: f32(1), distance: f32(2), origin: str(3), destination: str(4) });
+  expect([...session.inputNames].sort()).toEqual(['date', 'destination', 'distance', 'origin']);
+  const out = await session.run({ date: new ort.Tensor('int64', BigInt64Array.from(cols[0]!, (v) => BigInt(v as bigint)), [n, 1]), distance: f32(1), origin: str(2), destination: str(3) });
   const probs = out.probability!.data as Float32Array;
   let maxDiff = 0;
   for (let i = 0; i < n; i++) maxDiff = Math.max(maxDiff, Math.abs(probs[i]! - ownScores[i]!));

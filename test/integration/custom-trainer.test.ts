@@ -16,6 +16,7 @@ import type { PromotionStatus } from '../../workflows/promotion';
 import { waitForCheckpoint } from '../helpers/checkpoints';
 import { workerGroup } from '../helpers/run-entry';
 import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../helpers/real';
+import { epochSeconds } from '../../activities/ml/model-inputs';
 
 /**
  * A trainer of the user's own (test/fixtures/custom-trainer-worker.cjs: gradient-descent
@@ -106,7 +107,8 @@ test('a trainer registered through the plugin options checkpoints, resumes after
   });
   // The whole status on failure: which gate rolled it back, and with what figures.
   expect(promotion as PromotionStatus).toMatchObject({ outcome: 'promoted' });
-  const row = { hour: 17, dayofweek: 4, distance: 700, origin: 'ORD', destination: 'LGA' };
+  // A Thursday at 17:00 UTC: the served model takes the timestamp and derives hour and day of week itself.
+  const row = { date: epochSeconds('2001-01-04T17:00:00Z'), distance: 700, origin: 'ORD', destination: 'LGA' };
   const meta = (await (await fetch(`${server.url}/v2/models/${model}`)).json()) as { inputs: Array<{ name: string; datatype: string }> };
   const res = await fetch(`${server.url}/v2/models/${model}/infer`, {
     method: 'POST',
@@ -117,7 +119,7 @@ test('a trainer registered through the plugin options checkpoints, resumes after
   expect({ status: res.status, version: body.model_version }).toEqual({ status: 200, version: '1' });
   const onnx = await readAll(await runtime.artifacts.get(runtime.artifacts.keyFromUri(result.modelUri)));
   const session = await ort.InferenceSession.create(onnx);
-  const feeds = Object.fromEntries(meta.inputs.map((i) => [i.name, i.datatype === 'BYTES' ? new ort.Tensor('string', [String(row[i.name as keyof typeof row])], [1, 1]) : new ort.Tensor('float32', [Number(row[i.name as keyof typeof row])], [1, 1])]));
+  const feeds = Object.fromEntries(meta.inputs.map((i) => [i.name, i.datatype === 'BYTES' ? new ort.Tensor('string', [String(row[i.name as keyof typeof row])], [1, 1]) : i.datatype === 'INT64' ? new ort.Tensor('int64', [BigInt(row[i.name as keyof typeof row])], [1, 1]) : new ort.Tensor('float32', [Number(row[i.name as keyof typeof row])], [1, 1])]));
   const offline = (await session.run(feeds)).probability!.data as Float32Array;
   await session.release();
   expect(Math.abs(body.outputs.find((o) => o.name === 'probability')!.data[0]! - offline[0]!)).toBeLessThan(1e-6);

@@ -158,7 +158,7 @@ test('npm run dev serves platformCheck from the Temporal CLI, shows it in the We
     const grpcTarget = /OIP gRPC\s+(\S+)/.exec(stdout)![1]!;
     const grpcClient = oipClient(grpcTarget);
     try {
-      const inputs = meta.inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: [1, 1], contents: i.datatype === 'BYTES' ? { bytes_contents: [Buffer.from('ORD')] } : { fp32_contents: [10] } }));
+      const inputs = meta.inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: [1, 1], contents: i.datatype === 'BYTES' ? { bytes_contents: [Buffer.from('ORD')] } : i.datatype === 'INT64' ? { int64_contents: [978_717_600] } : { fp32_contents: [10] } }));
       const reply = await call<{ model_version: string; outputs: unknown[] }>(grpcClient, 'ModelInfer', { model_name: 'flights-delay', inputs });
       expect(reply.model_version).toBe('1');
       expect(reply.outputs).toHaveLength(1);

@@ -128,12 +128,12 @@ test('a candidate with other inputs than production is rejected; declared, it is
     { queues: [TASK_QUEUES.control, TASK_QUEUES.cpu] },
   );
   expect(refused.status).toBe('rejected');
-  expect(refused.reasons).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^signature vs v${v1.version}: changed: input -origin BYTES, input -hour FP32, input \\+destination BYTES`))]));
+  expect(refused.reasons).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^signature vs v${v1.version}: changed: input -origin BYTES, input -date INT64, input \\+destination BYTES`))]));
   expect(declared.status).toBe('registered');
 
   const acts = createDeploymentActivities({ db: runtime.db, artifacts: runtime.artifacts, config: runtime.config });
   const moved = (await new MockActivityEnvironment({ workflowType: 'promotion', workflowExecution: { workflowId: `promotion-${model}`, runId: 'r1' } } as never).run(acts.setProduction, { model, version: declared.version, kind: 'promote' as const, reason: 'declared' })) as { signatureChange?: unknown };
-  expect(moved.signatureChange).toEqual({ from: v1.version, inputs: ['-origin BYTES', '-hour FP32', '+destination BYTES'], outputs: [] });
+  expect(moved.signatureChange).toEqual({ from: v1.version, inputs: ['-origin BYTES', '-date INT64', '+destination BYTES'], outputs: [] });
   const h = await pg.query(
     `select h.reason, h.details from alias_history h join models m on m.id = h.model_id join model_versions v on v.id = h.model_version_id where m.name = $1 and h.alias = 'production' and v.version = $2`,
     [model, declared.version],

@@ -205,6 +205,19 @@ test('admin API: the token is required; a tampered ONNX file is refused by its s
   const r = await fetch(`${server.url}/admin/models/${evil}/load`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ version: 1 }) });
   expect(r.status).toBe(500);
   expect(((await r.json()) as { error: string }).error).toMatch(/refusing to load it/);
+
+  // The right bytes, but a registry signature that names inputs the graph does not take (a timestamp where it takes hour).
+  const wrong = `wrong-sig-${randomUUID().slice(0, 8)}`;
+  const good = await runtime.artifacts.putContent(bytes, { mediaType: 'application/onnx' });
+  const goodArtifact = await recordArtifact(runtime.db, { uri: good.uri, sha256: good.sha256, bytes: good.bytes, media_type: 'application/onnx', producing_step_run_id: null });
+  const w = await upsertModel(runtime.db, wrong);
+  const timed = signatureOf(FEATURES.map((f) => (f.name === 'hour' ? { ...f, column: 'date', transform: 'hour' as const } : f)));
+  await registerModelVersion(runtime.db, { modelId: w.id, idempotencyKey: 'y', status: 'registered', metrics: {}, onnxArtifactId: goodArtifact.id, inputSignature: timed.inputs, outputSignature: timed.outputs });
+  const refused = await fetch(`${server.url}/admin/models/${wrong}/load`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ version: 1 }) });
+  expect(refused.status).toBe(500);
+  expect(((await refused.json()) as { error: string }).error).toBe(
+    `model ${wrong} v1: the registry's inputs do not match the graph's: date INT64 (graph: no such input), hour (graph only); refusing to load it`,
+  );
 });
 
 test('canary by weight, shadow scoring, and a hot swap under steady load with no failed request', async () => {

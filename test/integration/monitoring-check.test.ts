@@ -31,9 +31,10 @@ let pg: PgClient;
 let model: string;
 let trained: TrainingResult;
 const bucket = `mon-${randomUUID().slice(0, 8)}`;
+// The preset's: the served model takes the flight's time (`date`, epoch seconds) and derives hour and day of week.
 const FEATURES: FeatureSpec[] = [
-  { name: 'hour', kind: 'numeric' },
-  { name: 'dayofweek', kind: 'numeric' },
+  { name: 'hour', kind: 'numeric', column: 'date', transform: 'hour' },
+  { name: 'dayofweek', kind: 'numeric', column: 'date', transform: 'dayofweek' },
   { name: 'distance', kind: 'numeric' },
   { name: 'origin', kind: 'categorical' },
   { name: 'destination', kind: 'categorical' },
@@ -74,7 +75,7 @@ afterAll(async () => {
 async function flights(where: string, rows: number, seed: number): Promise<Table> {
   return withDuckDb(async (c) => {
     const r = await c.runAndReadAll(
-      `SELECT hour("date")::FLOAT, dayofweek("date")::FLOAT, distance::FLOAT, origin::VARCHAR, destination::VARCHAR, (delay > 15)::UTINYINT
+      `SELECT hour("date")::FLOAT, dayofweek("date")::FLOAT, distance::FLOAT, origin::VARCHAR, destination::VARCHAR, (delay > 15)::UTINYINT, floor(epoch("date"))::BIGINT
        FROM read_parquet(${literal(flightsParquetPath())}, file_row_number = true) WHERE delay IS NOT NULL AND ${where} ORDER BY hash(file_row_number + ${seed}) LIMIT ${rows}`,
     );
     const cols = r.getColumns();
@@ -84,6 +85,7 @@ async function flights(where: string, rows: number, seed: number): Promise<Table
       features: FEATURES,
       numeric: { hour: Float32Array.from(cols[0]!, Number), dayofweek: Float32Array.from(cols[1]!, Number), distance: Float32Array.from(cols[2]!, Number) },
       categorical: { origin: cols[3]!.map(String), destination: cols[4]!.map(String) },
+      timestamps: { date: BigInt64Array.from(cols[6]!, (v) => BigInt(v as bigint)) },
       label: Uint8Array.from(cols[5]!, Number),
     };
   });
@@ -104,8 +106,7 @@ async function serve(table: Table, k: number, tag: string, opts: { extraInputs?:
     model_version_id: mv.id,
     ts: new Date(start + 1 + Math.floor((i * (HOUR - 2)) / table.rows)),
     inputs: JSON.stringify({
-      hour: table.numeric.hour![i],
-      dayofweek: table.numeric.dayofweek![i],
+      date: Number(table.timestamps!.date![i]),
       distance: table.numeric.distance![i],
       origin: table.categorical.origin![i],
       destination: table.categorical.destination![i],

@@ -9,11 +9,12 @@ import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../h
 import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { serveForTest } from '../helpers/serving';
+import { constantRow, serveForTest } from '../helpers/serving';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
 import { runEntry } from '../helpers/run-entry';
 import { registeredModels, type RegisteredModels } from '../helpers/registered-models';
 import type { PreparedData } from '../../activities/data/prepare';
+import { epochSeconds, requestInputs } from '../../activities/ml/model-inputs';
 
 /** promotion against the real model server, registry and Temporal: canary, rollback, approval. */
 
@@ -45,10 +46,15 @@ afterAll(async () => {
   models?.close();
 });
 
-/** Steady unversioned traffic while a promotion runs, as users would send. */
+/**
+ * Steady unversioned traffic while a promotion runs: one row, so stable and canary score the same
+ * input and the prediction PSI sees the versions' difference, not the sampling of two small sets
+ * of rows. A Saturday at 10:00 UTC: the row these tests sent when the model took hour and day of
+ * week (10 for both; a day of week of 10 takes every tree's branch that 6, Saturday, takes).
+ */
 function traffic(model: string) {
   let stop = false;
-  const row = { inputs: data.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? 10 : 'ORD'] })) };
+  const row = constantRow(data.features, { number: 10, text: 'ORD', epoch: epochSeconds('2001-01-06T10:00:00Z') });
   const failures: number[] = [];
   const loop = (async () => {
     while (!stop) {
@@ -167,7 +173,7 @@ function labelledTraffic(model: string) {
       const ids: string[] = [];
       for (let k = 0; k < 10 && !stop; k++, i = (i + 1) % t.rows) {
         const id = `lab-${model}-${sent++}`;
-        const inputs = t.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? t.numeric[f.name]![i] : t.categorical[f.name]![i]] }));
+        const inputs = requestInputs(t, t.features, i, i + 1);
         const res = await fetch(`${server.url}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: JSON.stringify({ inputs }) });
         await res.arrayBuffer();
         if (res.ok) ids.push(`${id}:${t.label[i]}`);
@@ -276,7 +282,7 @@ test('train → promote (canary) → serve: the registry, the server and the dep
   expect(Object.keys(promoted.figures)).toEqual(expect.arrayContaining(['contract', 'load', 'canary 30%', 'canary 60%']));
   expect(load.failures).toEqual([]);
   expect(await production(model)).toBe(second.version);
-  const row = { inputs: data.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? 12 : 'ATL'] })) };
+  const row = constantRow(data.features, { number: 12, text: 'ATL' });
   const res = await fetch(`${server.url}/v2/models/${model}/infer`, { method: 'POST', body: JSON.stringify(row) });
   expect(res.status).toBe(200);
   expect(((await res.json()) as { model_version: string }).model_version).toBe(String(second.version));

@@ -21,6 +21,7 @@ import { withTestWorkers, workflowBundle } from '../helpers/workers';
 import { checkMetrics } from '../helpers/promtool';
 import { createLogger } from '../../infra/log';
 import { startWorkerMetrics } from '../../workers/metrics-server';
+import { requestInputs } from '../../activities/ml/model-inputs';
 
 /**
  * A regression through the whole loop on real services (Temporal, PostgreSQL, MinIO, the model
@@ -114,7 +115,7 @@ const feedback = (body: unknown) => fetch(`${server.url}/v2/models/${model}/feed
 
 /** One traffic row through the server as an application sends it; the prediction it got back. */
 async function infer(i: number, requestId: string): Promise<number | undefined> {
-  const inputs = traffic.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? traffic.numeric[f.name]![i] : traffic.categorical[f.name]![i]] }));
+  const inputs = requestInputs(traffic, traffic.features, i, i + 1);
   const res = await fetch(`${server.url}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': requestId }, body: JSON.stringify({ inputs }) });
   if (!res.ok) {
     await res.arrayBuffer();

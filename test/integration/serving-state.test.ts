@@ -26,6 +26,8 @@ import { createTemporalEnv, independentPg, testEnv } from '../helpers/real';
 import { workerGroup } from '../helpers/run-entry';
 import { waitFor } from '../helpers/wait';
 import { withTestWorkers, workflowBundle } from '../helpers/workers';
+import { constantRow } from '../helpers/serving';
+import { withTimeInputs } from '../../activities/ml/time-graph';
 
 /**
  * Traffic in PostgreSQL: model servers follow `serving_traffic` / `serving_versions`, register
@@ -50,7 +52,7 @@ const onnxBytes = new Map<string, Buffer>();
 
 async function register(model: string, rounds: number, labels: 'real' | 'inverted' = 'real'): Promise<number> {
   const t = labels === 'real' ? train : { ...train, label: train.label.map((y) => 1 - y) };
-  const bytes = exportGbdtOnnx(trainGbdt(t, { rounds, maxDepth: 3 }));
+  const bytes = withTimeInputs(exportGbdtOnnx(trainGbdt(t, { rounds, maxDepth: 3 })), data.features);
   const put = await runtime.artifacts.putContent(bytes, { mediaType: 'application/onnx' });
   onnxBytes.set(put.sha256, bytes);
   const artifact = await recordArtifact(runtime.db, { uri: put.uri, sha256: put.sha256, bytes: put.bytes, media_type: 'application/onnx', producing_step_run_id: null });
@@ -69,7 +71,7 @@ async function ids(model: string, version: number) {
 const start = (extra: { predictionLog?: { intervalMs?: number } } = {}) =>
   startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log, adminToken: TOKEN, predictionLog: { intervalMs: 50, ...extra.predictionLog }, serving: { pollMs: 100, heartbeatMs: 200 } }).then((s) => (servers.push(s), s));
 
-const row = () => ({ inputs: data.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? 10 : 'ORD'] })) });
+const row = () => constantRow(data.features, { number: 10, text: 'ORD' });
 
 async function infer(url: string, model: string, opts: { version?: number; requestId?: string } = {}) {
   const res = await fetch(`${url}/v2/models/${model}${opts.version !== undefined ? `/versions/${opts.version}` : ''}/infer`, {

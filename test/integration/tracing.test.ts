@@ -15,6 +15,7 @@ import { registeredModels, type RegisteredModels } from '../helpers/registered-m
 import { workerGroup } from '../helpers/run-entry';
 import { waitFor } from '../helpers/wait';
 import { SILENT_LOGGER } from '../helpers/workers';
+import { constantRow } from '../helpers/serving';
 
 /**
  * OpenTelemetry end to end: a real OTLP/HTTP receiver (JSON), real Temporal, the model server
@@ -236,7 +237,7 @@ test("the model server's admin calls: a server span each, joined to the caller's
   expect((await admin('traffic', { stable: version })).status).toBe(200);
   const infer = await fetch(`${serverUrl}/v2/models/${model}/infer`, {
     method: 'POST',
-    body: JSON.stringify({ inputs: models.data.features.map((f) => ({ name: f.name, datatype: f.kind === 'numeric' ? 'FP32' : 'BYTES', shape: [1, 1], data: [f.kind === 'numeric' ? 10 : 'ORD'] })) }),
+    body: JSON.stringify(constantRow(models.data.features, { number: 10, text: 'ORD' })),
   });
   expect(infer.status).toBe(200);
   expect((await fetch(`${serverUrl}/admin/models`)).status).toBe(401);

@@ -231,7 +231,12 @@ describe('data the user brings', () => {
     const row = await pg.query(`select mv.status, mv.input_signature from model_versions mv join models m on m.id = mv.model_id where m.name = $1`, [spec.model]);
     expect(row.rows).toHaveLength(1);
     expect(row.rows[0].status).toBe('registered');
-    for (const input of ['hour', 'miles', 'airport']) expect(JSON.stringify(row.rows[0].input_signature)).toContain(`"${input}"`);
+    // The model takes the timestamp itself and derives the hour inside the graph.
+    expect(row.rows[0].input_signature).toEqual([
+      { name: 'departed', datatype: 'INT64', shape: [-1, 1], derives: [{ name: 'hour', transform: 'hour' }] },
+      { name: 'miles', datatype: 'FP32', shape: [-1, 1] },
+      { name: 'airport', datatype: 'BYTES', shape: [-1, 1] },
+    ]);
     const steps = await pg.query(`select step_name, outputs from step_runs s join pipeline_runs p on p.id = s.pipeline_run_id where p.workflow_id = $1 and step_name = 'prepare'`, [workflowId]);
     const prepared = steps.rows[0].outputs as { train: { rows: number }; test: { rows: number } };
     expect(prepared.train.rows + prepared.test.rows).toBe(5000);

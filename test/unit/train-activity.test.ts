@@ -9,7 +9,9 @@ import { trainModel, type TrainInput, type TrainOutput } from '../../activities/
 import { TrainerRegistry } from '../../activities/training/trainers';
 import { defineTrainer } from '../../activities/training/trainers/types';
 import { ApplicationFailure } from '@temporalio/common';
-import { LocalArtifactStore } from '../../infra/artifacts';
+import * as ort from 'onnxruntime-node';
+import { LocalArtifactStore, readAll } from '../../infra/artifacts';
+import { serializeModel } from '../../infra/onnx/model';
 import { PRESETS } from '../../workflows/contracts/training-spec';
 
 /** The train activity under MockActivityEnvironment: heartbeats, checkpoint resume, cancellation. */
@@ -100,4 +102,27 @@ test('a trainer whose own test scores miss rows fails the step, naming the train
   expect((err as ApplicationFailure).message).toBe(`train: trainer short-scores gave ${data.test.rows - 1} test scores for ${data.test.rows} test rows`);
   expect((err as ApplicationFailure).nonRetryable).toBe(true);
   expect((err as ApplicationFailure).details).toEqual([{ fix: { overrides: [], action: 'fix trainer short-scores to score every test row, in order, and deploy it' } }]);
+});
+
+test('the stored model takes the timestamp the time features derive from; a trainer\'s graph without a derived feature as an input fails the step, naming it', async () => {
+  const out = (await new MockActivityEnvironment().run(() => trainModel(deps(), input(3)))) as TrainOutput;
+  const session = await ort.InferenceSession.create(await readAll(await store.get(store.keyFromUri(out.model.uri))));
+  expect([...session.inputNames].sort()).toEqual(['date', 'destination', 'distance', 'origin']);
+  expect(session.inputMetadata.find((m) => m.name === 'date')).toMatchObject({ isTensor: true, type: 'int64' });
+  await session.release();
+
+  const noHour = defineTrainer({
+    name: 'no-hour',
+    async train(ctx) {
+      const { test } = await ctx.tables();
+      const inputs = ctx.features.filter((f) => f.name !== 'hour').map((f) => ({ name: f.name, type: f.kind === 'numeric' ? ('FLOAT' as const) : ('STRING' as const), shape: ['batch', 1] }));
+      const onnx = serializeModel({ graphName: 'g', inputs, outputs: [{ name: 'probability', type: 'FLOAT', shape: ['batch', 1] }], nodes: [{ opType: 'Identity', inputs: ['distance'], outputs: ['probability'] }] });
+      return { onnx, testScores: new Float64Array(test.rows), rounds: 1 };
+    },
+  });
+  const trainers = new TrainerRegistry({ commandTrainers: {} }, [noHour]);
+  const err = await new MockActivityEnvironment().run(() => trainModel({ ...deps(), trainers }, { ...input(1), trainer: 'no-hour', hyperparameters: {} })).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  expect((err as ApplicationFailure).message).toMatch(/^train: the model of trainer no-hour cannot take its time features from the timestamp: ONNX model: the graph has no input hour/);
+  expect((err as ApplicationFailure).nonRetryable).toBe(true);
 });

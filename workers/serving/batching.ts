@@ -28,6 +28,17 @@ export const DEFAULT_BATCHING: BatchingOptions = { maxDelayMs: 2, maxRows: 1024 
 /** Scores feeds: `session.run` of the version, giving its `probability` output. */
 export type RunFeeds = (feeds: Record<string, ort.Tensor>) => Promise<Float32Array>;
 
+/** One numeric input's rows of every request, in order, in `into`. */
+function joined<T extends Float32Array | BigInt64Array>(parts: ParsedInfer[], name: string, into: T): T {
+  let at = 0;
+  for (const p of parts) {
+    const d = p.feeds[name]!.data as T;
+    (into as Float32Array).set(d as Float32Array, at);
+    at += d.length;
+  }
+  return into;
+}
+
 /** The feeds of several requests as one: each input's rows, the requests' in order. */
 export function concatFeeds(parts: ParsedInfer[]): Record<string, ort.Tensor> {
   const total = parts.reduce((n, p) => n + p.rows, 0);
@@ -38,15 +49,10 @@ export function concatFeeds(parts: ParsedInfer[]): Record<string, ort.Tensor> {
       const values: string[] = [];
       for (const p of parts) for (const v of p.feeds[name]!.data as string[]) values.push(v);
       out[name] = new ort.Tensor('string', values, [total, 1]);
+    } else if (first.type === 'int64') {
+      out[name] = new ort.Tensor('int64', joined(parts, name, new BigInt64Array(total)), [total, 1]);
     } else {
-      const values = new Float32Array(total);
-      let at = 0;
-      for (const p of parts) {
-        const d = p.feeds[name]!.data as Float32Array;
-        values.set(d, at);
-        at += d.length;
-      }
-      out[name] = new ort.Tensor('float32', values, [total, 1]);
+      out[name] = new ort.Tensor('float32', joined(parts, name, new Float32Array(total)), [total, 1]);
     }
   }
   return out;

@@ -38,7 +38,7 @@ const grpcInferRequest = z.object({
 });
 
 /** Where each datatype's elements go in InferTensorContents. */
-const CONTENTS_FIELD: Record<string, string> = { FP32: 'fp32_contents', BYTES: 'bytes_contents' };
+const CONTENTS_FIELD: Record<string, string> = { FP32: 'fp32_contents', INT64: 'int64_contents', BYTES: 'bytes_contents' };
 
 export interface GrpcInfer {
   model: string;
@@ -52,7 +52,7 @@ export interface GrpcInfer {
 
 function typedElements(name: string, datatype: string, given: Record<string, unknown[]> | null | undefined, index: number): unknown[] {
   const field = CONTENTS_FIELD[datatype];
-  if (!field) throw new BadRequest(`inputs[${index}] (${name}): ${datatype} contents are not supported; the model takes FP32 and BYTES`);
+  if (!field) throw new BadRequest(`inputs[${index}] (${name}): ${datatype} contents are not supported; the model takes FP32, INT64 and BYTES`);
   for (const [other, values] of Object.entries(given ?? {})) {
     if (other !== field && values.length) throw new BadRequest(`inputs[${index}] (${name}): contents.${other} is given; ${datatype} elements go in contents.${field}`);
   }

@@ -6,6 +6,7 @@ import type { Database } from '../../infra/db/schema';
 import { getModelByName, getModelVersion } from '../../infra/db/repositories';
 import { BadRequest, type InputSignature } from './oip';
 import { taskOfOutput } from '../../activities/ml/task-output';
+import { ORT_TYPES } from '../../activities/ml/model-inputs';
 import type { TaskKind } from '../../workflows/contracts/training-spec';
 
 /**
@@ -96,13 +97,23 @@ export class ModelStore {
     const sha = createHash('sha256').update(bytes).digest('hex');
     if (sha !== artifact.sha256) throw new Error(`model ${name} v${version}: ${artifact.uri} has sha256 ${sha}, the registry says ${artifact.sha256}; refusing to load it`);
     const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
-    const inputs = (mv.input_signature as Array<{ name: string; datatype: string }>).map((s) => ({ name: s.name, datatype: s.datatype as 'FP32' | 'BYTES', shape: [-1, 1] }));
+    const inputs = (mv.input_signature as Array<{ name: string; datatype: string }>).map((s) => ({ name: s.name, datatype: s.datatype as InputSignature['datatype'], shape: [-1, 1] }));
     const declared = Array.isArray(mv.output_signature) ? (mv.output_signature as Array<{ name?: unknown }>).map((o) => String(o.name)) : [];
     const output = declared[0];
     const task = output === undefined ? undefined : taskOfOutput(output);
     if (declared.length !== 1 || !task || !session.outputNames.includes(output!)) {
       await session.release();
       throw new Error(`model ${name} v${version}: the registry declares outputs [${declared.join(', ')}] and the graph gives [${session.outputNames.join(', ')}]; a served model gives one of probability or prediction; refusing to load it`);
+    }
+    // A registry signature the graph does not take would fail every request at run time: refused at load, naming the difference.
+    const graphInputs = new Map(session.inputMetadata.map((m) => [m.name, m.isTensor ? m.type : 'not a tensor']));
+    const mismatched = [
+      ...inputs.filter((i) => graphInputs.get(i.name) !== ORT_TYPES[i.datatype]).map((i) => `${i.name} ${i.datatype} (graph: ${graphInputs.get(i.name) ?? 'no such input'})`),
+      ...[...graphInputs.keys()].filter((n) => !inputs.some((i) => i.name === n)).map((n) => `${n} (graph only)`),
+    ];
+    if (mismatched.length) {
+      await session.release();
+      throw new Error(`model ${name} v${version}: the registry's inputs do not match the graph's: ${mismatched.join(', ')}; refusing to load it`);
     }
     const loaded: LoadedVersion = { model: name, modelId: model.id, modelVersionId: mv.id, version, sha256: sha, session, inputs, output: output!, task, inflight: 0, loadedAt: new Date().toISOString() };
     const current = this.models.get(name) ?? { name, versions: new Map(), traffic: { canaryWeight: 0 }, generation: 0 };

@@ -15,7 +15,7 @@ export { BadRequest } from './bad-request';
 
 export interface InputSignature {
   name: string;
-  datatype: 'FP32' | 'BYTES';
+  datatype: 'FP32' | 'BYTES' | 'INT64';
   shape: number[];
 }
 
@@ -42,7 +42,7 @@ export interface ParsedInfer {
   columns: Record<string, Array<number | string | null>>;
 }
 
-const show = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
+const show = (v: unknown) => (typeof v === 'number' || typeof v === 'bigint' ? String(v) : JSON.stringify(v));
 
 /** Checks decoded inputs and the requested outputs against the model's signature and builds onnxruntime feeds. */
 export function checkInfer(inputs: TensorIn[], outputs: string[], signature: InputSignature[], maxBatch: number, id: string | undefined, output: string): ParsedInfer {
@@ -75,6 +75,16 @@ export function checkInfer(inputs: TensorIn[], outputs: string[], signature: Inp
       }
       feeds[sig.name] = new ort.Tensor('float32', values, [n, 1]);
       columns[sig.name] = Array.from(values, (v) => (Number.isNaN(v) ? null : v));
+    } else if (sig.datatype === 'INT64') {
+      // A timestamp as epoch seconds, from which the graph derives its time features: an INT64 has no missing value.
+      const values = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = data[i];
+        if (typeof v === 'number' && Number.isSafeInteger(v)) values[i] = BigInt(v);
+        else throw new BadRequest(`input ${sig.name}[${i}]: ${show(v)} is not an INT64 integer (${sig.name} is a timestamp in whole epoch seconds, UTC; it cannot be missing)`);
+      }
+      feeds[sig.name] = new ort.Tensor('int64', values, [n, 1]);
+      columns[sig.name] = data as number[];
     } else {
       const values: string[] = [];
       for (let i = 0; i < n; i++) {

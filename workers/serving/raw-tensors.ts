@@ -18,6 +18,14 @@ export function decodeRaw(name: string, datatype: string, bytes: Uint8Array, cou
     if (buf.length !== count * 4) throw new BadRequest(`input ${name}: ${field} is ${buf.length} bytes; ${count} FP32 elements take ${count * 4}`);
     return Array.from({ length: count }, (_, i) => buf.readFloatLE(i * 4));
   }
+  if (datatype === 'INT64') {
+    if (buf.length !== count * 8) throw new BadRequest(`input ${name}: ${field} is ${buf.length} bytes; ${count} INT64 elements take ${count * 8}`);
+    // Past 2^53 a value is no timestamp: it stays a bigint, which checkInfer names as not an integer it takes.
+    return Array.from({ length: count }, (_, i) => {
+      const v = buf.readBigInt64LE(i * 8);
+      return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : (v as unknown as number);
+    });
+  }
   if (datatype === 'BYTES') {
     const out: string[] = [];
     let at = 0;
@@ -33,7 +41,7 @@ export function decodeRaw(name: string, datatype: string, bytes: Uint8Array, cou
     }
     return out;
   }
-  throw new BadRequest(`input ${name}: raw ${datatype} data is not supported; the model takes FP32 and BYTES`);
+  throw new BadRequest(`input ${name}: raw ${datatype} data is not supported; the model takes FP32, INT64 and BYTES`);
 }
 
 /** A BYTES element as text: categorical inputs are strings, so bytes that are not UTF-8 are refused. */

@@ -49,14 +49,18 @@ const datasetSpec = z.union([
     .strict(),
 ]);
 
+/** What a model derives from a timestamp input itself (UTC): hour 0–23, day of week 0–6 from Sunday, month 1–12. */
+export const TIME_TRANSFORMS = ['hour', 'dayofweek', 'month'] as const;
+export type TimeTransform = (typeof TIME_TRANSFORMS)[number];
+
 export const featureSpec = z
   .object({
     name: column,
     kind: z.enum(['numeric', 'categorical']),
     /** Source column; defaults to `name`. */
     column: column.optional(),
-    /** Derived from a timestamp column. */
-    transform: z.enum(['hour', 'dayofweek', 'month']).optional(),
+    /** Derived from a timestamp column, inside the model: it takes the column as epoch seconds (UTC). */
+    transform: z.enum(TIME_TRANSFORMS).optional(),
   })
   .strict()
   .refine((f) => !f.transform || f.kind === 'numeric', { message: 'a transformed feature is numeric', path: ['kind'] });
