@@ -286,13 +286,11 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       if (!task) throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version}: its output signature names no task's output`, 'InvalidSignature');
       const full = await withDuckDb((c) => loadTable(file, features, c, { task }));
       const n = Math.min(input.rows, full.rows);
-      const head = <T extends { slice(a: number, b: number): T }>(cols: Record<string, T>) => Object.fromEntries(Object.entries(cols).map(([k, v]) => [k, v.slice(0, n)]));
-      const sample = { ...full, rows: n, numeric: head(full.numeric), categorical: head(full.categorical), ...(full.timestamps ? { timestamps: head(full.timestamps) } : {}), label: full.label.slice(0, n) };
       const artifact = await deps.db.selectFrom('artifacts').selectAll().where('id', '=', mv.onnx_artifact_id!).executeTakeFirstOrThrow();
       const session = await createSession(await readVerified(deps.artifacts, artifact));
-      const offline = await scoreTable(session, sample, features);
+      const offline = await scoreTable(session, full, features, n);
       await session.release();
-      const body = { inputs: requestInputs(sample, features, 0, n) };
+      const body = { inputs: requestInputs(full, features, 0, n) };
       // With tracing on, the server's span of this request joins the activity's trace. The load
       // test below sends none: a span per request would weigh on the latency it measures.
       const res = await fetch(`${deps.config.modelServer.url}/v2/models/${input.model}/versions/${input.version}/infer`, {

@@ -4,7 +4,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ArtifactStore } from '../../infra/artifacts';
 import { taskKind, type FeatureDef, type LabelDef, type SplitDef, type TaskKind } from '../../workflows/contracts/training-spec';
 import type { FeatureSpec, Table } from '../ml/dataset';
-import { modelInputs } from '../ml/model-inputs';
+import { timestampColumns } from '../ml/model-inputs';
 import { dataError } from '../steps';
 import { ident, literal, withDuckDb } from './duck';
 import { PARQUET, duckMessage } from './snapshot';
@@ -109,7 +109,7 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
   if (input.features.some((f) => f.name === LABEL_COLUMN)) throw dataError(`features: "${LABEL_COLUMN}" is reserved for the label`, { overrides: ['features'] });
   const features = featureSpecs(input.features);
   // The model takes each timestamp column as an input of its own name, so no feature may have that name too.
-  const stamps = modelInputs(features).filter((i) => i.derives).map((i) => i.name);
+  const stamps = timestampColumns(features);
   for (const name of stamps) {
     const clash = features.find((f) => f.name === name) ?? (name === LABEL_COLUMN ? { name } : undefined);
     if (clash) throw dataError(`features: ${clash.name} is the name of the timestamp column that ${features.find((f) => f.column === name && f.transform)!.name} is derived from; the model takes that column as an input, so a feature of the same name needs another name`, { overrides: ['features'] });
@@ -183,7 +183,7 @@ export interface Baseline {
 export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection, opts: { maxRows?: number; task?: TaskKind } = {}): Promise<Table> {
   const task = opts.task ?? 'binary';
   const run = async (conn: DuckDBConnection): Promise<Table> => {
-    const stamps = modelInputs(features).filter((i) => i.derives).map((i) => i.name);
+    const stamps = timestampColumns(features);
     const cols = [...features.map((f) => ident(f.name)), ...stamps.map(ident), LABEL_COLUMN].join(', ');
     let from = `read_parquet(${literal(file)})`;
     if (opts.maxRows !== undefined) {

@@ -48,10 +48,15 @@ export function featuresOfInputs(inputs: ReadonlyArray<{ name: string; datatype:
   );
 }
 
-/** A timestamp as the model takes it: whole epoch seconds (UTC). Accepts a Date, an ISO string or epoch milliseconds as a Date would. */
-export function epochSeconds(value: Date | string | number): number {
-  const ms = value instanceof Date ? value.getTime() : typeof value === 'number' ? value : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new Error(`not a timestamp: ${JSON.stringify(value)}`);
+/** The timestamp columns the model takes (INT64 inputs), in input order. */
+export function timestampColumns(features: FeatureSpec[]): string[] {
+  return modelInputs(features).filter((i) => i.derives).map((i) => i.name);
+}
+
+/** An ISO time (with its zone) as the model takes it: whole epoch seconds. */
+export function epochSeconds(iso: string): number {
+  const ms = Date.parse(iso);
+  if (!Number.isFinite(ms)) throw new Error(`not a timestamp: ${JSON.stringify(iso)}`);
   return Math.floor(ms / 1000);
 }
 

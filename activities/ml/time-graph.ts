@@ -28,12 +28,12 @@ function nodesFor(column: string, derives: DerivedFeature[]): Node[] {
     return out;
   };
   const mod = (a: string, d: number) => op('Mod', a, d, { fmod: { kind: 'int', value: 0 } });
-  const floorDiv = (a: string, d: number) => op('Div', op('Sub', a, mod(a, d)), d);
   const cast = (from: string, to: string) => nodes.push({ opType: 'Cast', inputs: [from], outputs: [to], name: `${p}.${to}`, attributes: { to: { kind: 'int', value: 1 } } });
 
-  const days = floorDiv(column, 86_400);
+  const secondOfDay = mod(column, 86_400);
+  const days = op('Div', op('Sub', column, secondOfDay), 86_400);
   for (const d of derives) {
-    if (d.transform === 'hour') cast(op('Div', mod(column, 86_400), 3600), d.name);
+    if (d.transform === 'hour') cast(op('Div', secondOfDay, 3600), d.name);
     else if (d.transform === 'dayofweek') cast(mod(op('Add', days, 4), 7), d.name);
     else {
       const z = op('Add', days, 719_468);

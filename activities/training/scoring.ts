@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import type { FeatureSpec, Table } from '../ml/dataset';
-import { ORT_TYPES, featuresOfInputs, modelInputs, type DerivedFeature } from '../ml/model-inputs';
+import { ORT_TYPES, modelInputs } from '../ml/model-inputs';
 import { outputOf, taskOfOutput } from '../ml/task-output';
 import type { TaskKind } from '../../workflows/contracts/training-spec';
 
@@ -28,13 +28,15 @@ export function feedsFor(table: Table, features: FeatureSpec[], start: number, e
   return feeds;
 }
 
-/** The table's task's output on every row; a graph without that output throws, naming what it has. */
-export async function scoreTable(session: ort.InferenceSession, table: Table, features: FeatureSpec[], batch = 16_384): Promise<Float32Array> {
+const SCORING_BATCH = 16_384;
+
+/** The table's task's output on its first `rows` rows (all by default); a graph without that output throws, naming what it has. */
+export async function scoreTable(session: ort.InferenceSession, table: Table, features: FeatureSpec[], rows = table.rows): Promise<Float32Array> {
   const name = outputOf(table.task);
   if (!session.outputNames.includes(name)) throw new Error(`the model has no output ${name} (a ${table.task ?? 'binary'} task's); it gives ${session.outputNames.join(', ')}`);
-  const out = new Float32Array(table.rows);
-  for (let start = 0; start < table.rows; start += batch) {
-    const end = Math.min(table.rows, start + batch);
+  const out = new Float32Array(rows);
+  for (let start = 0; start < rows; start += SCORING_BATCH) {
+    const end = Math.min(rows, start + SCORING_BATCH);
     const result = await session.run(feedsFor(table, features, start, end), [name]);
     out.set(result[name]!.data as Float32Array, start);
   }
@@ -71,9 +73,7 @@ export function taskOfSignature(outputs: unknown): TaskKind | undefined {
 }
 
 /** The features a stored input signature names: its inverse, for code that starts from a registered version. */
-export function featuresOfSignature(inputs: ReadonlyArray<{ name: string; datatype: string; derives?: DerivedFeature[] }>): FeatureSpec[] {
-  return featuresOfInputs(inputs);
-}
+export { featuresOfInputs as featuresOfSignature } from '../ml/model-inputs';
 
 export function signatureOf(features: FeatureSpec[], task: TaskKind = 'binary') {
   return {

@@ -73,11 +73,8 @@ const MODEL_OPSET = 8;
 const GRAPH_NODE = 1;
 const GRAPH_INPUT = 11;
 
-export function graphInputNames(model: Uint8Array): string[] {
-  const graph = fields(Buffer.from(model)).find((f) => f.field === MODEL_GRAPH)?.payload;
-  if (!graph) throw new Error('ONNX model: no graph');
-  return fields(graph).filter((f) => f.field === GRAPH_INPUT).map((f) => text(fields(f.payload!).find((x) => x.field === 1)));
-}
+/** A ValueInfoProto's name (its field 1). */
+const valueName = (f: Field) => text(fields(f.payload!).find((x) => x.field === 1));
 
 export function prependToGraph(model: Uint8Array, front: GraphFront): Buffer {
   const top = fields(Buffer.from(model));
@@ -91,14 +88,15 @@ export function prependToGraph(model: Uint8Array, front: GraphFront): Buffer {
   if (main && main.version < front.opset) throw new Error(`ONNX model: default opset ${main.version}; the time features need ${front.opset} or later`);
 
   const graphFields = fields(graphs[0]!.payload!);
-  const inputNames = graphFields.filter((f) => f.field === GRAPH_INPUT).map((f) => text(fields(f.payload!).find((x) => x.field === 1)));
+  const inputs = new Map(graphFields.filter((f) => f.field === GRAPH_INPUT).map((f) => [f, valueName(f)]));
+  const inputNames = [...inputs.values()];
   for (const name of front.replaces) if (!inputNames.includes(name)) throw new Error(`ONNX model: the graph has no input ${name} (inputs: ${inputNames.join(', ')})`);
   for (const v of front.inputs) if (inputNames.includes(v.name) && !front.replaces.includes(v.name)) throw new Error(`ONNX model: the graph already has an input ${v.name}`);
 
   const graph = new ProtoWriter();
   front.nodes.forEach((n, i) => graph.message(GRAPH_NODE, (w) => writeNode(w, n, i)));
   for (const f of graphFields) {
-    if (f.field === GRAPH_INPUT && front.replaces.includes(text(fields(f.payload!).find((x) => x.field === 1)))) continue;
+    if (inputs.has(f) && front.replaces.includes(inputs.get(f)!)) continue;
     graph.raw(f.raw);
   }
   for (const v of front.inputs) graph.message(GRAPH_INPUT, (w) => writeValueInfo(w, v));

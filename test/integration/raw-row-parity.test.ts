@@ -2,23 +2,20 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createMonitoringActivities } from '../../activities/monitoring';
 import { monitoringThresholds, type MonitoringReport } from '../../workflows/contracts/lifecycle';
-import type { Client as PgClient } from 'pg';
 import { literal, withDuckDb } from '../../activities/data/duck';
 import { flightsParquetPath } from '../../activities/data/snapshot';
 import { epochSeconds } from '../../activities/ml/model-inputs';
 import { readAll } from '../../infra/artifacts';
-import type { RunningModelServer } from '../../workers/serving/server';
-import type { WorkerRuntime } from '../../workers/runtime';
 import type { BinaryTrainingResult, TrainingResult } from '../../workflows/continuous-training';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import { promotionWorkflowId, type PromotionStatus } from '../../workflows/promotion';
 import { waitFor } from '../helpers/wait';
-import { createTemporalEnv, independentPg, independentS3, openTestRuntime } from '../helpers/real';
-import { serveForTest } from '../helpers/serving';
-import { withTestWorkers, workflowBundle } from '../helpers/workers';
+import { independentS3 } from '../helpers/real';
+import { useServingServices } from '../helpers/services';
+import { withTestWorkers } from '../helpers/workers';
 
 /**
  * No training/serving skew for time features: a CSV the user brings over S3, with a timestamp
@@ -33,16 +30,10 @@ jest.setTimeout(600_000);
 const TOKEN = 'raw-row-parity-token-0123';
 const bucket = `raw-${randomUUID().slice(0, 8)}`;
 const model = `raw-${randomUUID().slice(0, 8)}`;
-let env: TestWorkflowEnvironment;
-let runtime: WorkerRuntime;
-let pg: PgClient;
-let server: RunningModelServer;
+const services = useServingServices(bucket, TOKEN);
 let dir: string;
 
 beforeAll(async () => {
-  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(bucket)]);
-  pg = await independentPg();
-  await workflowBundle();
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'raw-parity-'));
   // Three months of flights as the user's own table: other column names, the time as ISO text.
   await withDuckDb((c) =>
@@ -53,18 +44,13 @@ beforeAll(async () => {
     ),
   );
   await independentS3().fPutObject(bucket, 'datasets/departures.csv', path.join(dir, 'departures.csv'));
-  server = await serveForTest(runtime, TOKEN);
 });
 
 afterAll(async () => {
-  await server?.close();
-  await pg?.end();
-  await runtime?.close();
-  await env?.teardown();
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
-const artifact = async (uri: string) => readAll(await runtime.artifacts.get(runtime.artifacts.keyFromUri(uri)));
+const artifact = async (uri: string) => readAll(await services.runtime.artifacts.get(services.runtime.artifacts.keyFromUri(uri)));
 
 interface RawRow {
   departed: string;
@@ -103,15 +89,15 @@ test('a CSV over S3 with time features trains, serves its raw columns, and raw r
     onFailure: 'fail',
     gates: { minAuc: 0.5 },
   };
-  const result = (await withTestWorkers(env, runtime, async () => {
-    const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
+  const result = (await withTestWorkers(services.env, services.runtime, async () => {
+    const handle = await services.env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId, args: [spec] });
     return (await handle.result()) as TrainingResult;
   })) as BinaryTrainingResult;
   expect(result).toMatchObject({ status: 'registered', reasons: [] });
   // Evaluation already compared the trainer's scores with the ONNX graph's on the timestamps.
   expect(result.parityMaxAbsDiff).toBeLessThan(1e-5);
 
-  const mv = await pg.query(`select mv.version, mv.input_signature from model_versions mv join models m on m.id = mv.model_id where m.name = $1`, [model]);
+  const mv = await services.pg.query(`select mv.version, mv.input_signature from model_versions mv join models m on m.id = mv.model_id where m.name = $1`, [model]);
   expect(mv.rows[0].input_signature).toEqual([
     { name: 'departed', datatype: 'INT64', shape: [-1, 1], derives: [{ name: 'hour', transform: 'hour' }, { name: 'weekday', transform: 'dayofweek' }, { name: 'month', transform: 'month' }] },
     { name: 'miles', datatype: 'FP32', shape: [-1, 1] },
@@ -120,21 +106,21 @@ test('a CSV over S3 with time features trains, serves its raw columns, and raw r
 
   // Promoted directly: its contract test sends the evaluation sample's timestamps through the server too.
   const promotion = await withTestWorkers(
-    env,
-    runtime,
+    services.env,
+    services.runtime,
     async () => {
       const input = { model, version: 1, strategy: 'direct' as const, contractRows: 50, loadTest: { seconds: 1, concurrency: 2 }, gates: { maxP99Ms: 2000 } };
-      const handle = await env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: promotionWorkflowId(model), args: [input] });
+      const handle = await services.env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: promotionWorkflowId(model), args: [input] });
       return (await handle.result()) as PromotionStatus;
     },
     { queues: [TASK_QUEUES.control] },
   );
   expect(promotion).toMatchObject({ outcome: 'promoted' });
-  const meta = (await (await fetch(`${server.url}/v2/models/${model}`)).json()) as { inputs: Array<{ name: string; datatype: string }> };
+  const meta = (await (await fetch(`${services.server.url}/v2/models/${model}`)).json()) as { inputs: Array<{ name: string; datatype: string }> };
   expect(meta.inputs.map((i) => `${i.name} ${i.datatype}`)).toEqual(['departed INT64', 'miles FP32', 'airport BYTES']);
 
   // The trainer's own scores of the test split, from the features DuckDB derived; each test row found in the raw file by its values.
-  const steps = await pg.query(`select s.step_name, s.outputs from step_runs s join pipeline_runs p on p.id = s.pipeline_run_id where p.workflow_id = $1 and s.step_name in ('prepare', 'train')`, [workflowId]);
+  const steps = await services.pg.query(`select s.step_name, s.outputs from step_runs s join pipeline_runs p on p.id = s.pipeline_run_id where p.workflow_id = $1 and s.step_name in ('prepare', 'train')`, [workflowId]);
   const outputs = Object.fromEntries(steps.rows.map((r) => [r.step_name, r.outputs]));
   const own = await artifact(outputs.train.trainerScores.uri);
   const trainerScores = new Float64Array(own.buffer.slice(own.byteOffset, own.byteOffset + own.byteLength));
@@ -155,11 +141,11 @@ test('a CSV over S3 with time features trains, serves its raw columns, and raw r
   // Every weekday among them, so the day-of-week derivation is exercised across its range.
   expect(new Set(sample.map((r) => new Date(epochOf(r.departed) * 1000).getUTCDay())).size).toBe(7);
 
-  const windowStart = ((await pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
+  const windowStart = ((await services.pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
   let maxDiff = 0;
   for (let at = 0; at < sample.length; at += 50) {
     const batch = sample.slice(at, at + 50);
-    const res = await fetch(`${server.url}/v2/models/${model}/infer`, {
+    const res = await fetch(`${services.server.url}/v2/models/${model}/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': `parity-${at}` },
       body: JSON.stringify({
@@ -179,11 +165,11 @@ test('a CSV over S3 with time features trains, serves its raw columns, and raw r
 
   // Monitoring reads the logged timestamps and derives the features as the graph did: each is compared with its training baseline.
   await waitFor('the parity rows in the prediction log', async () => {
-    const r = await pg.query(`select count(*)::int n from prediction_log where request_id like 'parity-%'`);
+    const r = await services.pg.query(`select count(*)::int n from prediction_log where request_id like 'parity-%'`);
     return r.rows[0].n === sample.length ? true : undefined;
   });
-  const windowEnd = ((await pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
-  const acts = createMonitoringActivities({ db: runtime.db, artifacts: runtime.artifacts });
+  const windowEnd = ((await services.pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
+  const acts = createMonitoringActivities({ db: services.runtime.db, artifacts: services.runtime.artifacts });
   const report: MonitoringReport = await new MockActivityEnvironment().run(acts.monitoringCheck, { model, windowStart, windowEnd, labelsSince: windowStart, thresholds: monitoringThresholds.parse({}) });
   expect(report.rows).toBe(sample.length);
   expect(Object.keys(report.features).sort()).toEqual(['airport', 'hour', 'miles', 'month', 'weekday']);
@@ -194,7 +180,7 @@ test('a CSV over S3 with time features trains, serves its raw columns, and raw r
 
   // The timestamp as text, or missing, is refused by name: an INT64 input has no missing value.
   const one = (departed: unknown) =>
-    fetch(`${server.url}/v2/models/${model}/infer`, {
+    fetch(`${services.server.url}/v2/models/${model}/infer`, {
       method: 'POST',
       body: JSON.stringify({ inputs: [{ name: 'departed', datatype: 'INT64', shape: [1, 1], data: [departed] }, { name: 'miles', datatype: 'FP32', shape: [1, 1], data: [500] }, { name: 'airport', datatype: 'BYTES', shape: [1, 1], data: ['ORD'] }] }),
     });

@@ -2,22 +2,19 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Client as PgClient } from 'pg';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Table } from '../../activities/ml/dataset';
 import { regressionMetrics } from '../../activities/ml/metrics';
 import { createMonitoringActivities } from '../../activities/monitoring';
-import type { RunningModelServer } from '../../workers/serving/server';
-import type { WorkerRuntime } from '../../workers/runtime';
 import type { RegressionTrainingResult, TrainingResult } from '../../workflows/continuous-training';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import { monitoringThresholds, type MonitoringReport, type RegressionPerformance } from '../../workflows/contracts/lifecycle';
 import { promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../workflows/promotion';
 import { syntheticRegression } from '../helpers/synthetic-regression';
-import { createTemporalEnv, independentPg, independentS3, openTestRuntime } from '../helpers/real';
-import { serveForTest } from '../helpers/serving';
+import { independentS3 } from '../helpers/real';
+import { useServingServices } from '../helpers/services';
 import { waitFor } from '../helpers/wait';
-import { withTestWorkers, workflowBundle } from '../helpers/workers';
+import { withTestWorkers } from '../helpers/workers';
 import { checkMetrics } from '../helpers/promtool';
 import { createLogger } from '../../infra/log';
 import { startWorkerMetrics } from '../../workers/metrics-server';
@@ -35,10 +32,7 @@ jest.setTimeout(600_000);
 const TOKEN = 'regression-loop-token-0123';
 const bucket = `reg-${randomUUID().slice(0, 8)}`;
 const model = `price-${randomUUID().slice(0, 8)}`;
-let env: TestWorkflowEnvironment;
-let runtime: WorkerRuntime;
-let pg: PgClient;
-let server: RunningModelServer;
+const services = useServingServices(bucket, TOKEN);
 let dir: string;
 /** The rows the application serves and later labels: drawn like the training data, never trained on. */
 let traffic: Table;
@@ -50,9 +44,6 @@ async function writeCsv(file: string, t: Table): Promise<void> {
 }
 
 beforeAll(async () => {
-  [env, runtime] = await Promise.all([createTemporalEnv(), openTestRuntime(bucket)]);
-  pg = await independentPg();
-  await workflowBundle();
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'regression-loop-'));
   await writeCsv(path.join(dir, 'prices.csv'), syntheticRegression(6000, 11, { offset: 50 }));
   // The same prices 40 higher: a candidate trained on them is confidently wrong about today's.
@@ -61,14 +52,9 @@ beforeAll(async () => {
   await s3.fPutObject(bucket, 'datasets/prices.csv', path.join(dir, 'prices.csv'));
   await s3.fPutObject(bucket, 'datasets/shifted.csv', path.join(dir, 'shifted.csv'));
   traffic = syntheticRegression(4000, 13, { offset: 50 });
-  server = await serveForTest(runtime, TOKEN);
 });
 
 afterAll(async () => {
-  await server?.close();
-  await pg?.end();
-  await runtime?.close();
-  await env?.teardown();
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
@@ -86,8 +72,8 @@ async function train(csv: string, rounds: number): Promise<RegressionTrainingRes
     hyperparameters: { rounds, maxDepth: 4 },
     onFailure: 'fail',
   };
-  const result = await withTestWorkers(env, runtime, async () => {
-    const handle = await env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId: `ct-${model}-${randomUUID().slice(0, 6)}`, args: [spec] });
+  const result = await withTestWorkers(services.env, services.runtime, async () => {
+    const handle = await services.env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId: `ct-${model}-${randomUUID().slice(0, 6)}`, args: [spec] });
     return (await handle.result()) as TrainingResult;
   });
   expect(result).toMatchObject({ status: 'registered', task: 'regression', reasons: [] });
@@ -96,10 +82,10 @@ async function train(csv: string, rounds: number): Promise<RegressionTrainingRes
 
 async function promote(input: PromotionInput): Promise<PromotionStatus> {
   return withTestWorkers(
-    env,
-    runtime,
+    services.env,
+    services.runtime,
     async () => {
-      const handle = await env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: promotionWorkflowId(input.model), args: [input] });
+      const handle = await services.env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: promotionWorkflowId(input.model), args: [input] });
       return (await handle.result()) as PromotionStatus;
     },
     { queues: [TASK_QUEUES.control] },
@@ -107,16 +93,16 @@ async function promote(input: PromotionInput): Promise<PromotionStatus> {
 }
 
 async function production(): Promise<number | undefined> {
-  const r = await pg.query(`select mv.version from model_aliases a join models m on m.id = a.model_id join model_versions mv on mv.id = a.model_version_id where m.name = $1 and a.alias = 'production'`, [model]);
+  const r = await services.pg.query(`select mv.version from model_aliases a join models m on m.id = a.model_id join model_versions mv on mv.id = a.model_version_id where m.name = $1 and a.alias = 'production'`, [model]);
   return r.rows[0]?.version as number | undefined;
 }
 
-const feedback = (body: unknown) => fetch(`${server.url}/v2/models/${model}/feedback`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
+const feedback = (body: unknown) => fetch(`${services.server.url}/v2/models/${model}/feedback`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
 
 /** One traffic row through the server as an application sends it; the prediction it got back. */
 async function infer(i: number, requestId: string): Promise<number | undefined> {
   const inputs = requestInputs(traffic, traffic.features, i, i + 1);
-  const res = await fetch(`${server.url}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': requestId }, body: JSON.stringify({ inputs }) });
+  const res = await fetch(`${services.server.url}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': requestId }, body: JSON.stringify({ inputs }) });
   if (!res.ok) {
     await res.arrayBuffer();
     return undefined;
@@ -149,7 +135,7 @@ const fast = { bakeSeconds: 2, maxBakeSeconds: 90, canarySteps: [30, 100], loadT
 
 /** A window of served rows [from, from + n) and their labels (the true price, or one `shift` off), once both are in the log. */
 async function servedWindow(tag: string, from: number, n: number, shift = 0): Promise<{ start: string; end: string; predictions: number[]; labels: number[] }> {
-  const start = ((await pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
+  const start = ((await services.pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
   const predictions: number[] = [];
   const labels: Array<{ request_id: string; label: number }> = [];
   for (let k = 0; k < n; k++) {
@@ -162,19 +148,19 @@ async function servedWindow(tag: string, from: number, n: number, shift = 0): Pr
   const answer = (await (await feedback({ labels })).json()) as { attached: number; unknown: number };
   expect(answer).toEqual({ attached: n, unknown: 0 });
   await waitFor(`${n} labelled rows of ${tag} in the prediction log`, async () => {
-    const r = await pg.query(`select count(*)::int n from prediction_log where request_id like $1 and label is not null`, [`${tag}-%`]);
+    const r = await services.pg.query(`select count(*)::int n from prediction_log where request_id like $1 and label is not null`, [`${tag}-%`]);
     return r.rows[0].n === n ? true : undefined;
   });
-  const end = ((await pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
+  const end = ((await services.pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
   return { start, end, predictions, labels: labels.map((l) => l.label) };
 }
 
 async function check(w: { start: string; end: string }, thresholds = {}): Promise<MonitoringReport> {
-  const acts = createMonitoringActivities({ db: runtime.db, artifacts: runtime.artifacts });
+  const acts = createMonitoringActivities({ db: services.runtime.db, artifacts: services.runtime.artifacts });
   return new MockActivityEnvironment().run(acts.monitoringCheck, { model, windowStart: w.start, windowEnd: w.end, labelsSince: w.start, thresholds: monitoringThresholds.parse(thresholds) });
 }
 
-test('train → canary judged on RMSE → serve → monitoring with late labels: the registry, server and monitoring agree', async () => {
+test('train → canary judged on RMSE → serve → monitoring with late labels: the registry, services.server and monitoring agree', async () => {
   const v1 = await train('prices.csv', 30);
   expect((await promote({ model, version: v1.version, strategy: 'direct', ...fast })).outcome).toBe('promoted');
   const v2 = await train('prices.csv', 40);
@@ -210,7 +196,7 @@ test('train → canary judged on RMSE → serve → monitoring with late labels:
   expect(((await refused.json()) as { error: string }).error).toBe('invalid feedback: labels.1.label: "cheap" is not a label this model takes; expected a finite number (regression)');
 
   // Served traffic like training, its true prices arriving late: monitoring's RMSE is the one of what the server answered.
-  const registry = (await pg.query(`select (mv.metrics->>'rmse')::float8 as rmse from model_versions mv join models m on m.id = mv.model_id where m.name = $1 and mv.version = $2`, [model, v2.version])).rows[0] as { rmse: number };
+  const registry = (await services.pg.query(`select (mv.metrics->>'rmse')::float8 as rmse from model_versions mv join models m on m.id = mv.model_id where m.name = $1 and mv.version = $2`, [model, v2.version])).rows[0] as { rmse: number };
   expect(registry.rmse).toBeCloseTo(v2.metrics.rmse, 10);
   const today = await servedWindow('today', 0, 600);
   const ok = await check(today, { maxRmseIncrease: 0.3 });
@@ -232,11 +218,11 @@ test('train → canary judged on RMSE → serve → monitoring with late labels:
   const decayed = await check(later);
   expect(decayed).toMatchObject({ level: 'act', breach: true, labeledRows: 600 });
   expect(decayed.reasons).toEqual(expect.arrayContaining([expect.stringMatching(/^RMSE \S+ vs \S+ offline \(\+\d+\.\d% > 10\.0%\)$/), expect.stringMatching(/^bias: mean label \S+ vs mean prediction \S+ \(\d\.\d\d × offline RMSE > 0\.5\)$/)]));
-  const row = await pg.query(`select r.breach, r.figures->'performance' as performance from monitoring_reports r join models m on m.id = r.model_id where m.name = $1 and r.kind = 'check' and r.window_end = $2`, [model, later.end]);
+  const row = await services.pg.query(`select r.breach, r.figures->'performance' as performance from monitoring_reports r join models m on m.id = r.model_id where m.name = $1 and r.kind = 'check' and r.window_end = $2`, [model, later.end]);
   expect(row.rows).toEqual([{ breach: true, performance: expect.objectContaining({ task: 'regression', offlineRmse: registry.rmse }) }]);
 
   // What Prometheus scrapes is the newest report's RMSE, beside the offline one; no AUC for a regression.
-  const metrics = await startWorkerMetrics({ db: runtime.db, log: createLogger('test-metrics'), host: '127.0.0.1', port: 0, storeFigures: true, queues: [TASK_QUEUES.control] });
+  const metrics = await startWorkerMetrics({ db: services.runtime.db, log: createLogger('test-metrics'), host: '127.0.0.1', port: 0, storeFigures: true, queues: [TASK_QUEUES.control] });
   try {
     const text = await (await fetch(`${metrics.url}/metrics`)).text();
     expect(await checkMetrics(text)).toEqual({ code: 0, output: '' });

@@ -3,7 +3,6 @@ import { withDuckDb } from '../../activities/data/duck';
 import type { FeatureSpec } from '../../activities/ml/dataset';
 import { deriveTime, epochSeconds, featuresOfInputs, modelInputs } from '../../activities/ml/model-inputs';
 import { withTimeInputs } from '../../activities/ml/time-graph';
-import { graphInputNames } from '../../infra/onnx/graph-edit';
 import { serializeModel } from '../../infra/onnx/model';
 
 // Hour, day of week and month of `date`, and one plain feature between them: the trainer's graph takes them all as FLOAT.
@@ -53,9 +52,9 @@ test('a model takes one INT64 input per timestamp column; its signature gives th
 
 test('the graph derives hour, day of week and month from epoch seconds exactly as DuckDB does from the timestamp', async () => {
   const model = withTimeInputs(passThrough(), FEATURES);
-  expect(graphInputNames(model).sort()).toEqual(['date', 'distance']);
   const stamps = [...STAMPS, ...sample(5000, 7)];
   const session = await ort.InferenceSession.create(model);
+  expect([...session.inputNames].sort()).toEqual(['date', 'distance']);
   const out = await session.run({
     date: new ort.Tensor('int64', BigInt64Array.from(stamps, BigInt), [stamps.length, 1]),
     distance: new ort.Tensor('float32', Float32Array.from(stamps, (_, i) => i), [stamps.length, 1]),

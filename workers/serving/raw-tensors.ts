@@ -12,7 +12,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * The elements of raw bytes for `datatype`, checked against the count the shape says. `field`
  * names where the bytes came from (`raw_input_contents[2]`, `binary_data_size`) in the error.
  */
-export function decodeRaw(name: string, datatype: string, bytes: Uint8Array, count: number, field: string): Array<number | string> {
+export function decodeRaw(name: string, datatype: string, bytes: Uint8Array, count: number, field: string): Array<number | string | bigint> {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (datatype === 'FP32') {
     if (buf.length !== count * 4) throw new BadRequest(`input ${name}: ${field} is ${buf.length} bytes; ${count} FP32 elements take ${count * 4}`);
@@ -23,7 +23,7 @@ export function decodeRaw(name: string, datatype: string, bytes: Uint8Array, cou
     // Past 2^53 a value is no timestamp: it stays a bigint, which checkInfer names as not an integer it takes.
     return Array.from({ length: count }, (_, i) => {
       const v = buf.readBigInt64LE(i * 8);
-      return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : (v as unknown as number);
+      return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
     });
   }
   if (datatype === 'BYTES') {
