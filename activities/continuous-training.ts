@@ -181,7 +181,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
       const wf = currentWorkflow();
       const model = await upsertModel(deps.db, input.model);
       const onnx = await recordArtifact(deps.db, { uri: input.trained.model.uri, sha256: input.trained.model.sha256, bytes: input.trained.model.bytes, media_type: 'application/onnx', producing_step_run_id: null });
-      const signature = signatureOf(input.data.features, input.data.task);
+      const signature = signatureOf(input.data.features, input.data.task, input.data.classes);
       const accepted = input.validation.accepted;
       const mv = await registerModelVersion(deps.db, {
         modelId: model.id,
@@ -195,6 +195,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
           baseline: input.evaluation.baseline,
           predictionHistogram: input.evaluation.predictionHistogram,
           ...(input.evaluation.task === 'regression' ? { task: 'regression', predictionEdges: input.evaluation.predictionEdges } : {}),
+          ...(input.evaluation.task === 'multiclass' ? { task: 'multiclass', classes: input.evaluation.classes, prior: input.evaluation.prior } : {}),
           champion: input.validation.champion,
           checks: input.validation.checks,
           infra: input.validation.infra,

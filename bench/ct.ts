@@ -203,7 +203,7 @@ async function gbdtVsXgboost(dir: string) {
   const gbdtSeconds = (await ms(async () => (model = trainGbdt(train, params, { threads: 2 })))) / 1000;
   const gbdtAuc = auc(predictGbdt(model!, test), test.label);
   const xgb = xgboostReference(train, test, model!.encodings, params, 2);
-  return { trainRows: train.rows, testRows: test.rows, params, gbdtSeconds, xgboostSeconds: xgb.trainSeconds, gbdtRatio: gbdtSeconds / xgb.trainSeconds, gbdtAuc, xgboostAuc: xgb.auc, xgboostVersion: xgb.xgboostVersion };
+  return { trainRows: train.rows, testRows: test.rows, params, gbdtSeconds, xgboostSeconds: xgb.trainSeconds, gbdtRatio: gbdtSeconds / xgb.trainSeconds, gbdtAuc, xgboostAuc: xgb.auc ?? NaN, xgboostVersion: xgb.xgboostVersion };
 }
 
 export async function benchContinuousTraining(): Promise<ReportedRow[]> {

@@ -53,7 +53,12 @@ export function stepDoneLine(s: StepState): string {
 export function trainingResultView(r: TrainingResult): string {
   const parity = r.parityMaxAbsDiff !== undefined ? `  ONNX parity ${r.parityMaxAbsDiff.toExponential(1)}` : '';
   const figures =
-    r.task === 'regression'
+    r.task === 'multiclass'
+      ? [
+          `  macro-F1 ${fixed(r.metrics.macroF1)}  log loss ${fixed(r.metrics.logLoss)}  accuracy ${fixed(r.metrics.accuracy)}  recall ${r.classes.map((c, i) => `${c} ${r.metrics.recall[i] === null ? '-' : fixed(r.metrics.recall[i]!)}`).join(', ')}`,
+          `  baseline (logreg) macro-F1 ${fixed(r.baseline.macroF1)} log loss ${fixed(r.baseline.logLoss)}${r.champion ? `  champion v${r.champion.version} macro-F1 ${fixed(r.champion.macroF1)}` : ''}${parity}`,
+        ]
+      : r.task === 'regression'
       ? [
           `  RMSE ${fixed(r.metrics.rmse)}  MAE ${fixed(r.metrics.mae)}  R² ${fixed(r.metrics.r2)}`,
           `  baseline (ridge) RMSE ${fixed(r.baselineRmse)}${r.champion ? `  champion v${r.champion.version} RMSE ${fixed(r.champion.rmse)}` : ''}${parity}`,

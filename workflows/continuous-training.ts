@@ -77,12 +77,23 @@ export interface RegressionTrainingResult extends TrainingResultBase {
   champion?: { version: number; rmse: number };
 }
 
-/** Absent `task`: binary, as every result before there were kinds. */
-export type TrainingResult = BinaryTrainingResult | RegressionTrainingResult;
+export interface MulticlassTrainingResult extends TrainingResultBase {
+  task: 'multiclass';
+  classes: Array<string | number>;
+  metrics: { macroF1: number; logLoss: number; accuracy: number; recall: Array<number | null> };
+  /** Multinomial logistic regression's macro-F1 and log loss on the same split. */
+  baseline: { macroF1: number; logLoss: number };
+  champion?: { version: number; macroF1: number; logLoss: number };
+}
 
-/** The result's primary metric in words: `AUC 0.7012` or `RMSE 12.3400`. */
-export function headlineMetric(r: Pick<BinaryTrainingResult, 'task' | 'metrics'> | Pick<RegressionTrainingResult, 'task' | 'metrics'>): string {
-  return r.task === 'regression' ? `RMSE ${r.metrics.rmse.toFixed(4)}` : `AUC ${r.metrics.auc.toFixed(4)}`;
+/** Absent `task`: binary, as every result before there were kinds. */
+export type TrainingResult = BinaryTrainingResult | RegressionTrainingResult | MulticlassTrainingResult;
+
+/** The result's primary metric in words: `AUC 0.7012`, `RMSE 12.3400` or `macro-F1 0.8123`. */
+export function headlineMetric(r: Pick<TrainingResult, 'task' | 'metrics'>): string {
+  if (r.task === 'regression') return `RMSE ${(r.metrics as RegressionTrainingResult['metrics']).rmse.toFixed(4)}`;
+  if (r.task === 'multiclass') return `macro-F1 ${(r.metrics as MulticlassTrainingResult['metrics']).macroF1.toFixed(4)}`;
+  return `AUC ${(r.metrics as BinaryTrainingResult['metrics']).auc.toFixed(4)}`;
 }
 
 /** Queues the train step may go to, in order: the spec's GPU class, then its fallbacks. */
@@ -241,8 +252,8 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
       'train',
       {
         model: spec.model,
-        // `task` only for a regression: a binary run's step inputs (and cache keys) stay what they were.
-        data: { train: data.train, test: data.test, features: data.features, ...(data.task ? { task: data.task } : {}) },
+        // `task` (and a multiclass task's classes) only where there is one: a binary run's step inputs (and cache keys) stay what they were.
+        data: { train: data.train, test: data.test, features: data.features, ...(data.task ? { task: data.task } : {}), ...(data.classes ? { classes: data.classes } : {}) },
         trainer: spec.trainer,
         command: spec.command,
         hyperparameters: spec.hyperparameters,
@@ -298,6 +309,17 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
         metrics: { rmse: m.rmse, mae: m.mae, r2: m.r2 },
         baselineRmse: evaluation.baseline.rmse,
         champion: champion && 'rmse' in champion ? { version: champion.version, rmse: champion.rmse } : undefined,
+      };
+    }
+    if (evaluation.task === 'multiclass') {
+      const m = evaluation.metrics;
+      return {
+        ...common,
+        task: 'multiclass',
+        classes: evaluation.classes,
+        metrics: { macroF1: m.macroF1, logLoss: m.logLoss, accuracy: m.accuracy, recall: m.perClass.map((c) => c.recall) },
+        baseline: { macroF1: evaluation.baseline.macroF1, logLoss: evaluation.baseline.logLoss },
+        champion: champion && 'macroF1' in champion ? { version: champion.version, macroF1: champion.macroF1, logLoss: champion.logLoss } : undefined,
       };
     }
     const m = evaluation.metrics;

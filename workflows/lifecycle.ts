@@ -277,7 +277,12 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
       decide('training-finished', `${workflowId}: v${result.version} ${result.status} (${headlineMetric(result)})${result.reasons.length ? `: ${result.reasons.join('; ')}` : ''}`, {
         workflowId,
         version: result.version,
-        figures: result.task === 'regression' ? { ...result.metrics, status: result.status } : { auc: result.metrics.auc, logLoss: result.metrics.logLoss, status: result.status },
+        figures:
+          result.task === 'regression'
+            ? { ...result.metrics, status: result.status }
+            : result.task === 'multiclass'
+              ? { macroF1: result.metrics.macroF1, logLoss: result.metrics.logLoss, accuracy: result.metrics.accuracy, status: result.status }
+              : { auc: result.metrics.auc, logLoss: result.metrics.logLoss, status: result.status },
       });
       if (result.status === 'registered' && s.policy.promote) {
         const promotionId = promotionWorkflowId(model);

@@ -3,12 +3,12 @@ import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ArtifactStore } from '../../infra/artifacts';
 import { taskKind, type FeatureDef, type LabelDef, type SplitDef, type TaskKind } from '../../workflows/contracts/training-spec';
-import type { FeatureSpec, Table } from '../ml/dataset';
+import type { ClassList, FeatureSpec, Table } from '../ml/dataset';
 import { timestampColumns } from '../ml/model-inputs';
 import { dataError } from '../steps';
 import { ident, literal, withDuckDb } from './duck';
 import { PARQUET, duckMessage } from './snapshot';
-import { MIN_TEST_ROWS, MIN_TRAIN_ROWS, computeStatistics, type SpanStatistics } from './validate';
+import { MAX_CLASSES, MIN_TEST_ROWS, MIN_TRAIN_ROWS, computeStatistics, type SpanStatistics } from './validate';
 
 /**
  * Prepare: raw columns → model features and the label (0/1, or the target of a regression), split into train and test parquet
@@ -26,6 +26,8 @@ export interface SplitRef {
   positives?: number;
   /** Regression: the target's mean and spread on this split. */
   target?: { mean: number; std: number };
+  /** Multiclass: rows of each class, in the order of PreparedData.classes. */
+  classCounts?: number[];
 }
 
 export interface PreparedData {
@@ -36,6 +38,8 @@ export interface PreparedData {
   split: string;
   /** Absent for binary, the task of every run prepared before there were kinds (their cache keys stay). */
   task?: Exclude<TaskKind, 'binary'>;
+  /** Multiclass: the classes found in the data, in model order (the label column holds each row's index here). */
+  classes?: ClassList;
 }
 
 export interface PrepareInput {
@@ -69,7 +73,11 @@ export function featureSpecs(defs: FeatureDef[]): FeatureSpec[] {
   return defs.map((f) => (f.transform ? { name: f.name, kind: 'numeric', column: f.column ?? f.name, transform: f.transform } : { name: f.name, kind: f.kind }));
 }
 
-function labelExpr(l: LabelDef): string {
+/** Multiclass: the label's classes are integers when its column is an integer type, or a float type holding only whole numbers. */
+type ClassType = 'BIGINT' | 'VARCHAR';
+
+function labelExpr(l: LabelDef, classType?: ClassType): string {
+  if (classType) return `CAST(${ident(l.column)} AS ${classType})`;
   const col = `TRY_CAST(${ident(l.column)} AS DOUBLE)`;
   if (taskKind(l) === 'regression') return col;
   return l.greaterThan === undefined ? `(${col} = 1)::UTINYINT` : `(${col} > ${l.greaterThan})::UTINYINT`;
@@ -87,6 +95,7 @@ function checkSplit(train: SplitCounts, test: SplitCounts, input: PrepareInput):
     );
   }
   const label = input.label.column;
+  if (taskKind(input.label) === 'multiclass') return;
   for (const [name, s] of [['training', train], ['test', test]] as const) {
     if (taskKind(input.label) === 'regression') {
       if (s.target!.std === 0) {
@@ -116,8 +125,9 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
   }
   const trainFile = path.join(dir, 'train.parquet');
   const testFile = path.join(dir, 'test.parquet');
-  const regression = taskKind(input.label) === 'regression';
-  const { train, test, baseline } = await withDuckDb(async (c) => {
+  const kind = taskKind(input.label);
+  const regression = kind === 'regression';
+  const { train, test, baseline, classes } = await withDuckDb(async (c) => {
     const src = `read_parquet(${literal(snapshotPath)}, file_row_number = true)`;
     const rowHash = `hash(file_row_number + ${input.seed} * 1000003)`;
     // A row without its timestamp has nothing the served model could take (an INT64 input has no missing value): it is left out like an unlabelled one.
@@ -133,30 +143,37 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
       isTest = `(hash(file_row_number, ${input.split.seed}) % 1000000) < ${Math.round(input.split.testFraction * 1_000_000)}`;
     }
     const selectFeatures = [...input.features.map((f) => `${featureExpr(f)} AS ${ident(f.name)}`), ...stamps.map((s) => `${epochExpr(s)} AS ${ident(s)}`)].join(', ');
+    const classType = kind === 'multiclass' ? await classTypeOf(c, src, input.label.column) : undefined;
     try {
-      await c.run(`CREATE TEMP TABLE prepared AS SELECT ${selectFeatures}, ${labelExpr(input.label)} AS ${LABEL_COLUMN}, (${isTest}) AS is_test FROM ${sampled} ORDER BY file_row_number`);
+      await c.run(`CREATE TEMP TABLE prepared AS SELECT ${selectFeatures}, ${labelExpr(input.label, classType)} AS ${LABEL_COLUMN}, (${isTest}) AS is_test FROM ${sampled} ORDER BY file_row_number`);
     } catch (err) {
       throw dataError(`prepare: ${duckMessage(err)}`, { overrides: ['features', 'label', 'split', 'dataset'] });
     }
-    const cols = [...input.features.map((f) => ident(f.name)), ...stamps.map(ident), LABEL_COLUMN].join(', ');
+    const classed = classType ? await classesOf(c, input, classType) : undefined;
+    // Multiclass files hold each row's class index: what the trainers fit and the graph's outputs index.
+    const labelOut = classed ? `(list_position(${classed.list}, ${LABEL_COLUMN}) - 1)::INTEGER AS ${LABEL_COLUMN}` : LABEL_COLUMN;
+    const cols = [...input.features.map((f) => ident(f.name)), ...stamps.map(ident), labelOut].join(', ');
     await c.run(`COPY (SELECT ${cols} FROM prepared WHERE NOT is_test) TO ${literal(trainFile)} (FORMAT parquet, COMPRESSION zstd)`);
     await c.run(`COPY (SELECT ${cols} FROM prepared WHERE is_test) TO ${literal(testFile)} (FORMAT parquet, COMPRESSION zstd)`);
     const counts = (
       await c.runAndReadAll(
-        `SELECT is_test, count(*)::DOUBLE AS n, sum(${LABEL_COLUMN})::DOUBLE AS pos, avg(${LABEL_COLUMN})::DOUBLE AS mean, stddev_pop(${LABEL_COLUMN})::DOUBLE AS std FROM prepared GROUP BY is_test`,
+        classType
+          ? `SELECT is_test, count(*)::DOUBLE AS n FROM prepared GROUP BY is_test`
+          : `SELECT is_test, count(*)::DOUBLE AS n, sum(${LABEL_COLUMN})::DOUBLE AS pos, avg(${LABEL_COLUMN})::DOUBLE AS mean, stddev_pop(${LABEL_COLUMN})::DOUBLE AS std FROM prepared GROUP BY is_test`,
       )
     ).getRowObjectsJson();
     // A split with no rows has none of these: 0 rows, which checkSplit names.
     const of = (t: boolean): SplitCounts => {
       const r = counts.find((x) => Boolean(x.is_test) === t);
+      if (classType) return { rows: r ? Number(r.n) : 0 };
       if (!r) return regression ? { rows: 0, target: { mean: NaN, std: NaN } } : { rows: 0, positives: 0 };
       return regression ? { rows: Number(r.n), target: { mean: Number(r.mean), std: Number(r.std) } } : { rows: Number(r.n), positives: Number(r.pos) };
     };
-    const train = of(false);
-    const test = of(true);
+    const train = { ...of(false), ...(classed ? { classCounts: classed.counts.false } : {}) };
+    const test = { ...of(true), ...(classed ? { classCounts: classed.counts.true } : {}) };
     checkSplit(train, test, input);
     const baseline = await computeStatistics(c, `(SELECT ${input.features.map((f) => ident(f.name)).join(', ')} FROM read_parquet(${literal(trainFile)}))`);
-    return { train, test, baseline };
+    return { train, test, baseline, classes: classed?.classes };
   });
   const putFile = async (file: string) => artifacts.putContent(createReadStream(file), { mediaType: PARQUET });
   const [trainPut, testPut] = [await putFile(trainFile), await putFile(testFile)];
@@ -167,8 +184,54 @@ export async function prepareData(artifacts: ArtifactStore, snapshotPath: string
     baseline: { uri: baselinePut.uri, sha256: baselinePut.sha256, bytes: baselinePut.bytes },
     features,
     split: input.split.kind === 'time' ? `time on ${input.split.column}, last ${input.split.testFraction} as test` : `random (seed ${input.split.seed}), ${input.split.testFraction} as test`,
-    ...(regression ? { task: 'regression' as const } : {}),
+    ...(kind === 'binary' ? {} : { task: kind }),
+    ...(classes ? { classes } : {}),
   };
+}
+
+const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT', 'UHUGEINT']);
+
+/** Integer classes for an integer column, or a float one whose values are all whole (validation rejects the others); strings otherwise. */
+async function classTypeOf(c: DuckDBConnection, src: string, column: string): Promise<ClassType> {
+  const type = String((await c.runAndReadAll(`SELECT typeof(${ident(column)}) AS t FROM ${src} LIMIT 1`)).getRowObjectsJson()[0]?.t ?? 'VARCHAR');
+  if (INTEGER_TYPES.has(type)) return 'BIGINT';
+  if (!/^(FLOAT|DOUBLE|DECIMAL)/.test(type)) return 'VARCHAR';
+  const q = ident(column);
+  const fractional = Number((await c.runAndReadAll(`SELECT count(*) FILTER (WHERE NOT (isfinite(${q}::DOUBLE) AND ${q}::DOUBLE = floor(${q}::DOUBLE)))::DOUBLE AS n FROM ${src}`)).getRowObjectsJson()[0]!.n);
+  if (fractional > 0) throw dataError(`prepare: label ${column}: ${fractional} rows are not whole numbers; a class is a string or an integer (label.kind regression predicts a number)`, { overrides: ['label', 'dataset'] });
+  return 'BIGINT';
+}
+
+/**
+ * The classes of the prepared rows (sorted: integers ascending, strings by JavaScript's order)
+ * and each split's count of each. A class the training split lacks could never be predicted,
+ * and a task needs two: both are data errors naming the label.
+ */
+async function classesOf(c: DuckDBConnection, input: PrepareInput, type: ClassType): Promise<{ classes: ClassList; list: string; counts: Record<'true' | 'false', number[]> }> {
+  const rows = (await c.runAndReadAll(`SELECT ${LABEL_COLUMN}::VARCHAR AS v, is_test, count(*)::DOUBLE AS n FROM prepared GROUP BY ALL`)).getRowObjectsJson();
+  const names = [...new Set(rows.map((r) => String(r.v)))];
+  const label = input.label.column;
+  if (names.length > MAX_CLASSES) throw dataError(`prepare: label ${label}: ${names.length} distinct values; a multiclass task takes at most ${MAX_CLASSES} classes`, { overrides: ['label', 'dataset'] });
+  const classes: ClassList = type === 'BIGINT' ? names.map(Number).sort((a, b) => a - b) : names.sort();
+  if (type === 'BIGINT' && (classes as number[]).some((v) => !Number.isSafeInteger(v))) {
+    throw dataError(`prepare: label ${label}: a class beyond ±2^53 (${names.find((v) => !Number.isSafeInteger(Number(v)))}); integer classes must be exact in JSON`, { overrides: ['label', 'dataset'] });
+  }
+  const index = new Map(classes.map((v, i) => [String(v), i]));
+  const counts = { true: new Array<number>(classes.length).fill(0), false: new Array<number>(classes.length).fill(0) };
+  for (const r of rows) counts[r.is_test ? 'true' : 'false'][index.get(String(r.v))!] = Number(r.n);
+  if (classes.length < 2) {
+    throw dataError(`prepare: label ${label} has a single class (${String(classes[0] ?? 'none')}) in the prepared rows; a multiclass task needs at least two (another label, or more data)`, {
+      overrides: ['label', 'dataset'],
+    });
+  }
+  const missing = classes.filter((_, i) => counts.false[i] === 0);
+  if (missing.length) {
+    throw dataError(`prepare: class ${missing.map((v) => JSON.stringify(v)).join(', ')} of label ${label} is in the test split only: the model could never predict it (another split, or more data)`, {
+      overrides: ['split', 'dataset'],
+    });
+  }
+  const list = `[${classes.map((v) => (type === 'BIGINT' ? `${v}::BIGINT` : literal(String(v)))).join(', ')}]`;
+  return { classes, list, counts };
 }
 
 /** The training baseline artifact (read by monitoring). */
@@ -180,8 +243,9 @@ export interface Baseline {
 
 /** Reads a prepared split into the trainers' in-memory columnar table. */
 /** `maxRows`: a sample of about that many rows; `task` reads the label as 0/1 (binary, the default) or as the number. */
-export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection, opts: { maxRows?: number; task?: TaskKind } = {}): Promise<Table> {
+export async function loadTable(file: string, features: FeatureSpec[], c?: DuckDBConnection, opts: { maxRows?: number; task?: TaskKind; classes?: ClassList } = {}): Promise<Table> {
   const task = opts.task ?? 'binary';
+  if (task === 'multiclass' && !opts.classes?.length) throw new Error(`${file}: a multiclass table needs the prepared classes`);
   const run = async (conn: DuckDBConnection): Promise<Table> => {
     const stamps = timestampColumns(features);
     const cols = [...features.map((f) => ident(f.name)), ...stamps.map(ident), LABEL_COLUMN].join(', ');
@@ -196,7 +260,8 @@ export async function loadTable(file: string, features: FeatureSpec[], c?: DuckD
     const reader = await conn.runAndReadAll(`SELECT ${cols} FROM ${from}`);
     const columns = reader.getColumns();
     const rows = reader.currentRowCount;
-    const table: Table = { rows, features, numeric: {}, categorical: {}, label: task === 'regression' ? new Float64Array(rows) : new Uint8Array(rows), task };
+    const label = task === 'regression' ? new Float64Array(rows) : task === 'multiclass' ? new Int32Array(rows) : new Uint8Array(rows);
+    const table: Table = { rows, features, numeric: {}, categorical: {}, label, task, ...(task === 'multiclass' ? { classes: opts.classes } : {}) };
     features.forEach((f, j) => {
       const values = columns[j]!;
       if (f.kind === 'numeric') {
@@ -223,9 +288,16 @@ export async function loadTable(file: string, features: FeatureSpec[], c?: DuckD
         table.timestamps![name] = out;
       });
     }
-    const label = columns[features.length + stamps.length]!;
-    if (task === 'regression') for (let i = 0; i < rows; i++) table.label[i] = Number(label[i]);
-    else for (let i = 0; i < rows; i++) table.label[i] = Number(label[i]) ? 1 : 0;
+    const labels = columns[features.length + stamps.length]!;
+    if (task === 'multiclass') {
+      const k = opts.classes!.length;
+      for (let i = 0; i < rows; i++) {
+        const v = Number(labels[i]);
+        if (!(v >= 0 && v < k)) throw new Error(`${file}: row ${i} has class index ${String(labels[i])}; the model has ${k} classes`);
+        label[i] = v;
+      }
+    } else if (task === 'regression') for (let i = 0; i < rows; i++) label[i] = Number(labels[i]);
+    else for (let i = 0; i < rows; i++) label[i] = Number(labels[i]) ? 1 : 0;
     return table;
   };
   return c ? run(c) : withDuckDb(run);

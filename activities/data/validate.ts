@@ -18,6 +18,8 @@ export const DRIFT_THRESHOLDS = { psi: 0.2, lInfinity: 0.1 };
 /** Fewer rows than this make a model, or a test metric, that says nothing. */
 export const MIN_TRAIN_ROWS = 50;
 export const MIN_TEST_ROWS = 20;
+/** The most classes a multiclass label may have: more is an identifier or a number, and every class costs a tree per round. */
+export const MAX_CLASSES = 100;
 
 export interface ColumnSchema {
   name: string;
@@ -57,8 +59,8 @@ export interface ColumnStats {
 export interface SpanStatistics {
   rows: number;
   columns: ColumnStats[];
-  /** `positives` for a binary label only: a regression's label has no classes. */
-  label?: { positives?: number; labelled: number; invalid: number };
+  /** `positives` for a binary label only, `classes` (distinct values) for a multiclass one: a regression's label has no classes. */
+  label?: { positives?: number; classes?: number; labelled: number; invalid: number };
 }
 
 export type AnomalyKind = 'empty' | 'missing-column' | 'extra-column' | 'type' | 'all-null' | 'null-fraction' | 'domain' | 'range' | 'label' | 'drift';
@@ -124,8 +126,15 @@ export async function computeStatistics(
   });
   // The label's counts only when it is a column of a type they apply to: validateSpan words
   // what is wrong otherwise, where a scan of a missing column would fail with the engine's SQL.
-  const labelColumn = opts.label && usable.find((col) => col.name === opts.label!.column && (col.kind === 'numeric' || col.kind === 'boolean'));
-  if (opts.label && labelColumn) {
+  const multiclass = opts.label && taskKind(opts.label) === 'multiclass';
+  const labelColumn = opts.label && usable.find((col) => col.name === opts.label!.column && (col.kind === 'numeric' || col.kind === 'boolean' || (multiclass && col.kind === 'string')));
+  if (opts.label && labelColumn && multiclass) {
+    const q = ident(opts.label.column);
+    select.push(`count(${q})::DOUBLE AS label_n`, `count(DISTINCT ${q})::DOUBLE AS label_classes`);
+    // A class is a string or an integer: a number with a fraction is a regression target given the wrong kind.
+    const bad = labelColumn.kind === 'numeric' ? `count(*) FILTER (WHERE ${q} IS NOT NULL AND NOT (isfinite(${q}::DOUBLE) AND ${q}::DOUBLE = floor(${q}::DOUBLE)))` : '0';
+    select.push(`${bad}::DOUBLE AS label_bad`);
+  } else if (opts.label && labelColumn) {
     const q = ident(opts.label.column);
     select.push(`count(TRY_CAST(${q} AS DOUBLE))::DOUBLE AS label_n`);
     if (taskKind(opts.label) === 'regression') {
@@ -198,7 +207,8 @@ export async function computeStatistics(
       if (n === undefined) throw new Error(`statistics: the scan returned no ${key} for label ${opts.label!.column}`);
       return n;
     };
-    out.label = { labelled: count('label_n'), invalid: count('label_bad'), ...(taskKind(opts.label) === 'binary' ? { positives: count('label_pos') } : {}) };
+    const kind = taskKind(opts.label);
+    out.label = { labelled: count('label_n'), invalid: count('label_bad'), ...(kind === 'binary' ? { positives: count('label_pos') } : {}), ...(kind === 'multiclass' ? { classes: count('label_classes') } : {}) };
   }
   return out;
 }
@@ -257,7 +267,8 @@ export function validateSpan(input: {
   }
   const labelFix: OverrideField[] = ['label', 'dataset'];
   const kind = taskKind(input.label);
-  needs.set(input.label.column, { kinds: kind === 'regression' ? ['numeric'] : ['numeric', 'boolean'], what: kind === 'regression' ? 'the label, a regression target' : 'the label', fix: labelFix });
+  const labelNeeds = { regression: { kinds: ['numeric'], what: 'the label, a regression target' }, multiclass: { kinds: ['string', 'numeric', 'boolean'], what: 'the label, a class' }, binary: { kinds: ['numeric', 'boolean'], what: 'the label' } } as const;
+  needs.set(input.label.column, { kinds: [...labelNeeds[kind].kinds], what: labelNeeds[kind].what, fix: labelFix });
   if (input.splitColumn) needs.set(input.splitColumn, { kinds: ['timestamp', 'numeric'], what: 'the time split', fix: ['split', 'dataset'] });
   for (const [col, need] of needs) {
     const s = byName.get(col);
@@ -272,21 +283,38 @@ export function validateSpan(input: {
           ? ''
           : kind === 'regression'
             ? ' (a regression predicts a number: a numeric column)'
-            : ' (binary classification: a 0/1 or boolean column, or a numeric one with label.greaterThan; label.kind regression predicts a number)';
+            : kind === 'multiclass'
+              ? ' (a multiclass label is a string, integer or boolean column)'
+              : ' (binary classification: a 0/1 or boolean column, or a numeric one with label.greaterThan; label.kind multiclass predicts one of several classes, label.kind regression a number)';
       err({ column: col, kind: 'type', fix, message: `column ${col} (${need.what}) is ${s.type}; expected ${need.kinds.join(' or ')}${labelHint}` });
     } else if (stats.rows > 0 && s.count === 0) err({ column: col, kind: 'all-null', fix, message: `column ${col} (${need.what}) has no values: all ${stats.rows} rows are null` });
   }
   const labelStats = byName.get(input.label.column);
-  if (!stats.label && stats.rows > 0 && labelStats?.count && (labelStats.kind === 'numeric' || labelStats.kind === 'boolean')) {
+  if (!stats.label && stats.rows > 0 && labelStats?.count && (labelNeeds[kind].kinds as readonly string[]).includes(labelStats.kind)) {
     // A usable label without its counts: nothing shows it has two classes and enough rows.
     err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: no label statistics were computed for it` });
   }
   if (stats.label && stats.rows > 0 && labelStats?.count) {
-    const { positives, labelled, invalid } = stats.label;
+    const { positives, classes, labelled, invalid } = stats.label;
     if (kind === 'binary' && positives === undefined) throw new Error(`statistics: no positive count for the binary label ${input.label.column}`);
+    if (kind === 'multiclass' && classes === undefined) throw new Error(`statistics: no class count for the multiclass label ${input.label.column}`);
     if (invalid > 0) {
-      const why = kind === 'regression' ? 'are not finite numbers (NaN or infinite)' : 'are not 0/1 (binary classification: give label.greaterThan to turn a numeric column into two classes, or label.kind regression to predict the number)';
+      const why =
+        kind === 'regression'
+          ? 'are not finite numbers (NaN or infinite)'
+          : kind === 'multiclass'
+            ? 'are not whole numbers: a class is a string or an integer (label.kind regression predicts a number)'
+            : 'are not 0/1 (binary classification: give label.greaterThan to turn a numeric column into two classes, label.kind multiclass to predict each value as a class, or label.kind regression to predict the number)';
       err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: ${invalid} rows ${why}` });
+    } else if (kind === 'multiclass' && classes! < 2) {
+      err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: a single class in ${labelled} labelled rows; a multiclass task needs at least two` });
+    } else if (kind === 'multiclass' && classes! > MAX_CLASSES) {
+      err({
+        column: input.label.column,
+        kind: 'label',
+        fix: labelFix,
+        message: `label ${input.label.column}: ${classes} distinct values; a multiclass task takes at most ${MAX_CLASSES} classes (an identifier? label.kind regression predicts a number)`,
+      });
     } else if (kind === 'binary' && (positives === 0 || positives === labelled)) {
       err({ column: input.label.column, kind: 'label', fix: labelFix, message: `label ${input.label.column}: a single class (${positives} positive of ${labelled}); training needs both` });
     } else if (kind === 'regression' && labelStats.min !== undefined && labelStats.min === labelStats.max) {

@@ -1,5 +1,8 @@
 import type { TaskKind, TimeTransform } from '../../workflows/contracts/training-spec';
 
+/** A multiclass task's classes: strings (sorted by code point) or integers (ascending). */
+export type ClassList = string[] | number[];
+
 /** An in-memory, columnar training table: the trainers' input once data has been prepared. */
 export interface FeatureSpec {
   name: string;
@@ -17,10 +20,12 @@ export interface Table {
   categorical: Record<string, string[]>;
   /** Epoch seconds of the timestamp columns derived features come from: what the model takes. */
   timestamps?: Record<string, BigInt64Array>;
-  /** 0/1 (Uint8Array) for a binary task, the target (Float64Array) for a regression. */
-  label: Uint8Array | Float64Array;
+  /** 0/1 (Uint8Array) for a binary task, the target (Float64Array) for a regression, the class's index in `classes` (Int32Array) for a multiclass task. */
+  label: Uint8Array | Float64Array | Int32Array;
   /** Absent: binary. */
   task?: TaskKind;
+  /** Multiclass: the classes in model order (label i is classes[i]), as the data has them: strings, or integers. */
+  classes?: ClassList;
 }
 
 /**

@@ -21,10 +21,14 @@ export interface GbdtShared {
   margin: Float64Array;
   /** Binary: the 0/1 labels (and `target` empty). */
   label: Uint8Array;
-  /** Regression: the targets (and `label` empty). */
+  /** Regression: the targets; multiclass: each row's class index (and `label` empty). */
   target: Float64Array;
-  /** 0: log loss on `label`; 1: squared error on `target`. */
+  /** 0: log loss on `label`; 1: squared error on `target`; 2: softmax over `classes` classes. */
   objective: number;
+  /** Multiclass: the class count, and per row (row-major, classes adjacent) the margins at the start of the round and their softmax; empty otherwise. */
+  classes: number;
+  margins: Float64Array;
+  probs: Float64Array;
   /** One histogram per histogram task (histSize doubles each). */
   slots: Float64Array;
   /** TASK_WORDS ints per task: kind, start, end, then the kind's own (see runTask). */
@@ -40,13 +44,14 @@ export const TASK_WORDS = 8;
 /** GbdtShared.objective values. */
 export const LOG_LOSS = 0;
 export const SQUARED_ERROR = 1;
+export const SOFTMAX = 2;
 
 /**
  * Task kinds. Each writes only its own rows' or its own slot's memory, so tasks run in any
  * order on any thread with the same result.
  */
 export const NOTHING = 0;
-/** Gradients of rows [start, end); word 3 = 1: also reset rows[i] = i there. */
+/** Gradients of rows [start, end) (multiclass: of class word 4); word 3 = 1: also reset rows[i] = i there. */
 export const GRADIENTS = 1;
 /** The histogram of rows[start, end) into slot word 3. */
 export const HISTOGRAMS = 2;
@@ -58,6 +63,8 @@ export const PLACE = 4;
 export const SPLIT_LEAVES = 5;
 /** Adds values[2t] to the margins of rows[start, end). */
 export const LEAF = 6;
+/** Multiclass: the softmax of rows [start, end)'s margins, once a round, before any class's tree. */
+export const SOFTMAX_PROBS = 7;
 
 /** Log-loss gradients and hessians at rows [start, end)'s margins. */
 export function gradients(margin: Float64Array, y: Uint8Array, g: Float64Array, h: Float64Array, start: number, end: number): void {
@@ -74,6 +81,27 @@ export function squaredErrorGradients(margin: Float64Array, y: Float64Array, g: 
   for (let i = start; i < end; i++) {
     g[i] = margin[i]! - y[i]!;
     h[i] = 1;
+  }
+}
+
+/** Row-wise softmax of the k class margins of rows [start, end). */
+function softmaxProbs(margins: Float64Array, probs: Float64Array, k: number, start: number, end: number): void {
+  for (let at = start * k; at < end * k; at += k) {
+    let max = -Infinity;
+    for (let c = 0; c < k; c++) max = Math.max(max, margins[at + c]!);
+    let sum = 0;
+    for (let c = 0; c < k; c++) sum += probs[at + c] = Math.exp(margins[at + c]! - max);
+    for (let c = 0; c < k; c++) probs[at + c] = probs[at + c]! / sum;
+  }
+}
+
+/** Softmax gradients of class c (xgboost's multi:softprob: p − y, hessian 2p(1 − p)) at rows [start, end). */
+export function softmaxGradients(probs: Float64Array, k: number, c: number, y: Float64Array, g: Float64Array, h: Float64Array, start: number, end: number): void {
+  for (let i = start; i < end; i++) {
+    const pr = probs[i * k + c]!;
+    const hess = 2 * pr * (1 - pr);
+    g[i] = pr - (y[i] === c ? 1 : 0);
+    h[i] = hess > 1e-16 ? hess : 1e-16;
   }
 }
 
@@ -168,6 +196,7 @@ export function runTask(s: GbdtShared, t: number): void {
   switch (kind) {
     case GRADIENTS:
       if (s.objective === SQUARED_ERROR) squaredErrorGradients(s.margin, s.target, s.g, s.h, start, end);
+      else if (s.objective === SOFTMAX) softmaxGradients(s.probs, s.classes, tasks[w + 4]!, s.target, s.g, s.h, start, end);
       else gradients(s.margin, s.label, s.g, s.h, start, end);
       if (tasks[w + 3]) identity(s.rows, start, end);
       break;
@@ -188,6 +217,9 @@ export function runTask(s: GbdtShared, t: number): void {
       break;
     case LEAF:
       addLeaf(s.margin, s.rows, start, end, s.values[2 * t]!);
+      break;
+    case SOFTMAX_PROBS:
+      softmaxProbs(s.margins, s.probs, s.classes, start, end);
       break;
   }
 }

@@ -1,7 +1,8 @@
 import { serializeModel } from '../../infra/onnx/model';
-import { categoryStats, seededRandom, type CategoricalEncoding, type FeatureSpec, type Table } from './dataset';
+import { categoryStats, seededRandom, type CategoricalEncoding, type ClassList, type FeatureSpec, type Table } from './dataset';
+import { classOutputNodes, classOutputs, softmaxRows } from './class-output';
 import { featureMatrix, preprocessingNodes, rawFeatureInputs } from './features';
-import { GRADIENTS, HISTOGRAMS, LEAF, LOG_LOSS, PARTITION, PLACE, SPLIT_LEAVES, SQUARED_ERROR, TASK_WORDS, type GbdtShared } from './gbdt-kernels';
+import { GRADIENTS, HISTOGRAMS, LEAF, LOG_LOSS, PARTITION, PLACE, SOFTMAX, SOFTMAX_PROBS, SPLIT_LEAVES, SQUARED_ERROR, TASK_WORDS, type GbdtShared } from './gbdt-kernels';
 import type { TaskKind } from '../../workflows/contracts/training-spec';
 import { GbdtPool, allocate } from './gbdt-pool';
 import { sigmoid } from './metrics';
@@ -9,7 +10,8 @@ import { outputOf } from './task-output';
 
 /**
  * Histogram gradient-boosted trees, depth-wise growth: binary classification (log loss, the
- * margin through a sigmoid) or regression (squared error, the margin is the prediction).
+ * margin through a sigmoid), regression (squared error, the margin is the prediction) or
+ * multiclass (softmax: one tree per class per round, xgboost's multi:softprob).
  * Features are binned once; split thresholds are float32 data values, and leaf weights are
  * float32, so the exported ONNX TreeEnsembleRegressor computes exactly the scores seen here.
  */
@@ -40,6 +42,8 @@ export interface GbdtTree {
 export interface GbdtCheckpoint {
   round: number;
   baseScore: number;
+  /** Multiclass: each class's starting margin (baseScore is the first). */
+  baseScores?: number[];
   encodings: CategoricalEncoding[];
   trees: GbdtTree[];
 }
@@ -66,7 +70,29 @@ export interface GbdtModel {
   features: FeatureSpec[];
   encodings: CategoricalEncoding[];
   baseScore: number;
+  /** Tree t adds to the margin of class t mod k; absent for binary and regression. */
+  multiclass?: { classes: ClassList; baseScores: number[] };
   trees: GbdtTree[];
+}
+
+/**
+ * Multiclass: category → rank grouping the categories by their most frequent class (then by
+ * that class's share), so an ordinal split on the code can cut one class's categories off.
+ */
+function classRankEncoding(feature: string, values: string[], label: ArrayLike<number>, k: number): CategoricalEncoding {
+  const counts = new Map<string, number[]>();
+  for (let i = 0; i < values.length; i++) {
+    let c = counts.get(values[i]!);
+    if (!c) counts.set(values[i]!, (c = new Array<number>(k).fill(0)));
+    c[label[i]!]!++;
+  }
+  const keyed = [...counts.entries()].map(([key, c]) => {
+    let top = 0;
+    for (let j = 1; j < k; j++) if (c[j]! > c[top]!) top = j;
+    return { key, top, share: c[top]! / c.reduce((a, b) => a + b, 0) };
+  });
+  keyed.sort((a, b) => a.top - b.top || b.share - a.share || (a.key < b.key ? -1 : 1));
+  return { feature, keys: keyed.map((e) => e.key), values: keyed.map((_, i) => i), unknown: -1 };
 }
 
 /** Category → rank by positive rate (mean target), so ordinal splits on the code separate high from low. */
@@ -334,20 +360,19 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
   const n = table.rows;
   const y = table.label;
   const task = table.task ?? 'binary';
-  const encodings = features.filter((f) => f.kind === 'categorical').map((f) => rankEncoding(f.name, table.categorical[f.name]!, y));
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += y[i]!;
-  let baseScore: number;
-  if (task === 'regression') baseScore = Math.fround(sum / n);
-  else {
-    const rate = Math.min(1 - 1e-6, Math.max(1e-6, sum / n));
-    baseScore = Math.fround(Math.log(rate / (1 - rate)));
-  }
+  const classes = task === 'multiclass' ? table.classes : undefined;
+  if (task === 'multiclass' && !(classes && classes.length >= 2)) throw new Error('a multiclass table needs at least two classes');
+  // Trees per round: one per class for multiclass.
+  const K = classes?.length ?? 1;
+  const encodings = features.filter((f) => f.kind === 'categorical').map((f) => (classes ? classRankEncoding(f.name, table.categorical[f.name]!, y, K) : rankEncoding(f.name, table.categorical[f.name]!, y)));
+  const baseScores = startingMargins(y, task, K);
+  const baseScore = baseScores[0]!;
   const resume = options.resumeFrom;
   if (resume) {
     if (!sameEncodings(resume.encodings, encodings)) throw new Error('checkpoint does not match this data: its categorical encodings differ');
-    if (resume.round > p.rounds || resume.round !== resume.trees.length) throw new Error(`checkpoint at round ${resume.round} (${resume.trees.length} trees) does not fit a ${p.rounds}-round run`);
-    if (resume.baseScore !== baseScore) throw new Error(`checkpoint does not match this data: its base score ${resume.baseScore} is not this data's ${baseScore}`);
+    if (resume.round > p.rounds || resume.round * K !== resume.trees.length) throw new Error(`checkpoint at round ${resume.round} (${resume.trees.length} trees) does not fit a ${p.rounds}-round run of ${K} tree(s) a round`);
+    const theirs = resume.baseScores ?? [resume.baseScore];
+    if (theirs.length !== K || theirs.some((b, c) => b !== baseScores[c])) throw new Error(`checkpoint does not match this data: its base scores ${theirs.join(', ')} are not this data's ${baseScores.join(', ')}`);
   }
 
   const featureCols = featureMatrix(table, features, encodings);
@@ -373,9 +398,12 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
     g: allocate(Float64Array, 8, n, multi),
     h: allocate(Float64Array, 8, n, multi),
     margin: allocate(Float64Array, 8, n, multi),
-    label: allocate(Uint8Array, 1, task === 'regression' ? 0 : n, multi),
-    target: allocate(Float64Array, 8, task === 'regression' ? n : 0, multi),
-    objective: task === 'regression' ? SQUARED_ERROR : LOG_LOSS,
+    label: allocate(Uint8Array, 1, task === 'binary' ? n : 0, multi),
+    target: allocate(Float64Array, 8, task === 'binary' ? 0 : n, multi),
+    objective: task === 'regression' ? SQUARED_ERROR : task === 'multiclass' ? SOFTMAX : LOG_LOSS,
+    classes: K,
+    margins: allocate(Float64Array, 8, classes ? n * K : 0, multi),
+    probs: allocate(Float64Array, 8, classes ? n * K : 0, multi),
     slots: allocate(Float64Array, 8, slotCount * histSize, multi),
     tasks: allocate(Int32Array, 4, TASK_WORDS * taskCount, multi),
     values: allocate(Float64Array, 8, 2 * taskCount, multi),
@@ -388,15 +416,25 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
     const col = cols[j]!;
     for (let i = 0, at = j; i < n; i++, at += F) bins[at] = col[i]!;
   }
-  if (task === 'regression') shared.target.set(y);
-  else shared.label.set(y);
-  margin.fill(baseScore);
+  if (task === 'binary') shared.label.set(y);
+  else shared.target.set(y);
+  // Multiclass: `margin` holds one tree's additions, which go to the class's column of `margins` once the tree is grown.
+  const { margins } = shared;
+  for (let i = 0; i < margins.length; i++) margins[i] = baseScores[i % K]!;
+  margin.fill(classes ? 0 : baseScore);
+  const addToClass = (c: number) => {
+    for (let i = 0; i < n; i++) margins[i * K + c] = margins[i * K + c]! + margin[i]!;
+  };
   const outside = new Uint32Array(n);
   const trees: GbdtTree[] = [];
   if (resume) {
     for (let i = 0; i < n; i++) rows[i] = i;
     resume.trees.forEach((t, k) => {
       addTree(margin, rows, n, cols, binnedTree(t, splitBinsOf(t, edges, k)));
+      if (classes) {
+        addToClass(k % K);
+        margin.fill(0);
+      }
       trees.push({ feature: [...t.feature], threshold: [...t.threshold], left: [...t.left], right: [...t.right], value: [...t.value] });
     });
   }
@@ -405,7 +443,7 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
   const takeHist = () => pool.pop()?.fill(0) ?? new Float64Array(histSize);
   const sums = new Float64Array(2);
   const split: Split = { gain: 0, feature: -1, bin: -1, GL: 0, HL: 0 };
-  const checkpoint = (): GbdtCheckpoint => ({ round: trees.length, baseScore, encodings, trees: trees.map((t) => ({ ...t })) });
+  const checkpoint = (): GbdtCheckpoint => ({ round: trees.length / K, baseScore, ...(classes ? { baseScores } : {}), encodings, trees: trees.map((t) => ({ ...t })) });
 
   const workers = new GbdtPool(shared, threads);
   let queued = 0;
@@ -454,158 +492,189 @@ export function trainGbdt(table: Table, params: Partial<GbdtParams> = {}, option
   };
 
   try {
-    for (let round = trees.length; round < p.rounds; round++) {
-      let count = n;
-      for (let start = 0; start < n; start += block) queue(GRADIENTS, start, Math.min(n, start + block), p.subsample < 1 ? 0 : 1);
-      runQueued();
-      if (p.subsample < 1) count = sampleRows(rows, outside, n, roundRandom(p.seed, round), p.subsample, g, h, sums);
-      const root: Node = { id: 0, start: 0, end: count, depth: 0, hist: takeHist(), G: 0, H: 0 };
-      buildHistograms([root]);
-      if (p.subsample < 1) {
-        root.G = sums[0]!;
-        root.H = sums[1]!;
-      } else {
-        // The root's sums from its histogram, summed in a fixed (bin) order like every other sum.
-        for (let b = 0; b < binCount[0]!; b++) {
-          root.G += root.hist[2 * b]!;
-          root.H += root.hist[2 * b + 1]!;
-        }
+    for (let round = trees.length / K; round < p.rounds; round++) {
+      if (classes) {
+        for (let start = 0; start < n; start += block) queue(SOFTMAX_PROBS, start, Math.min(n, start + block));
+        runQueued();
       }
+      for (let cls = 0; cls < K; cls++) {
+        let count = n;
+        for (let start = 0; start < n; start += block) queue(GRADIENTS, start, Math.min(n, start + block), p.subsample < 1 ? 0 : 1, cls);
+        runQueued();
+        if (p.subsample < 1) count = sampleRows(rows, outside, n, roundRandom(p.seed, round), p.subsample, g, h, sums);
+        const root: Node = { id: 0, start: 0, end: count, depth: 0, hist: takeHist(), G: 0, H: 0 };
+        buildHistograms([root]);
+        if (p.subsample < 1) {
+          root.G = sums[0]!;
+          root.H = sums[1]!;
+        } else {
+          // The root's sums from its histogram, summed in a fixed (bin) order like every other sum.
+          for (let b = 0; b < binCount[0]!; b++) {
+            root.G += root.hist[2 * b]!;
+            root.H += root.hist[2 * b + 1]!;
+          }
+        }
 
-      const tree: GbdtTree = { feature: [], threshold: [], left: [], right: [], value: [] };
-      const splitBin: number[] = [];
-      const newNode = () => {
-        tree.feature.push(-1);
-        tree.threshold.push(0);
-        tree.left.push(-1);
-        tree.right.push(-1);
-        tree.value.push(0);
-        splitBin.push(-1);
-        return tree.feature.length - 1;
-      };
-      root.id = newNode();
-      // + 0 turns the −0 of an empty node into 0, which survives a JSON checkpoint.
-      const leafValue = (G: number, H: number) => Math.fround((-G / (H + p.lambda)) * p.learningRate) + 0;
-      // Margin updates, queued to run in one batch once the tree is grown.
-      const leafTasks: { kind: number; start: number; end: number; feature: number; bin: number; left: number; right: number }[] = [];
-      const makeLeaf = (node: Node) => {
-        tree.value[node.id] = leafValue(node.G, node.H);
-        leafTasks.push({ kind: LEAF, start: node.start, end: node.end, feature: 0, bin: 0, left: tree.value[node.id]!, right: 0 });
-        pool.push(node.hist);
-      };
-      let level: Node[] = [root];
-      while (level.length) {
-        const splits: { node: Node; first: number; GL: number; HL: number }[] = [];
-        for (const node of level) {
-          if (node.depth >= p.maxDepth || node.end - node.start < 2) {
-            makeLeaf(node);
-            continue;
+        const tree: GbdtTree = { feature: [], threshold: [], left: [], right: [], value: [] };
+        const splitBin: number[] = [];
+        const newNode = () => {
+          tree.feature.push(-1);
+          tree.threshold.push(0);
+          tree.left.push(-1);
+          tree.right.push(-1);
+          tree.value.push(0);
+          splitBin.push(-1);
+          return tree.feature.length - 1;
+        };
+        root.id = newNode();
+        // + 0 turns the −0 of an empty node into 0, which survives a JSON checkpoint.
+        const leafValue = (G: number, H: number) => Math.fround((-G / (H + p.lambda)) * p.learningRate) + 0;
+        // Margin updates, queued to run in one batch once the tree is grown.
+        const leafTasks: { kind: number; start: number; end: number; feature: number; bin: number; left: number; right: number }[] = [];
+        const makeLeaf = (node: Node) => {
+          tree.value[node.id] = leafValue(node.G, node.H);
+          leafTasks.push({ kind: LEAF, start: node.start, end: node.end, feature: 0, bin: 0, left: tree.value[node.id]!, right: 0 });
+          pool.push(node.hist);
+        };
+        let level: Node[] = [root];
+        while (level.length) {
+          const splits: { node: Node; first: number; GL: number; HL: number }[] = [];
+          for (const node of level) {
+            if (node.depth >= p.maxDepth || node.end - node.start < 2) {
+              makeLeaf(node);
+              continue;
+            }
+            bestSplit(node.hist, stride, binCount, node.G, node.H, p.lambda, p.minChildWeight, split);
+            if (split.feature < 0) {
+              makeLeaf(node);
+              continue;
+            }
+            const { feature: f, bin, GL, HL } = split;
+            const leftId = newNode();
+            const rightId = newNode();
+            tree.feature[node.id] = f;
+            tree.threshold[node.id] = edges[f]![bin]!;
+            tree.left[node.id] = leftId;
+            tree.right[node.id] = rightId;
+            splitBin[node.id] = bin;
+            if (node.depth + 1 >= p.maxDepth) {
+              // Both children are leaves: one pass adds their values to the margins, no partition.
+              tree.value[leftId] = leafValue(GL, HL);
+              tree.value[rightId] = leafValue(node.G - GL, node.H - HL);
+              leafTasks.push({ kind: SPLIT_LEAVES, start: node.start, end: node.end, feature: f, bin, left: tree.value[leftId]!, right: tree.value[rightId]! });
+              pool.push(node.hist);
+              continue;
+            }
+            splits.push({ node, first: queueBlocks(PARTITION, node.start, node.end, f, bin), GL, HL });
           }
-          bestSplit(node.hist, stride, binCount, node.G, node.H, p.lambda, p.minChildWeight, split);
-          if (split.feature < 0) {
-            makeLeaf(node);
-            continue;
+          if (!splits.length) break;
+          // Partition every split node of the level in blocks, then place each block's lefts and
+          // rights at their offsets in the node: the same stable partition for any thread count.
+          const partitioned = queued;
+          runQueued();
+          const next: Node[] = [];
+          const built: Node[] = [];
+          const parents: Float64Array[] = [];
+          for (const { node, first, GL, HL } of splits) {
+            const last = first + Math.ceil((node.end - node.start) / block);
+            let mid = node.start;
+            for (let t = first; t < last; t++) mid += tasks[t * TASK_WORDS + 5]!;
+            let l = node.start;
+            let r = mid;
+            for (let t = first; t < last; t++) {
+              const w = t * TASK_WORDS;
+              tasks[w] = PLACE;
+              tasks[w + 6] = l;
+              tasks[w + 7] = r;
+              l += tasks[w + 5]!;
+              r += tasks[w + 2]! - tasks[w + 1]! - tasks[w + 5]!;
+            }
+            const left: Node = { id: tree.left[node.id]!, start: node.start, end: mid, depth: node.depth + 1, hist: node.hist, G: GL, H: HL };
+            const right: Node = { id: tree.right[node.id]!, start: mid, end: node.end, depth: node.depth + 1, hist: node.hist, G: node.G - GL, H: node.H - HL };
+            // Only the smaller child's histogram is built; the larger one's is its parent's minus it.
+            const small = mid - node.start <= node.end - mid ? left : right;
+            small.hist = takeHist();
+            built.push(small);
+            parents.push(node.hist);
+            next.push(left, right);
           }
-          const { feature: f, bin, GL, HL } = split;
-          const leftId = newNode();
-          const rightId = newNode();
-          tree.feature[node.id] = f;
-          tree.threshold[node.id] = edges[f]![bin]!;
-          tree.left[node.id] = leftId;
-          tree.right[node.id] = rightId;
-          splitBin[node.id] = bin;
-          if (node.depth + 1 >= p.maxDepth) {
-            // Both children are leaves: one pass adds their values to the margins, no partition.
-            tree.value[leftId] = leafValue(GL, HL);
-            tree.value[rightId] = leafValue(node.G - GL, node.H - HL);
-            leafTasks.push({ kind: SPLIT_LEAVES, start: node.start, end: node.end, feature: f, bin, left: tree.value[leftId]!, right: tree.value[rightId]! });
-            pool.push(node.hist);
-            continue;
-          }
-          splits.push({ node, first: queueBlocks(PARTITION, node.start, node.end, f, bin), GL, HL });
+          queued = partitioned;
+          runQueued();
+          // All of a level's histograms in one batch: one hand-off to the helpers per level.
+          buildHistograms(built);
+          built.forEach((small, k) => subtract(parents[k]!, small.hist, histSize));
+          level = next;
         }
-        if (!splits.length) break;
-        // Partition every split node of the level in blocks, then place each block's lefts and
-        // rights at their offsets in the node: the same stable partition for any thread count.
-        const partitioned = queued;
+        trees.push(tree);
+        for (const lt of leafTasks) {
+          if (queued + Math.ceil((lt.end - lt.start) / block) > taskCount) runQueued();
+          const first = queueBlocks(lt.kind, lt.start, lt.end, lt.feature, lt.bin);
+          for (let t = first; t < queued; t++) {
+            values[2 * t] = lt.left;
+            values[2 * t + 1] = lt.right;
+          }
+        }
         runQueued();
-        const next: Node[] = [];
-        const built: Node[] = [];
-        const parents: Float64Array[] = [];
-        for (const { node, first, GL, HL } of splits) {
-          const last = first + Math.ceil((node.end - node.start) / block);
-          let mid = node.start;
-          for (let t = first; t < last; t++) mid += tasks[t * TASK_WORDS + 5]!;
-          let l = node.start;
-          let r = mid;
-          for (let t = first; t < last; t++) {
-            const w = t * TASK_WORDS;
-            tasks[w] = PLACE;
-            tasks[w + 6] = l;
-            tasks[w + 7] = r;
-            l += tasks[w + 5]!;
-            r += tasks[w + 2]! - tasks[w + 1]! - tasks[w + 5]!;
-          }
-          const left: Node = { id: tree.left[node.id]!, start: node.start, end: mid, depth: node.depth + 1, hist: node.hist, G: GL, H: HL };
-          const right: Node = { id: tree.right[node.id]!, start: mid, end: node.end, depth: node.depth + 1, hist: node.hist, G: node.G - GL, H: node.H - HL };
-          // Only the smaller child's histogram is built; the larger one's is its parent's minus it.
-          const small = mid - node.start <= node.end - mid ? left : right;
-          small.hist = takeHist();
-          built.push(small);
-          parents.push(node.hist);
-          next.push(left, right);
-        }
-        queued = partitioned;
-        runQueued();
-        // All of a level's histograms in one batch: one hand-off to the helpers per level.
-        buildHistograms(built);
-        built.forEach((small, k) => subtract(parents[k]!, small.hist, histSize));
-        level = next;
-      }
-      trees.push(tree);
-      for (const lt of leafTasks) {
-        if (queued + Math.ceil((lt.end - lt.start) / block) > taskCount) runQueued();
-        const first = queueBlocks(lt.kind, lt.start, lt.end, lt.feature, lt.bin);
-        for (let t = first; t < queued; t++) {
-          values[2 * t] = lt.left;
-          values[2 * t + 1] = lt.right;
+        // Rows outside this round's sample were never partitioned: route them through the tree.
+        if (count < n) addTree(margin, outside, n - count, cols, binnedTree(tree, splitBin));
+        if (classes) {
+          addToClass(cls);
+          margin.fill(0);
         }
       }
-      runQueued();
-      // Rows outside this round's sample were never partitioned: route them through the tree.
-      if (count < n) addTree(margin, outside, n - count, cols, binnedTree(tree, splitBin));
       options.onRound?.({ round: round + 1, rounds: p.rounds, checkpoint });
     }
   } finally {
     workers.close();
   }
-  return { kind: 'gbdt', task, params: p, features, encodings, baseScore, trees };
+  return { kind: 'gbdt', task, params: p, features, encodings, baseScore, ...(classes ? { multiclass: { classes, baseScores } } : {}), trees };
 }
 
-/** The model's probabilities (binary) or predictions (regression) on raw features, computed the way the ONNX graph does. */
+/** Starting margins: the mean target (regression), the positive rate's log-odds (binary), each class's log share (multiclass). */
+function startingMargins(y: ArrayLike<number>, task: TaskKind, k: number): number[] {
+  const n = y.length;
+  if (task === 'multiclass') {
+    const counts = new Array<number>(k).fill(0);
+    for (let i = 0; i < n; i++) counts[y[i]!]!++;
+    return counts.map((c) => Math.fround(Math.log(Math.max(1e-6, c / n))));
+  }
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += y[i]!;
+  if (task === 'regression') return [Math.fround(sum / n)];
+  const rate = Math.min(1 - 1e-6, Math.max(1e-6, sum / n));
+  return [Math.fround(Math.log(rate / (1 - rate)))];
+}
+
+/**
+ * The model's probabilities (binary), predictions (regression) or class probabilities
+ * (multiclass: rows × k, row-major) on raw features, computed the way the ONNX graph does.
+ */
 export function predictGbdt(model: GbdtModel, table: Table): Float64Array {
   const cols = featureMatrix(table, model.features, model.encodings);
-  const out = new Float64Array(table.rows);
+  const starts = model.multiclass?.baseScores ?? [model.baseScore];
+  const K = starts.length;
+  const margins = new Float64Array(table.rows * K);
   for (let i = 0; i < table.rows; i++) {
-    let m = model.baseScore;
-    for (const t of model.trees) {
+    for (let c = 0; c < K; c++) margins[i * K + c] = starts[c]!;
+    model.trees.forEach((t, ti) => {
       let id = 0;
       while (t.feature[id]! >= 0) {
         const v = cols[t.feature[id]!]![i]!;
         id = Number.isNaN(v) || v <= t.threshold[id]! ? t.left[id]! : t.right[id]!;
       }
-      m += t.value[id]!;
-    }
-    out[i] = model.task === 'regression' ? m : sigmoid(m);
+      margins[i * K + (ti % K)]! += t.value[id]!;
+    });
   }
-  return out;
+  if (model.multiclass) return softmaxRows(margins, K);
+  return model.task === 'regression' ? margins : margins.map(sigmoid);
 }
 
 
 
 export function exportGbdtOnnx(model: GbdtModel, metadata: Record<string, string> = {}): Buffer {
   const ids = { tree: [] as number[], node: [] as number[], feature: [] as number[], mode: [] as string[], value: [] as number[], t: [] as number[], f: [] as number[], missing: [] as number[] };
-  const target = { tree: [] as number[], node: [] as number[], weight: [] as number[] };
+  const target = { tree: [] as number[], node: [] as number[], weight: [] as number[], id: [] as number[] };
+  const K = model.multiclass?.classes.length ?? 1;
   model.trees.forEach((tree, ti) => {
     for (let id = 0; id < tree.feature.length; id++) {
       const leaf = tree.feature[id]! < 0;
@@ -622,27 +691,31 @@ export function exportGbdtOnnx(model: GbdtModel, metadata: Record<string, string
         target.tree.push(ti);
         target.node.push(id);
         target.weight.push(tree.value[id]!);
+        target.id.push(ti % K);
       }
     }
   });
   const regression = model.task === 'regression';
   const output = outputOf(model.task);
+  const mc = model.multiclass;
+  const classEnd = mc ? classOutputNodes('logits', mc.classes) : undefined;
   return serializeModel({
     graphName: `gbdt_${model.task}`,
     inputs: rawFeatureInputs(model.features),
-    outputs: [{ name: output, type: 'FLOAT', shape: ['batch', 1] }],
+    outputs: mc ? classOutputs(mc.classes) : [{ name: output, type: 'FLOAT', shape: ['batch', 1] }],
+    ...(classEnd ? { initializers: classEnd.initializers } : {}),
     nodes: [
       ...preprocessingNodes(model.features, model.encodings),
       {
         opType: 'TreeEnsembleRegressor',
         domain: 'ai.onnx.ml',
         inputs: ['features'],
-        outputs: [regression ? output : 'logit'],
+        outputs: [mc ? 'logits' : regression ? output : 'logit'],
         name: 'trees',
         attributes: {
-          n_targets: { kind: 'int', value: 1 },
+          n_targets: { kind: 'int', value: K },
           aggregate_function: { kind: 'string', value: 'SUM' },
-          base_values: { kind: 'floats', value: [model.baseScore] },
+          base_values: { kind: 'floats', value: mc?.baseScores ?? [model.baseScore] },
           post_transform: { kind: 'string', value: 'NONE' },
           nodes_treeids: { kind: 'ints', value: ids.tree },
           nodes_nodeids: { kind: 'ints', value: ids.node },
@@ -654,13 +727,13 @@ export function exportGbdtOnnx(model: GbdtModel, metadata: Record<string, string
           nodes_missing_value_tracks_true: { kind: 'ints', value: ids.missing },
           target_treeids: { kind: 'ints', value: target.tree },
           target_nodeids: { kind: 'ints', value: target.node },
-          target_ids: { kind: 'ints', value: target.tree.map(() => 0) },
+          target_ids: { kind: 'ints', value: target.id },
           target_weights: { kind: 'floats', value: target.weight },
         },
       },
-      ...(regression ? [] : [{ opType: 'Sigmoid', inputs: ['logit'], outputs: [output], name: 'sigmoid' }]),
+      ...(classEnd?.nodes ?? (regression ? [] : [{ opType: 'Sigmoid', inputs: ['logit'], outputs: [output], name: 'sigmoid' }])),
     ],
     opsets: { '': 17, 'ai.onnx.ml': 3 },
-    metadata: { trainer: 'gbdt', task: model.task, params: JSON.stringify(model.params), ...metadata },
+    metadata: { trainer: 'gbdt', task: model.task, params: JSON.stringify(model.params), ...(mc ? { classes: JSON.stringify(mc.classes) } : {}), ...metadata },
   });
 }

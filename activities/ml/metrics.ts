@@ -1,3 +1,5 @@
+import { argmaxRow } from './class-output';
+
 /** Binary-classification metrics. A label counts as positive when truthy (non-zero, not NaN). */
 
 /**
@@ -170,4 +172,45 @@ export function regressionMetrics(predictions: ArrayLike<number>, labels: ArrayL
 /** Root mean squared error. */
 export function rmse(predictions: ArrayLike<number>, labels: ArrayLike<number>): number {
   return regressionMetrics(predictions, labels).rmse;
+}
+
+export interface MulticlassMetrics {
+  rows: number;
+  /** Mean cross-entropy (natural log) of the true class's probability, clipped to [eps, 1]. */
+  logLoss: number;
+  accuracy: number;
+  /** Unweighted mean of the per-class F1 over the classes that occur in the labels or the predictions (sklearn's average='macro'). */
+  macroF1: number;
+  /** Per class, in model order: rows of the class (support), recall and precision (null where undefined: no such row, no such prediction) and F1 (0 then, as sklearn's zero_division=0). */
+  perClass: Array<{ support: number; predicted: number; recall: number | null; precision: number | null; f1: number }>;
+  /** confusion[true][predicted] row counts. */
+  confusion: number[][];
+}
+
+/**
+ * Multiclass metrics of rows × k probabilities (row-major) against class indices. The
+ * prediction is the most probable class, the first on a tie (as ONNX ArgMax and numpy argmax).
+ */
+export function multiclassMetrics(probs: ArrayLike<number>, labels: ArrayLike<number>, k: number, eps = 1e-15): MulticlassMetrics {
+  const n = labels.length;
+  if (probs.length !== n * k) throw new RangeError(`multiclassMetrics: ${probs.length} probabilities for ${n} rows of ${k} classes`);
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  let loss = 0;
+  let correct = 0;
+  for (let i = 0; i < n; i++) {
+    const y = labels[i]!;
+    const best = argmaxRow(probs, k, i);
+    confusion[y]![best]!++;
+    if (best === y) correct++;
+    loss -= Math.log(Math.min(1, Math.max(eps, probs[i * k + y]!)));
+  }
+  const perClass = confusion.map((row, c) => {
+    const support = row.reduce((a, b) => a + b, 0);
+    let predicted = 0;
+    for (let t = 0; t < k; t++) predicted += confusion[t]![c]!;
+    const tp = row[c]!;
+    return { support, predicted, recall: support ? tp / support : null, precision: predicted ? tp / predicted : null, f1: support + predicted ? (2 * tp) / (support + predicted) : 0 };
+  });
+  const present = perClass.filter((p) => p.support + p.predicted > 0);
+  return { rows: n, logLoss: loss / n, accuracy: correct / n, macroF1: present.reduce((a, p) => a + p.f1, 0) / present.length, perClass, confusion };
 }

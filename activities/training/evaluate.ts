@@ -4,10 +4,10 @@ import type { SliceDef } from '../../workflows/contracts/training-spec';
 import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
-import type { Table } from '../ml/dataset';
+import type { ClassList, Table } from '../ml/dataset';
 import { histogram, quantileEdges } from '../ml/drift';
 import { predictLogreg, trainLogreg } from '../ml/logreg';
-import { auc, binaryMetrics, logLoss, regressionMetrics, type BinaryMetrics, type RegressionMetrics } from '../ml/metrics';
+import { auc, binaryMetrics, logLoss, multiclassMetrics, regressionMetrics, type BinaryMetrics, type MulticlassMetrics, type RegressionMetrics } from '../ml/metrics';
 import { dataError } from '../steps';
 import { createSession, scoreTable } from './scoring';
 import type { ArtifactRef } from './train';
@@ -66,16 +66,40 @@ export interface RegressionEvaluation {
   report: { uri: string; sha256: string; bytes?: number };
 }
 
-export type Evaluation = BinaryEvaluation | RegressionEvaluation;
+export interface MulticlassSliceMetrics {
+  slice: string;
+  feature: string;
+  rows: number;
+  accuracy: number;
+  macroF1: number;
+  logLoss: number;
+}
+
+export interface MulticlassEvaluation {
+  task: 'multiclass';
+  classes: ClassList;
+  metrics: MulticlassMetrics;
+  slices: MulticlassSliceMetrics[];
+  /** Over every class probability of every test row. */
+  parity?: { maxAbsDiff: number; rows: number; scale: number };
+  baseline: { trainer: 'logreg'; macroF1: number; logLoss: number; accuracy: number };
+  /** The training split's class shares as the prediction for every test row: the log loss a model must beat to have learned anything. */
+  prior: { logLoss: number };
+  /** Test rows predicted as each class (model order): serving compares with it. */
+  predictionHistogram: number[];
+  report: { uri: string; sha256: string; bytes?: number };
+}
+
+export type Evaluation = BinaryEvaluation | RegressionEvaluation | MulticlassEvaluation;
 
 type PickEach<T, K extends keyof T> = T extends unknown ? Pick<T, K> : never;
 /** What the gates read of an evaluation, still told apart by `task`. */
-export type EvaluationFigures = PickEach<Evaluation, 'task' | 'metrics' | 'slices' | 'parity' | 'baseline'>;
+export type EvaluationFigures = PickEach<Exclude<Evaluation, MulticlassEvaluation>, 'task' | 'metrics' | 'slices' | 'parity' | 'baseline'> | Pick<MulticlassEvaluation, 'task' | 'metrics' | 'slices' | 'parity' | 'baseline' | 'prior'>;
 
 export interface EvaluateInput {
   model: ArtifactRef;
   trainerScores?: ArtifactRef;
-  data: Pick<PreparedData, 'train' | 'test' | 'features' | 'task'>;
+  data: Pick<PreparedData, 'train' | 'test' | 'features' | 'task' | 'classes'>;
   threshold: number;
   slices: SliceDef[];
 }
@@ -156,7 +180,8 @@ async function scoreTest(artifacts: ArtifactStore, input: EvaluateInput) {
   const features = input.data.features;
   const task = input.data.task ?? 'binary';
   const [trainPath, testPath] = [await localArtifact(artifacts, input.data.train, '.parquet'), await localArtifact(artifacts, input.data.test, '.parquet')];
-  const [train, test] = await withDuckDb(async (c) => [await loadTable(trainPath, features, c, { task }), await loadTable(testPath, features, c, { task })] as const);
+  const as = { task, classes: input.data.classes } as const;
+  const [train, test] = await withDuckDb(async (c) => [await loadTable(trainPath, features, c, as), await loadTable(testPath, features, c, as)] as const);
   const session = await createSession(await readVerified(artifacts, input.model));
   heartbeat({ stage: 'scoring', rows: test.rows });
   try {
@@ -191,6 +216,7 @@ async function parityOf(artifacts: ArtifactStore, input: EvaluateInput, probs: F
 
 export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInput): Promise<Evaluation> {
   if (input.data.task === 'regression') return evaluateRegression(artifacts, input);
+  if (input.data.task === 'multiclass') return evaluateMulticlass(artifacts, input);
   const { train, test, scores: probs } = await scoreTest(artifacts, input);
   const metrics = binaryMetrics(probs, test.label, input.threshold);
   const slices = sliceMetrics(test, probs, input.slices, input.threshold);
@@ -221,3 +247,45 @@ async function evaluateRegression(artifacts: ArtifactStore, input: EvaluateInput
   return { ...full, report: { uri: put.uri, sha256: put.sha256, bytes: put.bytes } };
 }
 
+
+/** Each slice's accuracy, macro-F1 and log loss on rows × k probabilities. */
+export function multiclassSliceMetrics(table: Table, probs: Float32Array, slices: SliceDef[]): MulticlassSliceMetrics[] {
+  const k = table.classes!.length;
+  const out: MulticlassSliceMetrics[] = [];
+  for (const { def, groups } of sliceGroups(table, slices)) {
+    for (const [slice, rows] of groups) {
+      if (!rows.length) continue;
+      const p = new Float64Array(rows.length * k);
+      rows.forEach((r, i) => p.set(probs.subarray(r * k, (r + 1) * k), i * k));
+      const m = multiclassMetrics(p, subset(table.label, rows), k);
+      out.push({ slice, feature: def.feature, rows: rows.length, accuracy: m.accuracy, macroF1: m.macroF1, logLoss: m.logLoss });
+    }
+  }
+  return out;
+}
+
+async function evaluateMulticlass(artifacts: ArtifactStore, input: EvaluateInput): Promise<MulticlassEvaluation> {
+  const { train, test, scores } = await scoreTest(artifacts, input);
+  const classes = input.data.classes!;
+  const k = classes.length;
+  const metrics = multiclassMetrics(scores, test.label, k);
+  const slices = multiclassSliceMetrics(test, scores, input.slices);
+  const parity = await parityOf(artifacts, input, scores, false);
+  heartbeat({ stage: 'baseline' });
+  const base = multiclassMetrics(predictLogreg(trainLogreg(train), test), test.label, k);
+  const shares = new Array<number>(k).fill(0);
+  for (const y of train.label) shares[y]! += 1 / train.rows;
+  const prior = multiclassMetrics(Float64Array.from({ length: test.rows * k }, (_, j) => shares[j % k]!), test.label, k);
+  const full = {
+    task: 'multiclass' as const,
+    classes,
+    metrics,
+    slices,
+    parity,
+    baseline: { trainer: 'logreg' as const, macroF1: base.macroF1, logLoss: base.logLoss, accuracy: base.accuracy },
+    prior: { logLoss: prior.logLoss },
+    predictionHistogram: metrics.perClass.map((c) => c.predicted),
+  };
+  const put = await artifacts.putContent(JSON.stringify({ kind: 'evaluation', ...full }, null, 2), { mediaType: 'application/json' });
+  return { ...full, report: { uri: put.uri, sha256: put.sha256, bytes: put.bytes } };
+}

@@ -5,7 +5,7 @@ import { getAlias, getModelByName } from '../../infra/db/repositories';
 import { withDuckDb } from '../data/duck';
 import { loadTable, type PreparedData } from '../data/prepare';
 import { localArtifact, readVerified } from '../data/sources';
-import { auc, quantile, rmse } from '../ml/metrics';
+import { auc, multiclassMetrics, quantile, rmse } from '../ml/metrics';
 import { createSession, feedsFor, scoreTable, signatureOf, signatureProblems } from './scoring';
 import type { EvaluationFigures, SliceMetrics } from './evaluate';
 import type { ArtifactRef } from './train';
@@ -29,6 +29,10 @@ export interface Gates {
   maxRmse?: number;
   minR2?: number;
   maxSliceRmse?: number;
+  /** Multiclass gates (see the training spec). */
+  multiclassMetric?: 'macroF1' | 'logLoss';
+  minMacroF1?: number;
+  maxLogLoss?: number;
   minSliceRows: number;
   latencyBudgetMs: number;
   maxParityDiff: number;
@@ -44,7 +48,7 @@ export interface ModelValidation {
   accepted: boolean;
   reasons: string[];
   checks: Array<{ gate: string; ok: boolean; value: number | string | null; limit: number | string | null }>;
-  champion?: { version: number; modelVersionId: string } & ({ auc: number } | { rmse: number });
+  champion?: { version: number; modelVersionId: string } & ({ auc: number } | { rmse: number } | { macroF1: number; logLoss: number });
   /** Set when the candidate's inputs or outputs differ from production's (and the spec declared it, or it was rejected). */
   signatureChange?: { from: number; inputs: string[]; outputs: string[]; declared: boolean };
   infra: { loads: boolean; signatureProblems: string[]; latencyP50Ms: number; latencyP99Ms: number };
@@ -53,7 +57,7 @@ export interface ModelValidation {
 export interface ValidateModelInput {
   modelName: string;
   model: ArtifactRef;
-  data: Pick<PreparedData, 'test' | 'features' | 'task'>;
+  data: Pick<PreparedData, 'test' | 'features' | 'task' | 'classes'>;
   evaluation: EvaluationFigures;
   gates: Gates;
 }
@@ -96,6 +100,37 @@ export function regressionChecks(evaluation: Extract<EvaluationFigures, { task: 
   for (const s of gated) check(`slice-rmse ${s.slice}`, Number.isFinite(s.rmse) && s.rmse <= max, s.rmse, max);
 }
 
+/** A multiclass task's comparisons judge macro-F1 unless the spec names log loss. */
+const multiclassMetricOf = (gates: Pick<Gates, 'multiclassMetric'>) => gates.multiclassMetric ?? 'macroF1';
+
+/**
+ * Whether `candidate` is no worse than `reference` on a multiclass task's metric: macro-F1 may
+ * drop by `allowed` (absolute, as AUC), log loss may exceed by the share `allowed` (as RMSE).
+ */
+function noWorse(metric: 'macroF1' | 'logLoss', candidate: number, reference: number, allowed: number): { ok: boolean; value: number; limit: number } {
+  if (metric === 'macroF1') {
+    const limit = reference - allowed;
+    return { ok: Number.isFinite(candidate) && Number.isFinite(limit) && candidate >= limit - AUC_PRECISION, value: candidate, limit };
+  }
+  const limit = reference * (1 + allowed);
+  return { ok: Number.isFinite(candidate) && Number.isFinite(limit) && candidate <= limit * (1 + RMSE_PRECISION), value: candidate, limit };
+}
+
+/**
+ * Multiclass gates: log loss below the class prior's (a model must beat predicting the training
+ * shares), macro-F1 at least minMacroF1 and log loss at most maxLogLoss when set, and no worse
+ * than multinomial logistic regression on the same split by the chosen metric.
+ */
+export function multiclassChecks(evaluation: Extract<EvaluationFigures, { task: 'multiclass' }>, gates: Gates, check: Check): void {
+  const m = evaluation.metrics;
+  check('vs-prior log-loss', Number.isFinite(m.logLoss) && m.logLoss < evaluation.prior.logLoss, m.logLoss, evaluation.prior.logLoss);
+  if (gates.minMacroF1 !== undefined) check('min-macro-f1', Number.isFinite(m.macroF1) && m.macroF1 >= gates.minMacroF1, m.macroF1, gates.minMacroF1);
+  if (gates.maxLogLoss !== undefined) check('max-log-loss', Number.isFinite(m.logLoss) && m.logLoss <= gates.maxLogLoss, m.logLoss, gates.maxLogLoss);
+  const metric = multiclassMetricOf(gates);
+  const r = noWorse(metric, m[metric], evaluation.baseline[metric], gates.maxBaselineLoss);
+  check(`vs-baseline ${evaluation.baseline.trainer} ${metric}`, r.ok, r.value, r.limit);
+}
+
 function binaryChecks(evaluation: Extract<EvaluationFigures, { task?: undefined }>, gates: Gates, check: Check): void {
   const candidateAuc = evaluation.metrics.auc;
   check('min-auc', candidateAuc >= gates.minAuc, candidateAuc, gates.minAuc);
@@ -119,7 +154,8 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
 
   const testPath = await localArtifact(deps.artifacts, input.data.test, '.parquet');
   const task = input.data.task ?? 'binary';
-  const test = await withDuckDb((c) => loadTable(testPath, features, c, { task }));
+  const classes = input.data.classes;
+  const test = await withDuckDb((c) => loadTable(testPath, features, c, { task, classes }));
 
   // Infra validation: the bytes that will be served, loaded the way the server loads them.
   let loads = true;
@@ -127,7 +163,7 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   const latencies: number[] = [];
   try {
     const session = await createSession(await readVerified(deps.artifacts, input.model));
-    problems = signatureProblems(session, features, task);
+    problems = signatureProblems(session, features, task, classes);
     if (!problems.length) {
       for (let i = 0; i < 220; i++) {
         const row = i % Math.max(1, test.rows);
@@ -148,6 +184,7 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
 
   // Quality gates.
   if (evaluation.task === 'regression') regressionChecks(evaluation, gates, check);
+  else if (evaluation.task === 'multiclass') multiclassChecks(evaluation, gates, check);
   else binaryChecks(evaluation, gates, check);
   // Without the trainer's own scores nothing shows that the exported graph computes its model.
   // A regression's float32 rounding grows with its predictions: the limit scales with them.
@@ -166,7 +203,7 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   if (prod) {
     // The serving contract: production's clients send production's inputs and read its outputs.
     const prodRow = await deps.db.selectFrom('model_versions').select(['input_signature', 'output_signature']).where('id', '=', prod.model_version_id).executeTakeFirstOrThrow();
-    const candidate = signatureOf(features, task);
+    const candidate = signatureOf(features, task, classes);
     const inputs = signatureDiff(prodRow.input_signature, candidate.inputs);
     const outputs = signatureDiff(prodRow.output_signature, candidate.outputs);
     if (inputs.length || outputs.length) {
@@ -176,8 +213,8 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
       check(`signature vs v${prod.version}`, declared, `${declared ? 'declared change' : 'changed'}: ${what}`, declared ? 'gates.allowSignatureChange' : 'same inputs and outputs (or gates.allowSignatureChange: true)');
     }
   }
-  if (prod && signatureChange?.declared && signatureChange.inputs.length) {
-    // A declared change of inputs: the champion cannot read this split's features; there is nothing to compare.
+  if (prod && signatureChange?.declared && (signatureChange.inputs.length || signatureChange.outputs.some((o) => o.includes(' classes ')))) {
+    // A declared change of inputs or classes: the champion cannot read this split's features, or its probabilities mean other classes; there is nothing to compare.
     check(`champion v${prod.version} comparable`, true, 'not comparable: declared signature change', 'comparable');
   } else if (prod) {
     const artifact = prod.onnx_artifact_id
@@ -190,7 +227,14 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
         const session = await createSession(await readVerified(deps.artifacts, artifact));
         const scores = await scoreTable(session, test, features).finally(() => session.release());
         const vs = `no-regression vs v${prod.version}`;
-        if (evaluation.task === 'regression') {
+        if (evaluation.task === 'multiclass') {
+          // The champion's probabilities over this split's classes: other classes make it incomparable (the scoring throws on the width).
+          const cm = multiclassMetrics(scores, test.label, classes!.length);
+          champion = { version: prod.version, modelVersionId: prod.model_version_id, macroF1: cm.macroF1, logLoss: cm.logLoss };
+          const metric = multiclassMetricOf(gates);
+          const r = noWorse(metric, evaluation.metrics[metric], cm[metric], gates.maxRegression);
+          check(`${vs} ${metric}`, r.ok, r.value, r.limit);
+        } else if (evaluation.task === 'regression') {
           // maxRegression is the share by which the candidate's RMSE may exceed the champion's.
           const championRmse = rmse(scores, test.label);
           champion = { version: prod.version, modelVersionId: prod.model_version_id, rmse: championRmse };
@@ -213,15 +257,22 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
   return { accepted: reasons.length === 0, reasons, checks, champion, infra, ...(signatureChange ? { signatureChange } : {}) };
 }
 
-/** What differs between two signatures, as `-name FP32`, `+name BYTES`, `name FP32→BYTES`. */
-export function signatureDiff(before: unknown, after: Array<{ name: string; datatype: string }>): string[] {
-  const was = new Map((Array.isArray(before) ? before : []).map((s: { name?: unknown; datatype?: unknown }) => [String(s.name), String(s.datatype)]));
-  const now = new Map(after.map((s) => [s.name, s.datatype]));
+/**
+ * What differs between two signatures, as `-name FP32`, `+name BYTES`, `name FP32→BYTES`, and
+ * `name classes [a,b]→[a,c]`: a multiclass output's columns mean its classes, so a client
+ * reading them by position breaks when they change.
+ */
+export function signatureDiff(before: unknown, after: Array<{ name: string; datatype: string; classes?: unknown }>): string[] {
+  const describe = (s: { datatype?: unknown; classes?: unknown }) => ({ type: String(s.datatype), classes: s.classes === undefined ? undefined : JSON.stringify(s.classes) });
+  const was = new Map((Array.isArray(before) ? before : []).map((s: { name?: unknown; datatype?: unknown; classes?: unknown }) => [String(s.name), describe(s)]));
+  const now = new Map(after.map((s) => [s.name, describe(s)]));
   const out: string[] = [];
-  for (const [name, type] of was) if (!now.has(name)) out.push(`-${name} ${type}`);
-  for (const [name, type] of now) {
-    if (!was.has(name)) out.push(`+${name} ${type}`);
-    else if (was.get(name) !== type) out.push(`${name} ${was.get(name)}→${type}`);
+  for (const [name, d] of was) if (!now.has(name)) out.push(`-${name} ${d.type}`);
+  for (const [name, d] of now) {
+    const old = was.get(name);
+    if (!old) out.push(`+${name} ${d.type}`);
+    else if (old.type !== d.type) out.push(`${name} ${old.type}→${d.type}`);
+    else if (old.classes !== d.classes) out.push(`${name} classes ${old.classes ?? 'none'}→${d.classes ?? 'none'}`);
   }
   return out;
 }

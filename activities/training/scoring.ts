@@ -1,7 +1,8 @@
 import * as ort from 'onnxruntime-node';
-import type { FeatureSpec, Table } from '../ml/dataset';
+import type { ClassList, FeatureSpec, Table } from '../ml/dataset';
 import { ORT_TYPES, modelInputs } from '../ml/model-inputs';
-import { outputOf, taskOfOutput } from '../ml/task-output';
+import { MULTICLASS_LABEL, TASK_OUTPUT, outputOf, taskOfOutput } from '../ml/task-output';
+import { integerClasses } from '../ml/class-output';
 import type { TaskKind } from '../../workflows/contracts/training-spec';
 
 /**
@@ -30,21 +31,23 @@ export function feedsFor(table: Table, features: FeatureSpec[], start: number, e
 
 const SCORING_BATCH = 16_384;
 
-/** The table's task's output on its first `rows` rows (all by default); a graph without that output throws, naming what it has. */
+/** The table's task's output on its first `rows` rows (all by default; multiclass: rows × classes, row-major); a graph without that output throws, naming what it has. */
 export async function scoreTable(session: ort.InferenceSession, table: Table, features: FeatureSpec[], rows = table.rows): Promise<Float32Array> {
   const name = outputOf(table.task);
   if (!session.outputNames.includes(name)) throw new Error(`the model has no output ${name} (a ${table.task ?? 'binary'} task's); it gives ${session.outputNames.join(', ')}`);
-  const out = new Float32Array(rows);
+  const width = table.task === 'multiclass' ? table.classes!.length : 1;
+  const out = new Float32Array(rows * width);
   for (let start = 0; start < rows; start += SCORING_BATCH) {
     const end = Math.min(rows, start + SCORING_BATCH);
-    const result = await session.run(feedsFor(table, features, start, end), [name]);
-    out.set(result[name]!.data as Float32Array, start);
+    const result = (await session.run(feedsFor(table, features, start, end), [name]))[name]!;
+    if (result.data.length !== (end - start) * width) throw new Error(`output ${name} has shape [${result.dims.join(', ')}] for ${end - start} rows; the task needs [rows, ${width}]`);
+    out.set(result.data as Float32Array, start * width);
   }
   return out;
 }
 
 /** The serving contract: does the graph take exactly these raw features and give the task's output? */
-export function signatureProblems(session: ort.InferenceSession, features: FeatureSpec[], task: TaskKind = 'binary'): string[] {
+export function signatureProblems(session: ort.InferenceSession, features: FeatureSpec[], task: TaskKind = 'binary', classes?: ClassList): string[] {
   const output = outputOf(task);
   const problems: string[] = [];
   const inputs = new Map(session.inputMetadata.map((m) => [m.name, m]));
@@ -63,6 +66,22 @@ export function signatureProblems(session: ort.InferenceSession, features: Featu
   const out = session.outputMetadata.find((m) => m.name === output);
   if (!out) problems.push(`output ${output} is missing (outputs: ${session.outputNames.join(', ')}; a ${task} model gives ${output})`);
   else if (out.isTensor && out.type !== 'float32') problems.push(`output ${output} is ${out.type}, expected float32`);
+  if (task === 'multiclass') problems.push(...classOutputProblems(session, classes));
+  return problems;
+}
+
+/** A multiclass graph's outputs: one probability column per class, and `label` of the classes' type. */
+function classOutputProblems(session: ort.InferenceSession, classes: ClassList | undefined): string[] {
+  if (!classes?.length) return ['the task has no classes'];
+  const problems: string[] = [];
+  const probs = session.outputMetadata.find((m) => m.name === TASK_OUTPUT.multiclass);
+  const width = probs?.isTensor ? probs.shape[1] : undefined;
+  // A symbolic width is checked on every scored batch (scoreTable); a fixed one must be k.
+  if (probs?.isTensor && (probs.shape.length !== 2 || (typeof width === 'number' && width !== classes.length))) problems.push(`output ${TASK_OUTPUT.multiclass} has shape [${probs.shape.join(', ')}], expected [batch, ${classes.length}]`);
+  const label = session.outputMetadata.find((m) => m.name === MULTICLASS_LABEL);
+  const want = integerClasses(classes) ? 'int64' : 'string';
+  if (!label) problems.push(`output ${MULTICLASS_LABEL} is missing (outputs: ${session.outputNames.join(', ')}; a multiclass model gives the class)`);
+  else if (label.isTensor && label.type !== want) problems.push(`output ${MULTICLASS_LABEL} is ${label.type}, expected ${want} (the classes are ${integerClasses(classes) ? 'integers' : 'strings'})`);
   return problems;
 }
 
@@ -75,9 +94,16 @@ export function taskOfSignature(outputs: unknown): TaskKind | undefined {
 /** The features a stored input signature names: its inverse, for code that starts from a registered version. */
 export { featuresOfInputs as featuresOfSignature } from '../ml/model-inputs';
 
-export function signatureOf(features: FeatureSpec[], task: TaskKind = 'binary') {
+export function signatureOf(features: FeatureSpec[], task: TaskKind = 'binary', classes?: ClassList) {
+  const outputs =
+    task === 'multiclass' && classes
+      ? [
+          { name: TASK_OUTPUT.multiclass, datatype: 'FP32', shape: [-1, classes.length], classes },
+          { name: MULTICLASS_LABEL, datatype: integerClasses(classes) ? 'INT64' : 'BYTES', shape: [-1, 1] },
+        ]
+      : [{ name: outputOf(task), datatype: 'FP32', shape: [-1, 1] }];
   return {
     inputs: modelInputs(features).map((i) => ({ name: i.name, datatype: i.datatype, shape: [-1, 1], ...(i.derives ? { derives: i.derives } : {}) })),
-    outputs: [{ name: outputOf(task), datatype: 'FP32', shape: [-1, 1] }],
+    outputs,
   };
 }

@@ -20,7 +20,7 @@ import { CheckpointRefused, TrainerRegistry, type ResumePoint, type TrainerCheck
 
 export interface TrainInput {
   model: string;
-  data: Pick<PreparedData, 'train' | 'test' | 'features' | 'task'>;
+  data: Pick<PreparedData, 'train' | 'test' | 'features' | 'task' | 'classes'>;
   trainer: string;
   command?: string;
   hyperparameters: Record<string, unknown>;
@@ -90,6 +90,7 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
   const testPath = await download(input.data.test);
   const features = input.data.features as FeatureSpec[];
   const task = input.data.task ?? 'binary';
+  const loadAs = { task, classes: input.data.classes } as const;
   let tables: Promise<{ train: Table; test: Table }> | undefined;
   const signal = Context.current().cancellationSignal;
 
@@ -98,13 +99,14 @@ export async function trainModel(deps: Deps, input: TrainInput): Promise<TrainOu
     const ctx: TrainerContext = {
       model: input.model,
       task,
+      ...(input.data.classes ? { classes: input.data.classes } : {}),
       features,
       hyperparameters: hyperparameters as Record<string, unknown>,
       seed: input.seed,
       checkpointEvery: input.checkpointEvery,
       threads: deps.config.trainThreads ?? 1,
       files: { train: trainPath, test: testPath },
-      tables: () => (tables ??= withDuckDb(async (c) => ({ train: await loadTable(trainPath, features, c, { task }), test: await loadTable(testPath, features, c, { task }) }))),
+      tables: () => (tables ??= withDuckDb(async (c) => ({ train: await loadTable(trainPath, features, c, loadAs), test: await loadTable(testPath, features, c, loadAs) }))),
       resumeFrom: resume ? resumePoint(deps.artifacts, resume) : undefined,
       progress: (p) => uploader.progress(p.round, p.rounds, p.checkpoint),
       signal,
@@ -162,10 +164,12 @@ async function finish(
   o: { result: TrainedModel; resumedFromRound: number; last: TrainHeartbeat; attempt: number; started: number; device: string },
 ): Promise<TrainOutput> {
   const { result, resumedFromRound, last, started, device } = o;
-  if (result.testScores && result.testScores.length !== input.data.test.rows) {
-    throw dataError(`train: trainer ${input.trainer} gave ${result.testScores.length} test scores for ${input.data.test.rows} test rows`, {
+  // Multiclass: k probabilities per row, row-major.
+  const width = input.data.classes?.length ?? 1;
+  if (result.testScores && result.testScores.length !== input.data.test.rows * width) {
+    throw dataError(`train: trainer ${input.trainer} gave ${result.testScores.length} test scores for ${input.data.test.rows} test rows${width > 1 ? ` of ${width} classes` : ''}`, {
       overrides: [],
-      action: `fix trainer ${input.trainer} to score every test row, in order, and deploy it`,
+      action: `fix trainer ${input.trainer} to score every test row, in order${width > 1 ? ', one probability per class' : ''}, and deploy it`,
     });
   }
   const upload = (what: string, bytes: Buffer, mediaType: string) => waitingOutOutages(`train: uploading ${what}`, () => deps.artifacts.putContent(bytes, { mediaType }), { onWait: () => heartbeat(last) });

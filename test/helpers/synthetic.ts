@@ -20,7 +20,7 @@ export function synthetic(rows: number, seed: number, opts: { unseen?: boolean; 
 }
 
 /** The synthetic generators' table: features x1, hour (numeric) and origin (categorical). */
-export function syntheticTable(x1: Float32Array, hour: Float32Array, origin: string[], label: Uint8Array | Float64Array, task?: Table['task']): Table {
+export function syntheticTable(x1: Float32Array, hour: Float32Array, origin: string[], label: Table['label'], task?: Table['task'], classes?: Table['classes']): Table {
   return {
     rows: x1.length,
     features: [
@@ -32,6 +32,7 @@ export function syntheticTable(x1: Float32Array, hour: Float32Array, origin: str
     categorical: { origin },
     label,
     ...(task ? { task } : {}),
+    ...(classes ? { classes } : {}),
   };
 }
 

@@ -20,7 +20,11 @@ function writeCsv(file: string, t: Table, cols: Float32Array[]): void {
 }
 
 export interface XgboostResult {
-  auc: number;
+  /** The task's figures on the test split: binary AUC, regression RMSE, multiclass macro-F1 and log loss. */
+  auc?: number;
+  rmse?: number;
+  macroF1?: number;
+  logLoss?: number;
   trainSeconds: number;
   rows: number;
   xgboostVersion: string;
@@ -31,7 +35,8 @@ export function xgboostReference(train: Table, test: Table, encodings: Categoric
   try {
     writeCsv(path.join(dir, 'train.csv'), train, featureMatrix(train, train.features, encodings));
     writeCsv(path.join(dir, 'test.csv'), test, featureMatrix(test, test.features, encodings));
-    const job = { train: path.join(dir, 'train.csv'), test: path.join(dir, 'test.csv'), label: 'label', params, threads };
+    const task = train.task ?? 'binary';
+    const job = { train: path.join(dir, 'train.csv'), test: path.join(dir, 'test.csv'), label: 'label', params, threads, task, ...(train.classes ? { classes: train.classes.length } : {}) };
     const py = spawnSync(pythonInterpreter(), [path.join(PROJECT_ROOT, 'test/reference/xgboost_ref.py')], { input: JSON.stringify(job), encoding: 'utf8' });
     if (py.status !== 0) throw new Error(`xgboost reference failed — apt-get install python3-xgboost python3-sklearn python3-pandas: ${py.stderr || py.error}`);
     return JSON.parse(py.stdout.trim().split('\n').pop()!) as XgboostResult;

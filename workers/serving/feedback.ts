@@ -13,10 +13,11 @@ const one = z.object({ request_id: z.string().min(1).max(300), label }).strict()
 export const feedbackBody = z.union([one, z.object({ labels: z.array(one).min(1).max(10_000) }).strict()]);
 export type FeedbackLabel = z.output<typeof one>;
 
-const EXPECTED: Record<TaskKind, string> = { binary: '0, 1, false or true', regression: 'a finite number' };
+const EXPECTED: Record<TaskKind, string> = { binary: '0, 1, false or true', regression: 'a finite number', multiclass: 'a class: a string or an integer' };
 
 function fits(task: TaskKind, y: FeedbackLabel['label']): boolean {
   if (task === 'regression') return typeof y === 'number' && Number.isFinite(y);
+  if (task === 'multiclass') return typeof y === 'string' || Number.isSafeInteger(y);
   return y === 0 || y === 1 || typeof y === 'boolean';
 }
 

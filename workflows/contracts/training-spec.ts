@@ -65,8 +65,8 @@ export const featureSpec = z
   .strict()
   .refine((f) => !f.transform || f.kind === 'numeric', { message: 'a transformed feature is numeric', path: ['kind'] });
 
-/** What a model predicts: two classes (a probability) or a number. */
-export const TASK_KINDS = ['binary', 'regression'] as const;
+/** What a model predicts: two classes (a probability), one of several classes (their probabilities and the likeliest) or a number. */
+export const TASK_KINDS = ['binary', 'multiclass', 'regression'] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
 
 export const labelSpec = z
@@ -78,7 +78,7 @@ export const labelSpec = z
     greaterThan: z.number().finite().optional(),
   })
   .strict()
-  .refine((l) => l.greaterThan === undefined || (l.kind ?? 'binary') === 'binary', { message: 'greaterThan makes two classes: only for kind binary (a regression predicts the column itself)', path: ['greaterThan'] });
+  .refine((l) => l.greaterThan === undefined || (l.kind ?? 'binary') === 'binary', { message: 'greaterThan makes two classes: only for kind binary (a regression predicts the column itself, a multiclass task its values)', path: ['greaterThan'] });
 
 /** The task kind of a label: absent means binary, as every spec before kinds existed. */
 export const taskKind = (label: { kind?: TaskKind }): TaskKind => label.kind ?? 'binary';
@@ -174,6 +174,12 @@ export const trainingSpec = z
         minR2: z.number().max(1).optional(),
         /** Regression: the largest RMSE of a slice with minSliceRows test rows. */
         maxSliceRmse: z.number().gt(0).optional(),
+        /** Multiclass: what the baseline and champion comparisons judge (maxRegression and maxBaselineLoss: an absolute drop of macro-F1, or the share by which log loss may exceed). */
+        multiclassMetric: z.enum(['macroF1', 'logLoss']).optional(),
+        /** Multiclass: the smallest test macro-F1 accepted (the other multiclass gates: log loss below the class prior's, no worse than multinomial logistic regression and the champion). */
+        minMacroF1: z.number().min(0).max(1).optional(),
+        /** Multiclass: the largest test log loss accepted. */
+        maxLogLoss: z.number().gt(0).optional(),
         /** Slices with fewer test rows are reported but not gated. */
         minSliceRows: z.number().int().min(1).default(500),
         /** Batch-1 latency budget (p50 in onnxruntime on the validating worker). */
@@ -241,7 +247,11 @@ export const trainingSpec = z
     if (dup) ctx.addIssue({ code: 'custom', path: ['features'], message: `feature ${dup} is listed twice` });
     const label = s.label ?? (s.preset ? PRESETS[s.preset].label : undefined);
     if (label && taskKind(label) !== 'binary' && s.gates.minSliceAuc !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['gates', 'minSliceAuc'], message: `AUC needs two classes: not a gate of a ${taskKind(label)} task (use gates.maxSliceRmse)` });
+      ctx.addIssue({ code: 'custom', path: ['gates', 'minSliceAuc'], message: `AUC needs two classes: not a gate of a ${taskKind(label)} task${taskKind(label) === 'regression' ? ' (use gates.maxSliceRmse)' : ''}` });
+    }
+    const multiclassOnly = (['multiclassMetric', 'minMacroF1', 'maxLogLoss'] as const).find((g) => s.gates[g] !== undefined);
+    if (label && taskKind(label) !== 'multiclass' && multiclassOnly) {
+      ctx.addIssue({ code: 'custom', path: ['gates', multiclassOnly], message: `${multiclassOnly} gates a multiclass task; this task is ${taskKind(label)}` });
     }
     if (label && taskKind(label) !== 'regression' && (s.gates.maxRmse !== undefined || s.gates.maxSliceRmse !== undefined)) {
       ctx.addIssue({ code: 'custom', path: ['gates', s.gates.maxRmse !== undefined ? 'maxRmse' : 'maxSliceRmse'], message: `RMSE gates a regression; this task is ${taskKind(label)}` });

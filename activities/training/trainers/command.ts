@@ -50,10 +50,11 @@ const TEST_SCORES_FILE = 'test-scores.csv';
 
 /**
  * The trainer's own scores for the MLOPS_VALID_DATA rows: a CSV with one column (a header, then
- * one number per row, in row order). Absent when the trainer wrote none; a file of another
+ * one number per row, in row order), or for a multiclass task `width` columns, one probability
+ * per class in MLOPS_CLASSES order. Absent when the trainer wrote none; a file of another
  * length or with a value that is not a number is the trainer's bug, and fails the step.
  */
-export async function readTestScores(file: string, rows: number, name: string): Promise<Float64Array | undefined> {
+export async function readTestScores(file: string, rows: number, name: string, width = 1): Promise<Float64Array | undefined> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
@@ -63,14 +64,19 @@ export async function readTestScores(file: string, rows: number, name: string): 
   const lines = text.split(/\r?\n/);
   if (lines.at(-1) === '') lines.pop();
   const values = lines.slice(1);
-  const fix = { overrides: [], action: `fix the command trainer ${name}: one score per MLOPS_VALID_DATA row in MLOPS_TEST_SCORES, after a header line` };
+  const what = width > 1 ? `${width} comma-separated class probabilities (MLOPS_CLASSES order)` : 'one score';
+  const fix = { overrides: [], action: `fix the command trainer ${name}: ${what} per MLOPS_VALID_DATA row in MLOPS_TEST_SCORES, after a header line` };
   if (values.length !== rows) throw dataError(`train: ${name} wrote ${values.length} scores to MLOPS_TEST_SCORES for ${rows} MLOPS_VALID_DATA rows`, fix);
-  const out = new Float64Array(rows);
+  const out = new Float64Array(rows * width);
   for (let i = 0; i < rows; i++) {
-    const v = values[i]!.trim();
-    const x = v === '' ? NaN : Number(v);
-    if (!Number.isFinite(x)) throw dataError(`train: ${name}'s MLOPS_TEST_SCORES line ${i + 2} is ${JSON.stringify(v.slice(0, 40))}, not a number`, fix);
-    out[i] = x;
+    const cells = width > 1 ? values[i]!.split(',') : [values[i]!];
+    if (cells.length !== width) throw dataError(`train: ${name}'s MLOPS_TEST_SCORES line ${i + 2} has ${cells.length} values; it needs ${what}`, fix);
+    cells.forEach((cell, c) => {
+      const v = cell.trim();
+      const x = v === '' ? NaN : Number(v);
+      if (!Number.isFinite(x)) throw dataError(`train: ${name}'s MLOPS_TEST_SCORES line ${i + 2} is ${JSON.stringify(values[i]!.slice(0, 40))}, not ${width > 1 ? 'numbers' : 'a number'}`, fix);
+      out[i * width + c] = x;
+    });
   }
   return out;
 }
@@ -107,6 +113,7 @@ export function commandTrainer(commands: Record<string, string[]>, inheritEnv: r
           MLOPS_VALID_DATA: validCsv,
           MLOPS_LABEL: LABEL_COLUMN,
           MLOPS_TASK: ctx.task,
+          ...(ctx.classes ? { MLOPS_CLASSES: JSON.stringify(ctx.classes) } : {}),
           MLOPS_FEATURES: JSON.stringify(ctx.features),
           MLOPS_HYPERPARAMETERS: JSON.stringify(ctx.hyperparameters),
           MLOPS_SEED: String(ctx.seed),
@@ -166,7 +173,7 @@ export function commandTrainer(commands: Record<string, string[]>, inheritEnv: r
         } catch {
           throw new Error(`command trainer ${name} exited 0 but wrote no model.onnx in MLOPS_OUTPUT_DIR`);
         }
-        const testScores = await readTestScores(path.join(outDir, TEST_SCORES_FILE), testRows, name);
+        const testScores = await readTestScores(path.join(outDir, TEST_SCORES_FILE), testRows, name, ctx.classes?.length ?? 1);
         if (!testScores) ctx.log.warn(`train: ${name} wrote no scores to MLOPS_TEST_SCORES: its model cannot pass the ONNX parity gate`);
         return { onnx, rounds, summary: { command: name, metrics }, ...(testScores ? { testScores } : {}) };
       });

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { TRAINER_NAME, type TaskKind } from '../../../workflows/contracts/training-spec';
-import type { FeatureSpec, Table } from '../../ml/dataset';
+import type { ClassList, FeatureSpec, Table } from '../../ml/dataset';
 import type { Gpu } from '../../gpu-context';
 
 export { TRAINER_NAME };
@@ -28,8 +28,10 @@ export interface ResumePoint {
 
 export interface TrainerContext<P = Record<string, unknown>> {
   model: string;
-  /** What the model predicts: binary gives P(label = 1) as output `probability`, regression the number as output `prediction`. */
+  /** What the model predicts: binary gives P(label = 1) as output `probability`, regression the number as output `prediction`, multiclass `probabilities` [batch, k] and `label`. */
   task: TaskKind;
+  /** Multiclass: the classes in model order; the graph's `probabilities` has one column per class and `label` gives the class itself. */
+  classes?: ClassList;
   features: FeatureSpec[];
   /** Validated with the trainer's `hyperparameters` schema (when it has one). */
   hyperparameters: P;
@@ -65,7 +67,7 @@ export interface TrainerContext<P = Record<string, unknown>> {
 
 export interface TrainedModel {
   onnx: Uint8Array;
-  /** The trainer's own scores on the test split (P(label = 1), or the predicted number): the reference the ONNX export is checked against. */
+  /** The trainer's own scores on the test split (P(label = 1), the predicted number, or rows × classes probabilities, row-major): the reference the ONNX export is checked against. */
   testScores?: Float64Array;
   rounds: number;
   summary?: Record<string, unknown>;
