@@ -6,14 +6,15 @@ import type { Database } from '../infra/db/schema';
 import { traceHeaders } from '../infra/trace-context';
 import { changeServingState, countServingErrors, getAlias, getModelByName, getModelVersion, getServingTraffic, labelValue, liveModelServers, rollbackTarget, setAlias, upsertDeployment } from '../infra/db/repositories';
 import { histogram, psi, quantileEdges } from './ml/drift';
-import { outputOf } from './ml/task-output';
+import { MULTICLASS_LABEL, outputOf } from './ml/task-output';
+import { multiclassRow } from './ml/monitoring/figures';
 import type { TaskKind } from '../workflows/contracts/training-spec';
 import { withDuckDb } from './data/duck';
 import { loadTable } from './data/prepare';
 import { localArtifact, readVerified } from './data/sources';
 import { quantile, rmse } from './ml/metrics';
 import { requestInputs } from './ml/model-inputs';
-import { createSession, featuresOfSignature, scoreTable, taskOfSignature } from './training/scoring';
+import { answerOfSignature, createSession, featuresOfSignature, feedsFor, scoreTable, taskOfSignature } from './training/scoring';
 import { signatureDiff } from './training/gates';
 
 /**
@@ -106,10 +107,79 @@ export interface CanaryFigures {
   canaryLabeled?: number;
   stableLogLoss?: number | null;
   canaryLogLoss?: number | null;
-  /** A regression's figures carry its task, and RMSE on labelled rows instead of log loss. */
-  task?: 'regression';
+  /** A regression's figures carry its task, and RMSE on labelled rows instead of log loss; a multiclass model's its task, its log loss that of the true class's probability and its PSI on the predicted classes' shares. */
+  task?: 'regression' | 'multiclass';
   stableRmse?: number | null;
   canaryRmse?: number | null;
+}
+
+type CanaryInput = { model: string; stable: number; canary: number; since: string; role?: 'canary' | 'shadow' };
+type VersionRow = Awaited<ReturnType<typeof versionRow>>;
+
+/**
+ * Failed requests of the candidate in its role within [since, now], across every replica, once
+ * each live server has written its counts past now (a heartbeat after it).
+ */
+async function candidateErrors(deps: DeploymentDeps, modelVersionId: string, input: CanaryInput): Promise<number> {
+  const until = (await sql<{ now: Date }>`select now() as now`.execute(deps.db)).rows[0]!.now;
+  for (let i = 0; i < 25; i++) {
+    const servers = await liveModelServers(deps.db);
+    if (servers.every((x) => new Date(x.seen_at).getTime() > until.getTime())) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return countServingErrors(deps.db, { modelVersionId, role: input.role ?? 'canary', since: new Date(input.since), until });
+}
+
+/**
+ * The canary figures of two multiclass versions: PSI of the candidate's predicted classes'
+ * shares against stable's, and on labelled rows the log loss of the true class's probability.
+ * Both must have the same classes in the same order, or their probabilities mean other things.
+ */
+async function multiclassCanaryFigures(deps: DeploymentDeps, input: CanaryInput, s: VersionRow, c: VersionRow): Promise<CanaryFigures> {
+  const classes = answerOfSignature(s.mv.output_signature)!.classes!;
+  const theirs = answerOfSignature(c.mv.output_signature)!.classes!;
+  if (JSON.stringify(classes) !== JSON.stringify(theirs)) {
+    throw ApplicationFailure.nonRetryable(
+      `model ${input.model}: stable v${s.mv.version} has classes ${JSON.stringify(classes)}, candidate v${c.mv.version} ${JSON.stringify(theirs)}; canary and shadow figures compare two models of the same classes (promote a change of classes with strategy direct)`,
+      'UnsupportedTask',
+    );
+  }
+  const rows = await deps.db
+    .selectFrom('prediction_log')
+    .select(['model_version_id', 'latency_ms', 'label', sql<unknown>`outputs->'probabilities'`.as('probs'), sql<string>`outputs->>'role'`.as('role')])
+    .where('model_id', '=', s.model.id)
+    .where('ts', '>=', new Date(input.since))
+    .where('model_version_id', 'in', [s.mv.id, c.mv.id])
+    .where(input.role ? sql<boolean>`outputs->>'role' in ('stable', ${input.role})` : sql<boolean>`outputs->>'role' <> 'shadow'`)
+    .execute();
+  const of = (id: string) => rows.filter((r) => r.model_version_id === id && (!input.role || r.role === (id === c.mv.id ? input.role : 'stable')));
+  const stable = of(s.mv.id).map((r) => ({ ...r, ...multiclassRow(r.probs, r.label, classes) }));
+  const canary = of(c.mv.id).map((r) => ({ ...r, ...multiclassRow(r.probs, r.label, classes) }));
+  const shares = (xs: typeof stable) => {
+    const counts = new Array<number>(classes.length).fill(0);
+    for (const x of xs) if (x.predicted !== null) counts[x.predicted]!++;
+    return counts;
+  };
+  const shift = stable.length && canary.length ? psi(shares(stable), shares(canary)) : NaN;
+  const loss = (xs: typeof stable) => {
+    const labelled = xs.filter((x) => x.trueProbability !== null);
+    return { n: labelled.length, loss: labelled.length ? -labelled.reduce((a, x) => a + Math.log(Math.min(1, Math.max(1e-7, x.trueProbability!))), 0) / labelled.length : null };
+  };
+  const a = loss(stable);
+  const b = loss(canary);
+  return {
+    stableRows: stable.length,
+    canaryRows: canary.length,
+    stableP99Ms: percentile(stable.map((r) => r.latency_ms), 0.99),
+    canaryP99Ms: percentile(canary.map((r) => r.latency_ms), 0.99),
+    predictionPsi: Number.isFinite(shift) ? shift : null,
+    canaryErrors: await candidateErrors(deps, c.mv.id, input),
+    task: 'multiclass',
+    stableLabeled: a.n,
+    canaryLabeled: b.n,
+    stableLogLoss: a.loss,
+    canaryLogLoss: b.loss,
+  };
 }
 
 function activityContext(): Context | undefined {
@@ -282,13 +352,15 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       if (!lineage?.test) throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version} has no evaluation sample in its lineage`, 'NoSample');
       const features = featuresOfSignature(mv.input_signature as Array<{ name: string; datatype: string }>);
       const file = await localArtifact(deps.artifacts, lineage.test, '.parquet');
-      const task = taskOfSignature(mv.output_signature);
-      if (!task) throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version}: its output signature names no task's output`, 'InvalidSignature');
-      const full = await withDuckDb((c) => loadTable(file, features, c, { task }));
+      const answer = answerOfSignature(mv.output_signature);
+      if (!answer) throw ApplicationFailure.nonRetryable(`model ${input.model} v${input.version}: its output signature names no task's output`, 'InvalidSignature');
+      const full = await withDuckDb((c) => loadTable(file, features, c, { task: answer.task, classes: answer.classes }));
       const n = Math.min(input.rows, full.rows);
       const artifact = await deps.db.selectFrom('artifacts').selectAll().where('id', '=', mv.onnx_artifact_id!).executeTakeFirstOrThrow();
       const session = await createSession(await readVerified(deps.artifacts, artifact));
       const offline = await scoreTable(session, full, features, n);
+      // A multiclass answer's classes too: the graph's own label output on the same rows.
+      const graphLabels = answer.classes ? Array.from((await session.run(feedsFor(full, features, 0, n), [MULTICLASS_LABEL]))[MULTICLASS_LABEL]!.data as ArrayLike<unknown>, (v) => (typeof v === 'bigint' ? Number(v) : v)) : undefined;
       await session.release();
       const body = { inputs: requestInputs(full, features, 0, n) };
       // With tracing on, the server's span of this request joins the activity's trace. The load
@@ -299,9 +371,17 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
         body: JSON.stringify(body),
       });
       if (!res.ok) throw ApplicationFailure.nonRetryable(`contract test: the server answered ${res.status} ${await res.text()}`, 'ContractFailed');
-      const served = ((await res.json()) as { outputs: Array<{ data: number[] }> }).outputs[0]!.data;
+      const outputs = ((await res.json()) as { outputs: Array<{ name: string; data: unknown[] }> }).outputs;
+      const served = outputs.find((o) => o.name === answer.output)?.data as number[] | undefined;
+      if (!served || served.length !== offline.length) throw ApplicationFailure.nonRetryable(`contract test: the server's ${answer.output} has ${served?.length ?? 'no'} values for ${n} rows of ${answer.width}`, 'ContractFailed');
       let maxAbsDiff = 0;
-      for (let i = 0; i < n; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(served[i]! - offline[i]!));
+      // null (not finite) is a difference, never a match.
+      for (let i = 0; i < offline.length; i++) maxAbsDiff = Math.max(maxAbsDiff, served[i] === null ? Infinity : Math.abs(served[i]! - offline[i]!));
+      if (graphLabels) {
+        const labels = outputs.find((o) => o.name === MULTICLASS_LABEL)?.data;
+        const wrong = graphLabels.findIndex((v, i) => labels?.[i] !== v);
+        if (wrong >= 0) throw ApplicationFailure.nonRetryable(`contract test: row ${wrong}: the server answered label ${JSON.stringify(labels?.[wrong])}, the graph gives ${JSON.stringify(graphLabels[wrong])}`, 'ContractFailed');
+      }
       return { rows: n, maxAbsDiff };
     },
 
@@ -351,6 +431,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
           'UnsupportedTask',
         );
       }
+      if (task === 'multiclass') return multiclassCanaryFigures(deps, input, s, c);
       const output = outputOf(task);
       const rows = await deps.db
         .selectFrom('prediction_log')
@@ -369,15 +450,7 @@ export function createDeploymentActivities(deps: DeploymentDeps) {
       const of = (id: string) => rows.filter((r) => r.model_version_id === id && (!input.role || r.role === (id === c.mv.id ? input.role : 'stable')));
       const stable = of(s.mv.id);
       const canary = of(c.mv.id);
-      // Failed requests of the candidate in its role within [since, now], across every replica,
-      // once each live server has written its counts past now (a heartbeat after it).
-      const until = (await sql<{ now: Date }>`select now() as now`.execute(deps.db)).rows[0]!.now;
-      for (let i = 0; i < 25; i++) {
-        const servers = await liveModelServers(deps.db);
-        if (servers.every((x) => new Date(x.seen_at).getTime() > until.getTime())) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      const canaryErrors = await countServingErrors(deps.db, { modelVersionId: c.mv.id, role: input.role ?? 'canary', since: new Date(input.since), until });
+      const canaryErrors = await candidateErrors(deps, c.mv.id, input);
       return {
         stableRows: stable.length,
         canaryRows: canary.length,

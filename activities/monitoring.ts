@@ -3,13 +3,13 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { ArtifactStore } from '../infra/artifacts';
 import type { Database } from '../infra/db/schema';
-import { getAlias, getModelByName, prepareStepOutputs, readLabeledPredictions, readPredictionWindow, upsertMonitoringCheck } from '../infra/db/repositories';
+import { getAlias, getModelByName, prepareStepOutputs, readLabeledClasses, readLabeledPredictions, readPredictionWindow, readServedClasses, upsertMonitoringCheck } from '../infra/db/repositories';
 import { modelName, monitoringThresholds, type MonitoringCheckInput, type MonitoringReport } from '../workflows/contracts/lifecycle';
-import { featuresOfSignature, taskOfSignature } from './training/scoring';
+import { answerOfSignature, featuresOfSignature, taskOfSignature } from './training/scoring';
 import { deriveTime, isDerived } from './ml/model-inputs';
 import { TIME_TRANSFORMS } from '../workflows/contracts/training-spec';
 import { loadFeatureBaselines, scoreTestSample, trainingRefs, type TrainingRefs } from './monitoring/baseline';
-import { checkDrift, type FeatureBaseline, type FeatureWindow } from './ml/monitoring/drift-check';
+import { checkDrift, classCounts, labeledClasses, type FeatureBaseline, type FeatureWindow, type MulticlassWindow } from './ml/monitoring/drift-check';
 
 /**
  * The monitoring check: one window of served traffic (and the labels that arrived) against the
@@ -40,6 +40,12 @@ const versionMetrics = z.object({
   mae: z.number().nullable().optional(),
   lineage: z.object({ baseline: z.unknown().optional(), train: z.unknown().optional(), test: z.unknown().optional() }).optional(),
 });
+/** Read apart from versionMetrics: a binary or regression version's figures must not depend on how these parse. */
+const multiclassVersionMetrics = z.object({
+  accuracy: z.number().nullable().optional(),
+  macroF1: z.number().nullable().optional(),
+  predictionHistogram: z.array(z.number()).optional(),
+});
 
 /** A few models' baselines per worker: re-reading a 100k-row sample and re-scoring the test split every period would dominate the check. */
 function memo(limit: number) {
@@ -66,6 +72,25 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
     if (!trainingRunId) return undefined;
     const fromStep = trainingRefs.safeParse(await prepareStepOutputs(deps.db, trainingRunId));
     return fromStep.success ? fromStep.data : undefined;
+  }
+
+  /** A multiclass version's window in its classes' terms: served classes, labelled rows, and what its metrics say of its test split. */
+  async function multiclassWindow(
+    outputs: unknown,
+    rawMetrics: unknown,
+    w: { modelId: string; modelVersionId: string; start: Date; since: Date; end: Date },
+    step: <T>(name: string, fn: () => Promise<T>) => Promise<T>,
+  ): Promise<{ window: MulticlassWindow; offline: { accuracy: number | null; macroF1: number | null } }> {
+    // taskOfSignature said multiclass, so the signature has its classes.
+    const classes = answerOfSignature(outputs)!.classes!;
+    const parsed = multiclassVersionMetrics.safeParse(rawMetrics);
+    const m = parsed.success ? parsed.data : {};
+    const served = await step('read served classes', () => readServedClasses(deps.db, w));
+    const labeled = await step('read labels', () => readLabeledClasses(deps.db, w));
+    return {
+      window: { classes, offlineHistogram: m.predictionHistogram, served: classCounts(served, classes), labeled: labeledClasses(labeled, classes) },
+      offline: { accuracy: m.accuracy ?? null, macroF1: m.macroF1 ?? null },
+    };
   }
 
   return {
@@ -130,9 +155,10 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
           baselines = loaded.baselines;
           if (loaded.missing.length) notes.push(`no training baseline for ${loaded.missing.join(', ')}: not checked for drift`);
           const onnx = mv.onnx_artifact_id ? await deps.db.selectFrom('artifacts').select(['uri', 'sha256']).where('id', '=', mv.onnx_artifact_id).executeTakeFirst() : undefined;
-          if (onnx) baselineScores = await step('score test split', () => cached(`scores:${onnx.sha256}:${refs.test.sha256}`, () => scoreTestSample(deps.artifacts, onnx, refs.test, features, task)));
+          // A multiclass version's prediction baseline is its test split's predicted classes, already in its metrics.
+          if (onnx && task !== 'multiclass') baselineScores = await step('score test split', () => cached(`scores:${onnx.sha256}:${refs.test.sha256}`, () => scoreTestSample(deps.artifacts, onnx, refs.test, features, task)));
         } else {
-          notes.push(`v${mv.version} has no training baseline in its lineage: feature and prediction drift not checked`);
+          notes.push(`v${mv.version} has no training baseline in its lineage: ${task === 'multiclass' ? 'feature drift' : 'feature and prediction drift'} not checked`);
         }
 
         const window = await step('read window', () =>
@@ -147,7 +173,9 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
             task,
           }),
         );
-        const labeled = await step('read labels', () => readLabeledPredictions(deps.db, { modelId: model.id, modelVersionId: mv.id, since: labelsSince, end: windowEnd, task }));
+        const range = { modelId: model.id, modelVersionId: mv.id, since: labelsSince, end: windowEnd };
+        const labeled = task === 'multiclass' ? undefined : await step('read labels', () => readLabeledPredictions(deps.db, { ...range, task }));
+        const multiclass = task === 'multiclass' ? await multiclassWindow(mv.output_signature, mv.metrics, { ...range, start: windowStart }, step) : undefined;
 
         const windowFeatures: Record<string, FeatureWindow> = {};
         for (const f of features) {
@@ -165,7 +193,8 @@ export function createMonitoringActivities(deps: MonitoringDeps) {
             task,
             prediction: baselineScores ? { baseline: baselineScores, window: window.scores } : undefined,
             labeled,
-            offline: { auc: m.auc ?? null, logLoss: m.logLoss ?? null, rmse: m.rmse ?? null, mae: m.mae ?? null },
+            offline: { auc: m.auc ?? null, logLoss: m.logLoss ?? null, rmse: m.rmse ?? null, mae: m.mae ?? null, ...(multiclass ? multiclass.offline : {}) },
+            multiclass: multiclass?.window,
             schema: { expected: sig.data.map((i) => i.name), keyRows: window.keyRows },
           }),
         );

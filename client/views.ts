@@ -120,6 +120,8 @@ export function monitoringView(r: MonitoringReport | null | undefined, paused?: 
   if (drifted.length) lines.push(`  top PSI: ${drifted.map(([k, psi]) => `${k} ${psi.toFixed(3)}`).join(', ')}`);
   const p = r.performance;
   if (p?.task === 'regression') lines.push(`  live RMSE ${fixed(p.rmse) ?? '-'} (offline ${fixed(p.offlineRmse) ?? '-'}), MAE ${fixed(p.mae) ?? '-'}, R² ${fixed(p.r2) ?? '-'}, mean label ${fixed(p.meanLabel) ?? '-'} vs prediction ${fixed(p.meanPrediction) ?? '-'}`);
+  else if (p?.task === 'multiclass')
+    lines.push(`  live accuracy ${fixed(p.accuracy) ?? '-'} (offline ${fixed(p.offlineAccuracy) ?? '-'}), macro-F1 ${fixed(p.macroF1) ?? '-'} (offline ${fixed(p.offlineMacroF1) ?? '-'}), log loss ${fixed(p.logLoss) ?? '-'} (offline ${fixed(p.offlineLogLoss) ?? '-'})${p.skippedRows ? `, ${p.skippedRows} labelled rows skipped` : ''}`);
   else if (p) lines.push(`  live AUC ${fixed(p.auc) ?? '-'} (offline ${fixed(p.offlineAuc) ?? '-'}), log loss ${fixed(p.logLoss)}`);
   return lines.join('\n');
 }

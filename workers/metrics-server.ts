@@ -15,7 +15,8 @@ import { WORKFLOW_METRICS } from './workflow-metrics';
  * worker, read from the metadata store and the Temporal server at each scrape — the loops'
  * figures: pipeline runs by type and status, alias moves by kind, our task queues' backlog, and
  * per model and version the latest monitoring check (feature PSI and JS, prediction PSI, online
- * AUC, rows, verdict), so drift can be alerted on with no exporter of one's own.
+ * AUC, a regression's RMSE, a multiclass model's accuracy and macro-F1, rows, verdict), so drift
+ * can be alerted on with no exporter of one's own.
  */
 
 /** Our task queues whose backlog the control worker reports (DescribeTaskQueue with stats). */
@@ -106,13 +107,16 @@ export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigu
   const offlineAuc = r.gauge('mlops_monitoring_offline_auc', "The version's AUC on its test split, beside the online one.", ['model', 'version']);
   const onlineRmse = r.gauge('mlops_monitoring_online_rmse', "A regression's RMSE on the labels that arrived, latest check (absent until labels arrive).", ['model', 'version']);
   const offlineRmse = r.gauge('mlops_monitoring_offline_rmse', "A regression version's RMSE on its test split, beside the online one.", ['model', 'version']);
+  const onlineAccuracy = r.gauge('mlops_monitoring_online_accuracy', "A multiclass model's accuracy on the labels that arrived, latest check (absent until labels arrive).", ['model', 'version']);
+  const onlineMacroF1 = r.gauge('mlops_monitoring_online_macro_f1', "A multiclass model's macro-F1 on the labels that arrived, latest check (absent until labels arrive).", ['model', 'version']);
+  const offlineAccuracy = r.gauge('mlops_monitoring_offline_accuracy', "A multiclass version's accuracy on its test split, beside the online one.", ['model', 'version']);
   const rowsJudged = r.gauge('mlops_monitoring_rows', 'Served rows the latest check judged.', ['model', 'version']);
   const labelled = r.gauge('mlops_monitoring_labeled_rows', 'Labelled rows the latest check judged.', ['model', 'version']);
   const verdict = r.gauge('mlops_monitoring_verdict', 'The latest check’s verdict: 1 for the level it reached (ok, warn, act, insufficient-data, error), 0 for the others.', ['model', 'version', 'level']);
   const checkedAt = r.gauge('mlops_monitoring_last_check_timestamp_seconds', 'End of the window of the latest check (Unix time).', ['model', 'version']);
   const db = opts.db;
   r.onCollect(async () => {
-    for (const g of [runs, oldestRunning, featurePsi, featureJs, predictionPsi, onlineAuc, offlineAuc, onlineRmse, offlineRmse, rowsJudged, labelled, verdict, checkedAt]) g.reset();
+    for (const g of [runs, oldestRunning, featurePsi, featureJs, predictionPsi, onlineAuc, offlineAuc, onlineRmse, offlineRmse, onlineAccuracy, onlineMacroF1, offlineAccuracy, rowsJudged, labelled, verdict, checkedAt]) g.reset();
     moves.reset();
     if (!storeFigures()) return;
     const runRows = await db.selectFrom('pipeline_runs').select(['pipeline', 'status', sql<number>`count(*)::int`.as('n')]).groupBy(['pipeline', 'status']).execute();
@@ -144,7 +148,16 @@ export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigu
         labeledRows?: number;
         features?: Record<string, { psi?: number | null; js?: number | null }>;
         prediction?: { psi?: number | null };
-        performance?: { auc?: number | null; offlineAuc?: number | null; rmse?: number | null; offlineRmse?: number | null };
+        performance?: {
+          task?: string;
+          auc?: number | null;
+          offlineAuc?: number | null;
+          rmse?: number | null;
+          offlineRmse?: number | null;
+          accuracy?: number | null;
+          macroF1?: number | null;
+          offlineAccuracy?: number | null;
+        };
       };
       const labels = { model: row.name, version: String(row.version ?? f.version ?? 0) };
       for (const [feature, x] of Object.entries(f.features ?? {})) {
@@ -156,12 +169,19 @@ export function workerMetrics(opts: Pick<WorkerMetricsOptions, 'db' | 'storeFigu
       if (typeof f.performance?.offlineAuc === 'number') offlineAuc.set(labels, f.performance.offlineAuc);
       if (typeof f.performance?.rmse === 'number') onlineRmse.set(labels, f.performance.rmse);
       if (typeof f.performance?.offlineRmse === 'number') offlineRmse.set(labels, f.performance.offlineRmse);
+      // A binary report has an accuracy too (at 0.5): these series are a multiclass model's only.
+      if (f.performance?.task === 'multiclass') setMulticlass(labels, f.performance);
       rowsJudged.set(labels, typeof f.rows === 'number' ? f.rows : 0);
       labelled.set(labels, typeof f.labeledRows === 'number' ? f.labeledRows : 0);
       for (const level of LEVELS) verdict.set({ ...labels, level }, f.level === level ? 1 : 0);
       checkedAt.set(labels, row.window_end.getTime() / 1000);
     }
   });
+  function setMulticlass(labels: { model: string; version: string }, p: { accuracy?: number | null; macroF1?: number | null; offlineAccuracy?: number | null }): void {
+    if (typeof p.accuracy === 'number') onlineAccuracy.set(labels, p.accuracy);
+    if (typeof p.macroF1 === 'number') onlineMacroF1.set(labels, p.macroF1);
+    if (typeof p.offlineAccuracy === 'number') offlineAccuracy.set(labels, p.offlineAccuracy);
+  }
   return r;
 }
 

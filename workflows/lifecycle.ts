@@ -262,7 +262,7 @@ export async function modelLifecycle(raw: LifecycleInput): Promise<never> {
     const workflowId = `train-${model}-${s.counters.trainings}-${uuid4().slice(0, 8)}`;
     const sources = [...new Set(triggers.map((t) => t.source))].join(', ');
     rules.running = { kind: 'training', workflowId, startedAt: new Date(now).toISOString(), triggers };
-    decide('training-started', `training ${workflowId} for ${triggers.length} trigger(s) (${sources}) on ${'uris' in spec.dataset ? `${spec.dataset.uris.length} data object(s)` : `flights ${spec.dataset.flights.from}..${spec.dataset.flights.to}`}${spec.priority ? ` at priority ${spec.priority.key}` : ''}`, {
+    decide('training-started', `training ${workflowId} for ${triggers.length} trigger(s) (${sources}) on ${'uris' in spec.dataset ? `${spec.dataset.uris.length} data object(s)` : 'flights' in spec.dataset ? `flights ${spec.dataset.flights.from}..${spec.dataset.flights.to}` : `bundled ${spec.dataset.bundled}`}${spec.priority ? ` at priority ${spec.priority.key}` : ''}`, {
       workflowId,
       source: triggers[0]?.source,
       figures: triggers[0]?.figures,

@@ -68,10 +68,12 @@ function triggerFigures(r: MonitoringReport, t: MonitoringThresholds): Record<st
     maxPsi: psis[0]?.[1] ?? null,
     maxPsiFeature: psis[0]?.[0] ?? null,
     predictionPsi: judged && r.prediction && r.prediction.psi !== null ? Math.round(r.prediction.psi * 1e4) / 1e4 : null,
-    // A regression's decay travels as its RMSE; a binary trigger keeps the fields it always had.
+    // A regression's decay travels as its RMSE, a multiclass model's as its accuracy; a binary trigger keeps the fields it always had.
     ...(r.performance?.task === 'regression'
       ? { rmse: r.performance.rmse, offlineRmse: r.performance.offlineRmse }
-      : { auc: r.performance?.auc ?? null, offlineAuc: r.performance?.offlineAuc ?? null, logLoss: r.performance?.logLoss ?? null }),
+      : r.performance?.task === 'multiclass'
+        ? { accuracy: r.performance.accuracy, offlineAccuracy: r.performance.offlineAccuracy, macroF1: r.performance.macroF1 }
+        : { auc: r.performance?.auc ?? null, offlineAuc: r.performance?.offlineAuc ?? null, logLoss: r.performance?.logLoss ?? null }),
   };
 }
 

@@ -7,7 +7,7 @@ import type { Config } from '../../infra/config';
 import type { Database } from '../../infra/db/schema';
 import { recordArtifact } from '../../infra/db/repositories';
 import { PROJECT_ROOT } from '../../infra/paths';
-import type { DatasetDef } from '../../workflows/contracts/training-spec';
+import { BUNDLED_DATASETS, type DatasetDef } from '../../workflows/contracts/training-spec';
 import { DATASET_FIX } from '../../workflows/contracts/step-fix';
 import { dataError } from '../steps';
 import { literal, readExpr, withDuckDb } from './duck';
@@ -30,16 +30,21 @@ export interface SnapshotRef {
 
 export const PARQUET = 'application/vnd.apache.parquet';
 
-export function flightsParquetPath(): string {
+/** A file of the vega-datasets package. */
+function vegaDataPath(name: string, what: string): string {
   // Resolved like any dependency, so it is found in a checkout and when we are installed under a user's node_modules.
   let file: string;
   try {
-    file = path.join(path.dirname(require.resolve('vega-datasets')), '..', 'data', 'flights-3m.parquet');
+    file = path.join(path.dirname(require.resolve('vega-datasets')), '..', 'data', name);
   } catch {
-    file = path.join(PROJECT_ROOT, 'node_modules', 'vega-datasets', 'data', 'flights-3m.parquet');
+    file = path.join(PROJECT_ROOT, 'node_modules', 'vega-datasets', 'data', name);
   }
-  if (!existsSync(file)) throw new Error(`bundled flights data not found at ${file} (is the vega-datasets package installed? run npm install)`);
+  if (!existsSync(file)) throw new Error(`bundled ${what} not found at ${file} (is the vega-datasets package installed? run npm install)`);
   return file;
+}
+
+export function flightsParquetPath(): string {
+  return vegaDataPath('flights-3m.parquet', 'flights data');
 }
 
 function formatOf(uri: string, explicit?: 'parquet' | 'csv'): 'parquet' | 'csv' {
@@ -58,7 +63,12 @@ export async function snapshotDataset(deps: { config: Config; artifacts: Artifac
   return withTempDir('snapshot', async (dir) => {
     let files: Array<{ path: string; format: 'parquet' | 'csv'; uri: string; sha256: string; bytes: number }>;
     let where = '';
-    if ('flights' in dataset) {
+    if ('bundled' in dataset) {
+      const name = BUNDLED_DATASETS[dataset.bundled];
+      const file = vegaDataPath(name, `dataset ${dataset.bundled}`);
+      const h = await hashFile(file);
+      files = [{ path: file, format: formatOf(name), uri: `vega-datasets:${name}`, sha256: h.sha256, bytes: h.bytes }];
+    } else if ('flights' in dataset) {
       const file = flightsParquetPath();
       const h = await hashFile(file);
       files = [{ path: file, format: 'parquet', uri: `vega-datasets:flights-3m.parquet`, sha256: h.sha256, bytes: h.bytes }];

@@ -85,10 +85,29 @@ function classOutputProblems(session: ort.InferenceSession, classes: ClassList |
   return problems;
 }
 
-/** The task a stored output signature gives (its one output's name); undefined when it names no task's output. */
+/**
+ * What a stored output signature says the version answers: one output of a binary or regression
+ * task, or a multiclass task's probabilities (with their classes, at least two) and label;
+ * undefined for anything else — a version nothing can tell the scores of.
+ */
+export function answerOfSignature(outputs: unknown): { task: TaskKind; output: string; width: number; classes?: ClassList; names: string[] } | undefined {
+  if (!Array.isArray(outputs)) return undefined;
+  const sig = outputs as Array<{ name?: unknown; classes?: unknown }>;
+  if (sig.length === 1) {
+    const task = taskOfOutput(String(sig[0]!.name));
+    if (!task || task === 'multiclass') return undefined;
+    return { task, output: String(sig[0]!.name), width: 1, names: [String(sig[0]!.name)] };
+  }
+  if (sig.length !== 2 || sig[0]!.name !== TASK_OUTPUT.multiclass || sig[1]!.name !== MULTICLASS_LABEL) return undefined;
+  const classes = sig[0]!.classes;
+  const valid = Array.isArray(classes) && classes.length >= 2 && (classes.every((c) => typeof c === 'string') || classes.every((c) => Number.isSafeInteger(c)));
+  if (!valid) return undefined;
+  return { task: 'multiclass', output: TASK_OUTPUT.multiclass, width: classes.length, classes: classes as ClassList, names: [TASK_OUTPUT.multiclass, MULTICLASS_LABEL] };
+}
+
+/** The task a stored output signature gives; undefined when it names no task's outputs. */
 export function taskOfSignature(outputs: unknown): TaskKind | undefined {
-  if (!Array.isArray(outputs) || outputs.length !== 1) return undefined;
-  return taskOfOutput(String((outputs[0] as { name?: unknown }).name));
+  return answerOfSignature(outputs)?.task;
 }
 
 /** The features a stored input signature names: its inverse, for code that starts from a registered version. */

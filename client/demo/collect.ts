@@ -47,7 +47,7 @@ async function labelledRows(db: Kysely<Database>, month: string): Promise<Array<
 }
 
 const specSchema = z.looseObject({
-  dataset: z.union([z.object({ flights: z.object({ from: z.string(), to: z.string() }) }), z.object({ uris: z.array(z.string()) })]).optional(),
+  dataset: z.union([z.object({ flights: z.object({ from: z.string(), to: z.string() }) }), z.object({ uris: z.array(z.string()) }), z.object({ bundled: z.string() })]).optional(),
   sampleRows: z.number().optional(),
 });
 const metricsSchema = z.looseObject({ auc: z.number().nullable().optional(), logLoss: z.number().nullable().optional() });
@@ -56,7 +56,8 @@ function describeTraining(spec: unknown): string {
   const s = specSchema.safeParse(spec);
   if (!s.success || !s.data.dataset) return '?';
   const d = s.data.dataset;
-  const what = 'flights' in d ? (d.flights.from === d.flights.to ? `flights ${d.flights.from}` : `flights ${d.flights.from}…${d.flights.to}`) : d.uris.map((u) => u.split('/').pop() ?? u).join(' + ');
+  const what =
+    'flights' in d ? (d.flights.from === d.flights.to ? `flights ${d.flights.from}` : `flights ${d.flights.from}…${d.flights.to}`) : 'bundled' in d ? d.bundled : d.uris.map((u) => u.split('/').pop() ?? u).join(' + ');
   return s.data.sampleRows ? `${what} (${s.data.sampleRows.toLocaleString('en-US')} rows sampled)` : what;
 }
 

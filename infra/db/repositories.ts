@@ -2,7 +2,8 @@ import { sql, type Kysely } from 'kysely';
 import type { Db } from './connection';
 import type { Alias, AliasMoveKind, Database, NewArtifact, StepStatus } from './schema';
 import type { TaskKind } from '../../workflows/contracts/training-spec';
-import { outputOf } from '../../activities/ml/task-output';
+import { z } from 'zod';
+import { MULTICLASS_LABEL, outputOf } from '../../activities/ml/task-output';
 
 /**
  * Repository functions: plain functions over a Kysely instance or a transaction. Every write an
@@ -673,6 +674,43 @@ export async function readLabeledPredictions(
   const labels = Float64Array.from(row.y ?? []);
   if (scores.length !== labels.length) throw new Error(`labelled predictions: ${scores.length} scores for ${labels.length} labels`);
   return { scores, labels };
+}
+
+/**
+ * A multiclass version's served classes in (start, end]: its logged `label` (the class as the
+ * data spells it, a JSON string or integer; null when a row lacks it) → rows, grouped in
+ * PostgreSQL. Other versions' rows are not its traffic.
+ */
+export async function readServedClasses(db: Db, w: { modelId: string; modelVersionId: string; start: Date; end: Date }): Promise<Array<{ label: unknown; n: number }>> {
+  const r = await sql<{ label: unknown; n: number }>`select w.outputs -> ${MULTICLASS_LABEL}::text as label, count(*)::int as n from (${windowRows(w.modelId, w.start, w.end)}) w
+    where w.model_version_id = ${w.modelVersionId} group by 1`.execute(db);
+  return r.rows;
+}
+
+/** One row per labelled prediction: whatever was logged, for the caller to read against the classes. */
+const labeledPairs = z.array(z.tuple([z.unknown(), z.unknown()])).nullable();
+
+/**
+ * Predictions of a multiclass version whose label arrived in (since, end]: the logged
+ * probabilities and the label as sent, both raw JSON (the feedback endpoint took only the
+ * version's classes, but older rows or other writers may hold anything). One jsonb array of
+ * pairs, so a row's probabilities and label cannot come apart.
+ */
+export async function readLabeledClasses(
+  db: Db,
+  w: { modelId: string; modelVersionId: string; since: Date; end: Date },
+): Promise<Array<{ probabilities: unknown; label: unknown }>> {
+  const output = outputOf('multiclass');
+  const r = await sql<{ pairs: unknown }>`select jsonb_agg(jsonb_build_array(outputs -> ${output}::text, label) order by request_id) as pairs
+      from prediction_log
+     where model_id = ${w.modelId} and model_version_id = ${w.modelVersionId} and labeled_at > ${w.since} and labeled_at <= ${w.end}
+       and ${SERVED_ROLES} and jsonb_typeof(outputs -> ${output}::text) = 'array' and label is not null`.execute(db);
+  const row = r.rows[0];
+  if (!row) throw new Error('labelled multiclass predictions: the aggregate gave no row');
+  const pairs = labeledPairs.safeParse(row.pairs);
+  if (!pairs.success) throw new Error(`labelled multiclass predictions: not a list of [probabilities, label] pairs (${pairs.error.issues[0]?.message})`);
+  // jsonb_agg over no rows is null: no labels.
+  return (pairs.data ?? []).map(([probabilities, label]) => ({ probabilities, label }));
 }
 
 /** The outputs of a training run's `prepare` step (where its baseline and splits are), for versions registered without them in their lineage. */

@@ -30,3 +30,17 @@ export function syntheticMulticlass(rows: number, seed: number, classes: ClassLi
   }
   return syntheticTable(x1, hour, origin, label, 'multiclass', classes);
 }
+
+/** The features of the travel-mode CSVs the multiclass tests bring as a user's data: syntheticMulticlass's x1 is the distance. */
+export const MODE_FEATURES = [
+  { name: 'distance_km', kind: 'numeric' as const },
+  { name: 'hour', kind: 'numeric' as const },
+  { name: 'origin', kind: 'categorical' as const },
+];
+
+/** A syntheticMulticlass table as such a CSV, each row's mode from `mode(i)`. */
+export function modesCsv(t: Table, mode: (i: number) => string): string {
+  const lines = ['distance_km,hour,origin,mode'];
+  for (let i = 0; i < t.rows; i++) lines.push(`${t.numeric.x1![i]},${t.numeric.hour![i]},${t.categorical.origin![i]},${mode(i)}`);
+  return lines.join('\n') + '\n';
+}

@@ -11,7 +11,7 @@ import { createSession, scoreTable } from '../../activities/training/scoring';
 import { readAll } from '../../infra/artifacts';
 import type { MulticlassTrainingResult, TrainingResult } from '../../workflows/continuous-training';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
-import { syntheticMulticlass } from '../helpers/synthetic-multiclass';
+import { MODE_FEATURES, modesCsv, syntheticMulticlass } from '../helpers/synthetic-multiclass';
 import { independentS3 } from '../helpers/real';
 import { useServingServices } from '../helpers/services';
 import { withTestWorkers } from '../helpers/workers';
@@ -29,11 +29,7 @@ const bucket = `mc-${randomUUID().slice(0, 8)}`;
 const services = useServingServices(bucket, 'multiclass-training-token');
 let dir: string;
 
-async function writeCsv(file: string, t: Table, label: (i: number) => string): Promise<void> {
-  const lines = ['distance_km,hour,origin,mode'];
-  for (let i = 0; i < t.rows; i++) lines.push(`${t.numeric.x1![i]},${t.numeric.hour![i]},${t.categorical.origin![i]},${label(i)}`);
-  await fs.writeFile(file, lines.join('\n') + '\n');
-}
+const writeCsv = (file: string, t: Table, mode: (i: number) => string) => fs.writeFile(file, modesCsv(t, mode));
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'multiclass-training-'));
@@ -55,11 +51,7 @@ afterAll(async () => {
 const spec = (model: string, csv: string, trainer = 'gbdt', onFailure = 'fail') => ({
   model,
   dataset: { uris: [`s3://${bucket}/datasets/${csv}`] },
-  features: [
-    { name: 'distance_km', kind: 'numeric' },
-    { name: 'hour', kind: 'numeric' },
-    { name: 'origin', kind: 'categorical' },
-  ],
+  features: MODE_FEATURES,
   label: { column: 'mode', kind: 'multiclass' },
   split: { kind: 'random', seed: 3, testFraction: 0.25 },
   trainer,
@@ -99,11 +91,7 @@ test('string classes from a CSV in S3: trained, gated against the prior and mult
   const onnx = (await services.pg.query(`select uri from artifacts where id = $1`, [mv.onnx_artifact_id])).rows[0].uri as string;
   const testFile = path.join(dir, `${model}-test.parquet`);
   await fs.writeFile(testFile, await readAll(await artifacts.get(artifacts.keyFromUri(mv.metrics.lineage.test.uri))));
-  const features = [
-    { name: 'distance_km', kind: 'numeric' as const },
-    { name: 'hour', kind: 'numeric' as const },
-    { name: 'origin', kind: 'categorical' as const },
-  ];
+  const features = MODE_FEATURES;
   const test = await loadTable(testFile, features, undefined, { task: 'multiclass', classes: r.classes as string[] });
   const session = await createSession(await readAll(await artifacts.get(artifacts.keyFromUri(onnx))));
   const probs = await scoreTable(session, test, features).finally(() => session.release());

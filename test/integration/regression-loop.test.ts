@@ -2,19 +2,16 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Table } from '../../activities/ml/dataset';
 import { regressionMetrics } from '../../activities/ml/metrics';
-import { createMonitoringActivities } from '../../activities/monitoring';
-import type { RegressionTrainingResult, TrainingResult } from '../../workflows/continuous-training';
+import type { RegressionTrainingResult } from '../../workflows/continuous-training';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
-import { monitoringThresholds, type MonitoringReport, type RegressionPerformance } from '../../workflows/contracts/lifecycle';
-import { promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../workflows/promotion';
+import type { RegressionPerformance } from '../../workflows/contracts/lifecycle';
+import type { PromotionInput } from '../../workflows/promotion';
 import { syntheticRegression } from '../helpers/synthetic-regression';
 import { independentS3 } from '../helpers/real';
 import { useServingServices } from '../helpers/services';
-import { waitFor } from '../helpers/wait';
-import { withTestWorkers } from '../helpers/workers';
+import { modelLoop } from '../helpers/loop';
 import { checkMetrics } from '../helpers/promtool';
 import { createLogger } from '../../infra/log';
 import { startWorkerMetrics } from '../../workers/metrics-server';
@@ -33,6 +30,8 @@ const TOKEN = 'regression-loop-token-0123';
 const bucket = `reg-${randomUUID().slice(0, 8)}`;
 const model = `price-${randomUUID().slice(0, 8)}`;
 const services = useServingServices(bucket, TOKEN);
+const loop = modelLoop(services, model, TOKEN);
+const { feedback, promote, production, check } = loop;
 let dir: string;
 /** The rows the application serves and later labels: drawn like the training data, never trained on. */
 let traffic: Table;
@@ -60,7 +59,6 @@ afterAll(async () => {
 
 async function train(csv: string, rounds: number): Promise<RegressionTrainingResult> {
   const spec = {
-    model,
     dataset: { uris: [`s3://${bucket}/datasets/${csv}`] },
     features: [
       { name: 'x1', kind: 'numeric' },
@@ -72,32 +70,10 @@ async function train(csv: string, rounds: number): Promise<RegressionTrainingRes
     hyperparameters: { rounds, maxDepth: 4 },
     onFailure: 'fail',
   };
-  const result = await withTestWorkers(services.env, services.runtime, async () => {
-    const handle = await services.env.client.workflow.start('continuousTraining', { taskQueue: TASK_QUEUES.control, workflowId: `ct-${model}-${randomUUID().slice(0, 6)}`, args: [spec] });
-    return (await handle.result()) as TrainingResult;
-  });
+  const result = await loop.train(spec);
   expect(result).toMatchObject({ status: 'registered', task: 'regression', reasons: [] });
   return result as RegressionTrainingResult;
 }
-
-async function promote(input: PromotionInput): Promise<PromotionStatus> {
-  return withTestWorkers(
-    services.env,
-    services.runtime,
-    async () => {
-      const handle = await services.env.client.workflow.start('promotion', { taskQueue: TASK_QUEUES.control, workflowId: promotionWorkflowId(input.model), args: [input] });
-      return (await handle.result()) as PromotionStatus;
-    },
-    { queues: [TASK_QUEUES.control] },
-  );
-}
-
-async function production(): Promise<number | undefined> {
-  const r = await services.pg.query(`select mv.version from model_aliases a join models m on m.id = a.model_id join model_versions mv on mv.id = a.model_version_id where m.name = $1 and a.alias = 'production'`, [model]);
-  return r.rows[0]?.version as number | undefined;
-}
-
-const feedback = (body: unknown) => fetch(`${services.server.url}/v2/models/${model}/feedback`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
 
 /** One traffic row through the server as an application sends it; the prediction it got back. */
 async function infer(i: number, requestId: string): Promise<number | undefined> {
@@ -113,29 +89,13 @@ async function infer(i: number, requestId: string): Promise<number | undefined> 
 }
 
 /** Steady labelled traffic while a promotion bakes: each row's true price arrives 300 ms later. */
-function labelledTraffic(tag: string) {
-  let stop = false;
-  let sent = 0;
-  const loop = (async () => {
-    while (!stop) {
-      const labels: Array<{ request_id: string; label: number }> = [];
-      for (let k = 0; k < 10 && !stop; k++) {
-        const i = sent % traffic.rows;
-        const id = `${tag}-${sent++}`;
-        if ((await infer(i, id)) !== undefined) labels.push({ request_id: id, label: traffic.label[i]! });
-      }
-      await new Promise((r) => setTimeout(r, 300));
-      if (labels.length) await (await feedback({ labels })).arrayBuffer();
-    }
-  })();
-  return { stop: async () => ((stop = true), await loop) };
-}
+const labelledTraffic = (tag: string) => loop.labelledTraffic(tag, traffic.rows, async (i, id) => (await infer(i, id)) !== undefined, (i) => traffic.label[i]!);
 
 const fast = { bakeSeconds: 2, maxBakeSeconds: 90, canarySteps: [30, 100], loadTest: { seconds: 1, concurrency: 4 } } satisfies Partial<PromotionInput>;
 
 /** A window of served rows [from, from + n) and their labels (the true price, or one `shift` off), once both are in the log. */
 async function servedWindow(tag: string, from: number, n: number, shift = 0): Promise<{ start: string; end: string; predictions: number[]; labels: number[] }> {
-  const start = ((await services.pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
+  const start = await loop.now();
   const predictions: number[] = [];
   const labels: Array<{ request_id: string; label: number }> = [];
   for (let k = 0; k < n; k++) {
@@ -147,17 +107,9 @@ async function servedWindow(tag: string, from: number, n: number, shift = 0): Pr
   }
   const answer = (await (await feedback({ labels })).json()) as { attached: number; unknown: number };
   expect(answer).toEqual({ attached: n, unknown: 0 });
-  await waitFor(`${n} labelled rows of ${tag} in the prediction log`, async () => {
-    const r = await services.pg.query(`select count(*)::int n from prediction_log where request_id like $1 and label is not null`, [`${tag}-%`]);
-    return r.rows[0].n === n ? true : undefined;
-  });
-  const end = ((await services.pg.query(`select now() as t`)).rows[0].t as Date).toISOString();
+  await loop.labelled(tag, n);
+  const end = await loop.now();
   return { start, end, predictions, labels: labels.map((l) => l.label) };
-}
-
-async function check(w: { start: string; end: string }, thresholds = {}): Promise<MonitoringReport> {
-  const acts = createMonitoringActivities({ db: services.runtime.db, artifacts: services.runtime.artifacts });
-  return new MockActivityEnvironment().run(acts.monitoringCheck, { model, windowStart: w.start, windowEnd: w.end, labelsSince: w.start, thresholds: monitoringThresholds.parse(thresholds) });
 }
 
 test('train → canary judged on RMSE → serve → monitoring with late labels: the registry, services.server and monitoring agree', async () => {

@@ -10,6 +10,7 @@ function request(hours: number[], origins: string[]): ParsedInfer {
     rows: n,
     feeds: { hour: new ort.Tensor('float32', Float32Array.from(hours), [n, 1]), origin: new ort.Tensor('string', origins, [n, 1]) },
     columns: { hour: hours, origin: origins },
+    outputs: ['probability'],
   };
 }
 

@@ -27,7 +27,7 @@ const raw = (hour: Buffer, over: Record<string, unknown> = {}) =>
   typed({ inputs: typed().inputs.map((t) => ({ ...t, contents: null })), raw_input_contents: [hour, lengthPrefixed('ATL', 'ORD')], ...over });
 const check = (message: unknown) => {
   const req = decodeGrpcInfer(message);
-  return checkInfer(req.inputs, req.outputs, SIGNATURE, 100, req.id, 'probability');
+  return checkInfer(req.inputs, req.outputs, SIGNATURE, 100, req.id, { output: 'probability', width: 1 });
 };
 
 test('typed contents and raw_input_contents give the same feeds; raw is remembered for the answer', () => {

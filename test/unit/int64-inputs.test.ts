@@ -20,12 +20,12 @@ const json = (departed: unknown[]) => ({
     { name: 'miles', datatype: 'FP32', shape: [departed.length, 1], data: departed.map(() => 500) },
   ],
 });
-const rest = (body: unknown, binary?: Buffer) => parseInfer(body, SIGNATURE, 100, binary, 'probability');
+const rest = (body: unknown, binary?: Buffer) => parseInfer(body, SIGNATURE, 100, binary, { output: 'probability', width: 1 });
 const fp32Bytes = (n: number) => Buffer.from(Float32Array.from({ length: n }, () => 500).buffer);
 const empty = { bool_contents: [], int_contents: [], int64_contents: [], uint_contents: [], uint64_contents: [], fp32_contents: [], fp64_contents: [], bytes_contents: [] };
 const grpc = (over: Record<string, unknown>) => {
   const req = decodeGrpcInfer({ model_name: 'm', model_version: '', id: '', parameters: {}, outputs: [], raw_input_contents: [], ...over });
-  return checkInfer(req.inputs, req.outputs, SIGNATURE, 100, req.id, 'probability');
+  return checkInfer(req.inputs, req.outputs, SIGNATURE, 100, req.id, { output: 'probability', width: 1 });
 };
 
 test('JSON, binary and gRPC (typed and raw) give the same int64 feed and logged values', () => {

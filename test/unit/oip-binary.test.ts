@@ -113,34 +113,34 @@ describe('parseInfer with binary inputs', () => {
   test('binary and JSON requests for the same rows give the same feeds', () => {
     const origin = strings('ATL', 'ORD');
     const b = splitBinaryBody(body(header(8, origin.length), fp32(7, 18), origin).bytes, String(JSON.stringify(header(8, origin.length)).length));
-    const binary = parseInfer(b.json, SIGNATURE, 100, b.binary, 'probability');
-    const json = parseInfer({ inputs: [{ name: 'hour', datatype: 'FP32', shape: [2, 1], data: [7, 18] }, { name: 'origin', datatype: 'BYTES', shape: [2, 1], data: ['ATL', 'ORD'] }] }, SIGNATURE, 100, undefined, 'probability');
+    const binary = parseInfer(b.json, SIGNATURE, 100, b.binary, { output: 'probability', width: 1 });
+    const json = parseInfer({ inputs: [{ name: 'hour', datatype: 'FP32', shape: [2, 1], data: [7, 18] }, { name: 'origin', datatype: 'BYTES', shape: [2, 1], data: ['ATL', 'ORD'] }] }, SIGNATURE, 100, undefined, { output: 'probability', width: 1 });
     expect(binary.columns).toEqual({ hour: [7, 18], origin: ['ATL', 'ORD'] });
     expect(binary.columns).toEqual(json.columns);
-    expect(binary.binaryOutput).toBe(false);
+    expect(binary.binaryOutputs).toEqual([]);
   });
 
   test('binary_data_size must be the element count × 4 for FP32', () => {
     const origin = strings('ATL', 'ORD');
-    expect(() => parseInfer(header(12, origin.length), SIGNATURE, 100, Buffer.concat([fp32(1, 2, 3), origin]), 'probability')).toThrow('input hour: binary_data_size is 12 bytes; 2 FP32 elements take 8');
+    expect(() => parseInfer(header(12, origin.length), SIGNATURE, 100, Buffer.concat([fp32(1, 2, 3), origin]), { output: 'probability', width: 1 })).toThrow('input hour: binary_data_size is 12 bytes; 2 FP32 elements take 8');
   });
 
   test('the datatype is checked before the bytes are read', () => {
     const h = header(8, 8);
     h.inputs[0]!.datatype = 'INT64';
-    expect(() => parseInfer(h, SIGNATURE, 100, Buffer.alloc(16), 'probability')).toThrow('input hour: datatype INT64, expected FP32');
+    expect(() => parseInfer(h, SIGNATURE, 100, Buffer.alloc(16), { output: 'probability', width: 1 })).toThrow('input hour: datatype INT64, expected FP32');
   });
 
   test('a NaN or infinity in binary FP32 is refused like in JSON', () => {
     const origin = strings('ATL', 'ORD');
-    expect(() => parseInfer(header(8, origin.length), SIGNATURE, 100, Buffer.concat([fp32(1, NaN), origin]), 'probability')).toThrow('input hour[1]: NaN is not a finite FP32 number');
-    expect(() => parseInfer(header(8, origin.length), SIGNATURE, 100, Buffer.concat([fp32(Infinity, 1), origin]), 'probability')).toThrow('input hour[0]: Infinity is not a finite FP32 number');
+    expect(() => parseInfer(header(8, origin.length), SIGNATURE, 100, Buffer.concat([fp32(1, NaN), origin]), { output: 'probability', width: 1 })).toThrow('input hour[1]: NaN is not a finite FP32 number');
+    expect(() => parseInfer(header(8, origin.length), SIGNATURE, 100, Buffer.concat([fp32(Infinity, 1), origin]), { output: 'probability', width: 1 })).toThrow('input hour[0]: Infinity is not a finite FP32 number');
   });
 
   test('binary output: asked per output or for the whole request; the output’s own flag wins', () => {
     const origin = strings('ATL', 'ORD');
     const bytes = Buffer.concat([fp32(1, 2), origin]);
-    const parse = (extra: Record<string, unknown>) => parseInfer(header(8, origin.length, extra), SIGNATURE, 100, bytes, 'probability').binaryOutput;
+    const parse = (extra: Record<string, unknown>) => parseInfer(header(8, origin.length, extra), SIGNATURE, 100, bytes, { output: 'probability', width: 1 }).binaryOutputs.length > 0;
     expect(parse({ outputs: [{ name: 'probability', parameters: { binary_data: true } }] })).toBe(true);
     expect(parse({ parameters: { binary_data_output: true } })).toBe(true);
     expect(parse({ parameters: { binary_data_output: true }, outputs: [{ name: 'probability', parameters: { binary_data: false } }] })).toBe(false);

@@ -65,6 +65,7 @@ test.each(invalid.map((b) => [JSON.stringify(b)?.slice(0, 120), b]))('left to zo
 test('the JSON answer is what JSON.stringify writes for it', () => {
   const head = { model_name: 'flights', model_version: '3', id: 'ïd "quoted" \\ ✈' };
   const probs = Float32Array.of(0.1, 1 / 3, 0, -0, 1e-8, 0.99999994, NaN, Infinity);
-  expect(jsonAnswer(head, probs.length, probs, 'probability')).toBe(JSON.stringify({ ...head, outputs: [{ name: 'probability', datatype: 'FP32', shape: [probs.length, 1], data: Array.from(probs) }] }));
-  expect(jsonAnswer(head, probs.length, probs, 'prediction')).toBe(JSON.stringify({ ...head, outputs: [{ name: 'prediction', datatype: 'FP32', shape: [probs.length, 1], data: Array.from(probs) }] }));
+  const tensor = (name: string) => [{ name, datatype: 'FP32' as const, shape: [probs.length, 1], data: probs }];
+  expect(jsonAnswer(head, tensor('probability'))).toBe(JSON.stringify({ ...head, outputs: [{ name: 'probability', datatype: 'FP32', shape: [probs.length, 1], data: Array.from(probs) }] }));
+  expect(jsonAnswer(head, tensor('prediction'))).toBe(JSON.stringify({ ...head, outputs: [{ name: 'prediction', datatype: 'FP32', shape: [probs.length, 1], data: Array.from(probs) }] }));
 });

@@ -54,8 +54,8 @@ test('without an offline RMSE there is no scale: a warning, never ok', () => {
 test('feedback takes the label type of the model’s task, naming the first label that does not fit', () => {
   const regression = tasksOf([[{ name: 'prediction', datatype: 'FP32' }]]);
   const binary = tasksOf([[{ name: 'probability', datatype: 'FP32' }], []]);
-  expect([...regression]).toEqual(['regression']);
-  expect([...binary]).toEqual(['binary']);
+  expect(regression).toEqual([{ task: 'regression' }]);
+  expect(binary).toEqual([{ task: 'binary' }]);
   const labels = (...ys: Array<number | boolean | string>) => ys.map((label, i) => ({ request_id: `r${i}`, label }));
   expect(feedbackProblem(labels(3.5, -2, 0), regression, true)).toBeUndefined();
   expect(feedbackProblem(labels(3.5, '12', 0), regression, true)).toBe('invalid feedback: labels.1.label: "12" is not a label this model takes; expected a finite number (regression)');
@@ -64,7 +64,7 @@ test('feedback takes the label type of the model’s task, naming the first labe
   expect(feedbackProblem(labels(1, 0.5), binary, true)).toBe('invalid feedback: labels.1.label: 0.5 is not a label this model takes; expected 0, 1, false or true (binary)');
   expect(feedbackProblem(labels('yes'), binary, false)).toMatch(/^invalid feedback: label: "yes" is not a label/);
   // A model with versions of both tasks takes a label either can judge.
-  const both = new Set([...binary, ...regression]);
+  const both = [...binary, ...regression];
   expect(feedbackProblem(labels(1, 7.25), both, true)).toBeUndefined();
   expect(feedbackProblem(labels('x'), both, false)).toBe('invalid feedback: label: "x" is not a label this model takes; expected 0, 1, false or true (binary) or a finite number (regression)');
 });

@@ -21,11 +21,13 @@ export interface BatchingOptions {
   maxDelayMs: number;
   /** A batch is sent once it holds this many rows; a request larger than this runs alone. */
   maxRows: number;
+  /** Scores per row of the version's output (a multiclass model's class count); 1 when absent. */
+  width?: number;
 }
 
 export const DEFAULT_BATCHING: BatchingOptions = { maxDelayMs: 2, maxRows: 1024 };
 
-/** Scores feeds: `session.run` of the version, giving its `probability` output. */
+/** Scores feeds: `session.run` of the version, giving its scores output (`width` values a row). */
 export type RunFeeds = (feeds: Record<string, ort.Tensor>) => Promise<Float32Array>;
 
 /** One numeric input's rows of every request, in order, in `into`. */
@@ -58,12 +60,12 @@ export function concatFeeds(parts: ParsedInfer[]): Record<string, ort.Tensor> {
   return out;
 }
 
-/** Each request's rows of a batch's output (views into it, no copies), or undefined when the output is not one value per row. */
-export function splitRows(output: Float32Array, rows: number[]): Float32Array[] | undefined {
+/** Each request's rows of a batch's output (views into it, no copies), or undefined when the output is not `width` values per row. */
+export function splitRows(output: Float32Array, rows: number[], width = 1): Float32Array[] | undefined {
   const total = rows.reduce((n, r) => n + r, 0);
-  if (output.length !== total) return undefined;
+  if (output.length !== total * width) return undefined;
   let at = 0;
-  return rows.map((r) => output.subarray(at, (at += r)));
+  return rows.map((r) => output.subarray(at, (at += r * width)));
 }
 
 interface Waiting {
@@ -144,12 +146,12 @@ export class BatchQueue {
     const parts = batch.map((w) => w.parsed);
     let split: Float32Array[] | undefined;
     try {
-      split = splitRows(await this.run(concatFeeds(parts)), parts.map((p) => p.rows));
+      split = splitRows(await this.run(concatFeeds(parts)), parts.map((p) => p.rows), this.opts.width);
     } catch {
       split = undefined;
     }
     if (split) {
-      this.onBatch(batch.length, split.reduce((n, s) => n + s.length, 0));
+      this.onBatch(batch.length, parts.reduce((n, p) => n + p.rows, 0));
       batch.forEach((w, i) => w.resolve(split[i]!));
       return;
     }

@@ -1,6 +1,6 @@
 import { NotFound, type LoadedVersion, type ModelStore } from './models';
 import { BINARY_EXTENSION } from './oip-binary';
-import { OUTPUT_DATATYPE } from './oip';
+import { outputsOf } from './answer';
 import type { ServingSync } from './sync';
 
 /** What REST and gRPC both answer about the server and its models: metadata and readiness. */
@@ -45,7 +45,7 @@ export function modelMetadata(store: ModelStore, name: string, version?: number)
     versions: versions.map((x) => String(x.version)),
     platform: 'onnxruntime_onnx',
     inputs: described.inputs.map((i) => ({ name: i.name, datatype: i.datatype, shape: [-1, 1] })),
-    outputs: [{ name: described.output, datatype: OUTPUT_DATATYPE, shape: [-1, 1] }],
+    outputs: outputsOf(described),
   };
 }
 

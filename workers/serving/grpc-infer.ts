@@ -2,8 +2,9 @@ import { z } from 'zod';
 import { BadRequest } from './bad-request';
 import { modelName, versionNumber } from './describe';
 import type { InferResult } from './inference';
-import { OUTPUT_DATATYPE, type ParsedInfer, type TensorIn } from './oip';
-import { decodeRaw, encodeFp32, utf8Text } from './raw-tensors';
+import type { ParsedInfer, TensorIn } from './oip';
+import { answerTensors, encodeTensor, type AnswerTensor } from './answer';
+import { decodeRaw, utf8Text } from './raw-tensors';
 
 /**
  * gRPC `ModelInfer` messages (as @grpc/proto-loader decodes them) to and from the checks every
@@ -91,12 +92,19 @@ export function decodeGrpcInfer(message: unknown): GrpcInfer {
 /** The ModelInferResponse: typed contents, or raw_output_contents for a request that sent raw inputs. */
 export function grpcAnswer(model: string, result: InferResult<ParsedInfer>, raw: boolean) {
   const { target, parsed, requestId, probs } = result;
-  const output = { name: target.output, datatype: OUTPUT_DATATYPE, shape: [parsed.rows, 1] };
+  const tensors = answerTensors(target, parsed.rows, probs, parsed.outputs);
   return {
     model_name: model,
     model_version: String(target.version),
     id: parsed.id ?? requestId,
-    outputs: [raw ? output : { ...output, contents: { fp32_contents: Array.from(probs) } }],
-    raw_output_contents: raw ? [encodeFp32(probs)] : [],
+    outputs: tensors.map(({ name, datatype, shape, data }) => (raw ? { name, datatype, shape } : { name, datatype, shape, contents: typedContents({ name, datatype, shape, data }) })),
+    raw_output_contents: raw ? tensors.map(encodeTensor) : [],
   };
+}
+
+/** An output's InferTensorContents: the field of its datatype. */
+function typedContents(t: AnswerTensor): Record<string, unknown[]> {
+  if (t.datatype === 'FP32') return { fp32_contents: Array.from(t.data as Float32Array) };
+  if (t.datatype === 'INT64') return { int64_contents: t.data as number[] };
+  return { bytes_contents: (t.data as string[]).map((s) => Buffer.from(s, 'utf8')) };
 }

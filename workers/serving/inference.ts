@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../infra/log';
 import { BatchQueue, DEFAULT_BATCHING, type BatchingOptions } from './batching';
+import { MULTICLASS_LABEL } from '../../activities/ml/task-output';
 import type { ServerMetrics } from './metrics';
 import type { LoadedVersion, ModelStore } from './models';
 import type { InputSignature, ParsedInfer } from './oip';
+import { classLabels, type AnswerShape } from './answer';
 import type { PredictionLog, PredictionRow } from './prediction-log';
 import type { ServingSync } from './sync';
 
@@ -32,14 +34,15 @@ export interface InferCall<P extends ParsedInfer> {
   requestId?: string;
   /** The caller's `x-mlops-traffic`: the promotion's `contract` and `load` requests are counted apart. */
   traffic?: string;
-  /** Decodes and checks the request against the version that will score it: its inputs and its one output's name. */
-  parse(signature: InputSignature[], output: string): P | Promise<P>;
+  /** Decodes and checks the request against the version that will score it: its inputs and the outputs it gives. */
+  parse(signature: InputSignature[], answer: AnswerShape): P | Promise<P>;
 }
 
 export interface InferResult<P extends ParsedInfer> {
   target: LoadedVersion;
   parsed: P;
   requestId: string;
+  /** The version's scores, rows × width (a multiclass model's probabilities, row-major). */
   probs: Float32Array;
 }
 
@@ -62,7 +65,7 @@ export function createInfer(deps: InferDeps): Infer {
     if (!q) {
       q = new BatchQueue(
         async (feeds) => (await v.session.run(feeds, [v.output]))[v.output]!.data as Float32Array,
-        batching,
+        { ...batching, width: v.width },
         (requests, rows) => metrics.batch(v.model, v.version, requests, rows),
       );
       queues.set(v, q);
@@ -94,7 +97,7 @@ export function createInfer(deps: InferDeps): Infer {
     queue.expect();
     let parsed: P;
     try {
-      parsed = await call.parse(route.target.inputs, route.target.output);
+      parsed = await call.parse(route.target.inputs, route.target);
     } finally {
       queue.arrived();
     }
@@ -116,6 +119,9 @@ function logRows(v: LoadedVersion, parsed: ParsedInfer, probs: Float32Array, rol
   const names = Object.keys(parsed.columns);
   const columns = names.map((k) => parsed.columns[k]!);
   const rows: PredictionRow[] = new Array<PredictionRow>(parsed.rows);
+  // A multiclass row logs its class probabilities and its class: what monitoring and the canary judge.
+  const k = v.width;
+  const labels = v.classes ? classLabels(probs, v.classes) : undefined;
   for (let i = 0; i < parsed.rows; i++) {
     const inputs: Record<string, number | string | null | undefined> = {};
     for (let c = 0; c < names.length; c++) inputs[names[c]!] = columns[c]![i];
@@ -125,7 +131,7 @@ function logRows(v: LoadedVersion, parsed: ParsedInfer, probs: Float32Array, rol
       modelVersionId: v.modelVersionId,
       ts,
       inputs,
-      outputs: { [v.output]: probs[i], role },
+      outputs: labels ? { [v.output]: Array.from(probs.subarray(i * k, (i + 1) * k)), [MULTICLASS_LABEL]: labels[i], role } : { [v.output]: probs[i], role },
       latencyMs: ms / parsed.rows,
     };
   }

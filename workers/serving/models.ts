@@ -5,7 +5,8 @@ import { readAll, type ArtifactStore } from '../../infra/artifacts';
 import type { Database } from '../../infra/db/schema';
 import { getModelByName, getModelVersion } from '../../infra/db/repositories';
 import { BadRequest, type InputSignature } from './oip';
-import { taskOfOutput } from '../../activities/ml/task-output';
+import { answerOfSignature } from '../../activities/training/scoring';
+import type { AnswerShape } from './answer';
 import { ORT_TYPES } from '../../activities/ml/model-inputs';
 import type { TaskKind } from '../../workflows/contracts/training-spec';
 
@@ -15,7 +16,7 @@ import type { TaskKind } from '../../workflows/contracts/training-spec';
  * immutable object per model, replaced whole, so a request sees either the old or the new state.
  */
 
-export interface LoadedVersion {
+export interface LoadedVersion extends AnswerShape {
   model: string;
   modelId: string;
   modelVersionId: string;
@@ -23,8 +24,6 @@ export interface LoadedVersion {
   sha256: string;
   session: ort.InferenceSession;
   inputs: InputSignature[];
-  /** The version's one output (`probability` for a binary model, `prediction` for a regression) and its task. */
-  output: string;
   task: TaskKind;
   inflight: number;
   loadedAt: string;
@@ -98,13 +97,15 @@ export class ModelStore {
     if (sha !== artifact.sha256) throw new Error(`model ${name} v${version}: ${artifact.uri} has sha256 ${sha}, the registry says ${artifact.sha256}; refusing to load it`);
     const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
     const inputs = (mv.input_signature as Array<{ name: string; datatype: string }>).map((s) => ({ name: s.name, datatype: s.datatype as InputSignature['datatype'], shape: [-1, 1] }));
-    const declared = Array.isArray(mv.output_signature) ? (mv.output_signature as Array<{ name?: unknown }>).map((o) => String(o.name)) : [];
-    const output = declared[0];
-    const task = output === undefined ? undefined : taskOfOutput(output);
-    if (declared.length !== 1 || !task || !session.outputNames.includes(output!)) {
+    const shape = answerOfSignature(mv.output_signature);
+    if (!shape || !shape.names.every((n) => session.outputNames.includes(n))) {
       await session.release();
-      throw new Error(`model ${name} v${version}: the registry declares outputs [${declared.join(', ')}] and the graph gives [${session.outputNames.join(', ')}]; a served model gives one of probability or prediction; refusing to load it`);
+      const declared = Array.isArray(mv.output_signature) ? (mv.output_signature as Array<{ name?: unknown }>).map((o) => String(o.name)) : [];
+      throw new Error(
+        `model ${name} v${version}: the registry declares outputs [${declared.join(', ')}] and the graph gives [${session.outputNames.join(', ')}]; a served model gives probability, prediction, or probabilities (with its classes) and label; refusing to load it`,
+      );
     }
+    const { task, output, width, classes } = shape;
     // A registry signature the graph does not take would fail every request at run time: refused at load, naming the difference.
     const graphInputs = new Map(session.inputMetadata.map((m) => [m.name, m.isTensor ? m.type : 'not a tensor']));
     const mismatched = [
@@ -115,7 +116,7 @@ export class ModelStore {
       await session.release();
       throw new Error(`model ${name} v${version}: the registry's inputs do not match the graph's: ${mismatched.join(', ')}; refusing to load it`);
     }
-    const loaded: LoadedVersion = { model: name, modelId: model.id, modelVersionId: mv.id, version, sha256: sha, session, inputs, output: output!, task, inflight: 0, loadedAt: new Date().toISOString() };
+    const loaded: LoadedVersion = { model: name, modelId: model.id, modelVersionId: mv.id, version, sha256: sha, session, inputs, output, width, ...(classes ? { classes } : {}), task, inflight: 0, loadedAt: new Date().toISOString() };
     const current = this.models.get(name) ?? { name, versions: new Map(), traffic: { canaryWeight: 0 }, generation: 0 };
     // Copy-on-write: requests holding the old state keep a consistent view.
     this.models.set(name, { ...current, versions: new Map([...current.versions, [version, loaded]]) });
@@ -182,4 +183,3 @@ export class ModelStore {
     this.models.clear();
   }
 }
-

@@ -3,6 +3,7 @@ import { BadRequest } from './bad-request';
 import { binaryInputs } from './oip-binary';
 import { inferRequest, isInferRequest, type InferRequest } from './oip-form';
 import { decodeRaw } from './raw-tensors';
+import { requestedOutputs, type AnswerShape } from './answer';
 
 export { BadRequest } from './bad-request';
 
@@ -19,8 +20,6 @@ export interface InputSignature {
   shape: number[];
 }
 
-/** The datatype of the one output our models give (its name is the version's: `probability` or `prediction`). */
-export const OUTPUT_DATATYPE = 'FP32';
 
 /**
  * One input as a transport gives it. Its elements are decoded only once its name, datatype and
@@ -40,12 +39,14 @@ export interface ParsedInfer {
   feeds: Record<string, ort.Tensor>;
   /** The request's values by input name, for the prediction log. */
   columns: Record<string, Array<number | string | null>>;
+  /** The outputs to answer with, in order: those the request names, else every one the version gives. */
+  outputs: string[];
 }
 
 const show = (v: unknown) => (typeof v === 'number' || typeof v === 'bigint' ? String(v) : JSON.stringify(v));
 
 /** Checks decoded inputs and the requested outputs against the model's signature and builds onnxruntime feeds. */
-export function checkInfer(inputs: TensorIn[], outputs: string[], signature: InputSignature[], maxBatch: number, id: string | undefined, output: string): ParsedInfer {
+export function checkInfer(inputs: TensorIn[], outputs: string[], signature: InputSignature[], maxBatch: number, id: string | undefined, answer: AnswerShape): ParsedInfer {
   const byName = new Map(inputs.map((t) => [t.name, t]));
   if (byName.size !== inputs.length) throw new BadRequest('an input is given twice');
   for (const t of inputs) if (!signature.some((s) => s.name === t.name)) throw new BadRequest(`unexpected input ${JSON.stringify(t.name)}; the model takes ${signature.map((s) => s.name).join(', ')}`);
@@ -97,8 +98,7 @@ export function checkInfer(inputs: TensorIn[], outputs: string[], signature: Inp
       columns[sig.name] = values;
     }
   }
-  for (const o of outputs) if (o !== output) throw new BadRequest(`unknown output ${JSON.stringify(o)}; the model gives ${output}`);
-  return { id, rows: rows!, feeds, columns };
+  return { id, rows: rows!, feeds, columns, outputs: requestedOutputs(outputs, answer) };
 }
 
 // REST: JSON, with the binary tensor data extension.
@@ -120,15 +120,15 @@ function formChecked(body: unknown): InferRequest {
 }
 
 export interface RestInfer extends ParsedInfer {
-  /** The answer's output goes as raw bytes after its JSON header (binary tensor data extension). */
-  binaryOutput: boolean;
+  /** The answer's outputs that go as raw bytes after its JSON header (binary tensor data extension). */
+  binaryOutputs: string[];
 }
 
 /**
  * Validates a REST request: its JSON (the whole body, or the header of a binary one) and, for
  * inputs with `parameters.binary_data_size`, their bytes from `binary` (what follows the header).
  */
-export function parseInfer(body: unknown, signature: InputSignature[], maxBatch: number, binary: Buffer | undefined, output: string): RestInfer {
+export function parseInfer(body: unknown, signature: InputSignature[], maxBatch: number, binary: Buffer | undefined, answer: AnswerShape): RestInfer {
   const req = isInferRequest(body) ? body : formChecked(body);
   const raw = binaryInputs(
     req.inputs.map((t) => ({ name: t.name, size: t.parameters?.binary_data_size, hasData: t.data !== undefined })),
@@ -146,9 +146,9 @@ export function parseInfer(body: unknown, signature: InputSignature[], maxBatch:
     signature,
     maxBatch,
     req.id,
-    output,
+    answer,
   );
   // An output's own binary_data wins over the request-wide binary_data_output.
-  const asked = req.outputs?.find((o) => o.name === output)?.parameters?.binary_data;
-  return { ...out, binaryOutput: asked ?? req.parameters?.binary_data_output ?? false };
+  const binaryOutputs = out.outputs.filter((name) => req.outputs?.find((o) => o.name === name)?.parameters?.binary_data ?? req.parameters?.binary_data_output ?? false);
+  return { ...out, binaryOutputs };
 }

@@ -73,6 +73,8 @@ export const monitoringThresholds = z
     maxRmseIncrease: z.number().min(0).default(0.1),
     /** A regression's |mean label − mean prediction| on labelled predictions, relative to its offline test RMSE. */
     maxBiasRatio: z.number().min(0).default(0.5),
+    /** A multiclass model's accuracy drop from its offline test accuracy on labelled predictions (absolute, as maxAucDrop). */
+    maxAccuracyDrop: z.number().min(0).max(1).default(0.05),
     /** Fewer rows in a window than this: no verdict, the window grows. */
     minRows: z.number().int().min(1).max(10_000_000).default(500),
     minLabeledRows: z.number().int().min(1).max(10_000_000).default(200),
@@ -161,9 +163,45 @@ export interface MonitoringReport {
   breach: boolean;
   reasons: string[];
   features: Record<string, MonitoringFeatureFigures>;
-  prediction?: { psi: number | null; js: number | null; ks: number | null; mean: number; baselineMean: number; notComputed?: Record<string, string> };
+  prediction?: ScorePredictionFigures | ClassPredictionFigures;
   quality: { missingInputs: string[]; unexpectedInputs: string[]; schemaChanged: boolean };
-  performance?: BinaryPerformance | RegressionPerformance;
+  performance?: BinaryPerformance | RegressionPerformance | MulticlassPerformance;
+}
+
+/** Prediction drift of a binary model's probabilities or a regression's predictions, on the test scores' deciles. */
+export interface ScorePredictionFigures {
+  task?: undefined;
+  psi: number | null;
+  js: number | null;
+  ks: number | null;
+  mean: number;
+  baselineMean: number;
+  notComputed?: Record<string, string>;
+}
+
+/**
+ * Prediction drift of a multiclass model: the shares of the classes it served (its logged
+ * `label`) against those it predicted on its test split. The score-only fields are absent, so
+ * code reading `prediction.mean` reads undefined here, never a class share.
+ */
+export interface ClassPredictionFigures {
+  task: 'multiclass';
+  psi: number | null;
+  js: number | null;
+  ks?: undefined;
+  mean?: undefined;
+  baselineMean?: undefined;
+  /** The version's classes: the order of both share vectors. */
+  classes: string[] | number[];
+  /** Served rows of this version per class, divided by `rows` (all 0 when `rows` is 0). */
+  shares: number[];
+  /** The test split's predicted-class shares; null without a usable offline histogram. */
+  baselineShares: number[] | null;
+  /** Served rows of this version whose logged class is one of the classes. */
+  rows: number;
+  /** Served rows whose logged class is none of them: counted in no share. */
+  outsideClasses: number;
+  notComputed?: Record<string, string>;
 }
 
 /** Online performance of a binary model on its labelled predictions (no `task`: reports before there were kinds). */
@@ -188,6 +226,20 @@ export interface RegressionPerformance {
   meanLabel: number;
   offlineRmse: number | null;
   offlineMae: number | null;
+}
+
+/** Online performance of a multiclass model on labelled predictions whose label is one of its classes. */
+export interface MulticlassPerformance {
+  task: 'multiclass';
+  accuracy: number;
+  macroF1: number;
+  logLoss: number;
+  /** The version's figures on its test split (its registry metrics); null when absent. */
+  offlineAccuracy: number | null;
+  offlineMacroF1: number | null;
+  offlineLogLoss: number | null;
+  /** Labelled rows left out: a label none of the classes, or logged probabilities that are not one number per class. */
+  skippedRows: number;
 }
 
 /** What the monitoring activity takes: the window is decided by the workflow, so a retry writes the same report. */

@@ -16,6 +16,13 @@ const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 /** The months the bundled flights data covers (vega-datasets `flights-3m.parquet`). */
 export const FLIGHTS_MONTHS = { from: '2001-01', to: '2001-06' } as const;
 
+/**
+ * Small public tables that come with the package (vega-datasets, a dependency), for trying the
+ * other task kinds without data of one's own: Seattle's daily weather 2012–2015 (date,
+ * precipitation, temp_max, temp_min, wind and the weather: drizzle, fog, rain, snow or sun).
+ */
+export const BUNDLED_DATASETS = { 'seattle-weather': 'seattle-weather.csv' } as const;
+
 /** Largest spec accepted inline: data travels by URI, never inside the workflow input. */
 export const MAX_SPEC_BYTES = 64 * 1024;
 
@@ -47,6 +54,7 @@ const datasetSpec = z.union([
         }),
     })
     .strict(),
+  z.object({ bundled: z.enum(Object.keys(BUNDLED_DATASETS) as [keyof typeof BUNDLED_DATASETS]) }).strict(),
 ]);
 
 /** What a model derives from a timestamp input itself (UTC): hour 0–23, day of week 0–6 from Sunday, month 1–12. */

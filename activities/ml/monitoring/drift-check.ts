@@ -1,8 +1,10 @@
 import type { MonitoringReport, MonitoringThresholds } from '../../../workflows/contracts/lifecycle';
 import type { TaskKind } from '../../../workflows/contracts/training-spec';
 import type { ColumnStats } from '../../data/validate';
+import type { ClassList } from '../dataset';
 import { histogram, quantileEdges } from '../drift';
 import { MONITORING_CHECKS, type CheckContext } from './checks';
+import type { ClassCounts, LabeledClasses } from './figures';
 
 /**
  * The monitoring check as a pure function: training baseline + one window of served traffic
@@ -45,9 +47,19 @@ export interface DriftCheckInput {
   /** Predictions whose label arrived: probabilities with 0/1 labels, or a regression's predictions with their targets. */
   labeled?: { scores: ArrayLike<number>; labels: ArrayLike<number> };
   /** The version's figures on its test split. */
-  offline?: { auc: number | null; logLoss: number | null; rmse?: number | null; mae?: number | null };
+  offline?: { auc: number | null; logLoss: number | null; rmse?: number | null; mae?: number | null; accuracy?: number | null; macroF1?: number | null };
+  /** A multiclass version's window in its classes' terms (classCounts, labeledClasses); `prediction` and `labeled` are not read for it. */
+  multiclass?: MulticlassWindow;
   /** Input keys the window's rows carried (key → rows), against the model's input signature. */
   schema?: { expected: string[]; keyRows: Record<string, number> };
+}
+
+export interface MulticlassWindow {
+  classes: ClassList;
+  /** Test rows predicted as each class (the version's metrics); absent or not one count per class: no prediction PSI. */
+  offlineHistogram?: ArrayLike<number>;
+  served: ClassCounts;
+  labeled: LabeledClasses;
 }
 
 export type DriftCheckResult = Pick<MonitoringReport, 'rows' | 'labeledRows' | 'level' | 'breach' | 'reasons' | 'features' | 'quality' | 'prediction' | 'performance'>;
@@ -89,7 +101,36 @@ export function profileBaseline(column: { kind: 'numeric'; values: ArrayLike<num
   return { kind: 'categorical', rows: column.values.length, missing, categories: counts };
 }
 
-export { binnedCategories, MAX_CATEGORY_BINS, MIN_CATEGORY_SHARE, OTHER_CATEGORY, performanceFigures, predictionFigures, regressionPerformanceFigures } from './figures';
+export {
+  binnedCategories,
+  classCounts,
+  classPredictionFigures,
+  labeledClasses,
+  MAX_CATEGORY_BINS,
+  MIN_CATEGORY_SHARE,
+  multiclassPerformanceFigures,
+  multiclassRow,
+  OTHER_CATEGORY,
+  performanceFigures,
+  predictionFigures,
+  regressionPerformanceFigures,
+  type ClassCounts,
+  type LabeledClasses,
+} from './figures';
+
+/** Labelled rows of the window: a multiclass version's come in its classes' terms, the others' as score/label pairs. */
+function labeledRowsOf(input: DriftCheckInput): number {
+  if (input.task === 'multiclass') {
+    const l = input.multiclass?.labeled;
+    if (!l) return 0;
+    const k = input.multiclass!.classes.length;
+    if (l.probabilities.length !== l.labels.length * k) throw new RangeError(`checkDrift: ${l.probabilities.length} labelled probabilities for ${l.labels.length} labels of ${k} classes`);
+    return l.labels.length;
+  }
+  // No labels read is truly no labelled rows: performance gets no verdict (never a pass); the activity always reads them.
+  if (input.labeled && input.labeled.scores.length !== input.labeled.labels.length) throw new RangeError(`checkDrift: ${input.labeled.scores.length} labelled scores for ${input.labeled.labels.length} labels`);
+  return input.labeled?.scores.length ?? 0;
+}
 
 /**
  * Figures and verdict for one window: every check of the registry (checks/index.ts) adds its
@@ -98,9 +139,7 @@ export { binnedCategories, MAX_CATEGORY_BINS, MIN_CATEGORY_SHARE, OTHER_CATEGORY
 export function checkDrift(input: DriftCheckInput): DriftCheckResult {
   const t = input.thresholds;
   const rows = input.window.rows;
-  // No labels read is truly no labelled rows: performance gets no verdict (never a pass); the activity always reads them.
-  if (input.labeled && input.labeled.scores.length !== input.labeled.labels.length) throw new RangeError(`checkDrift: ${input.labeled.scores.length} labelled scores for ${input.labeled.labels.length} labels`);
-  const labeledRows = input.labeled?.scores.length ?? 0;
+  const labeledRows = labeledRowsOf(input);
   const ctx: CheckContext = {
     input,
     thresholds: t,

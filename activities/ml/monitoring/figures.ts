@@ -1,6 +1,8 @@
-import type { BinaryPerformance, MonitoringFeatureFigures, MonitoringReport, RegressionPerformance } from '../../../workflows/contracts/lifecycle';
+import type { BinaryPerformance, ClassPredictionFigures, MonitoringFeatureFigures, MulticlassPerformance, RegressionPerformance, ScorePredictionFigures } from '../../../workflows/contracts/lifecycle';
+import { argmaxRow } from '../class-output';
+import type { ClassList } from '../dataset';
 import { alignCategorical, histogram, jensenShannon, ks2, psi, quantileEdges } from '../drift';
-import { auc, logLoss, regressionMetrics } from '../metrics';
+import { auc, logLoss, multiclassMetrics, regressionMetrics } from '../metrics';
 import type { CategoricalBaseline, DriftCheckInput, NumericBaseline } from './drift-check';
 
 /** The monitoring figures, pure: per-feature drift, prediction drift, online performance. */
@@ -112,7 +114,7 @@ const mean = (xs: ArrayLike<number>) => {
 };
 
 /** Prediction drift on the deciles of the baseline scores: equal-width bins would put most of a 20%-positive model's mass in two bins. */
-export function predictionFigures(baseline: ArrayLike<number>, window: ArrayLike<number>): NonNullable<MonitoringReport['prediction']> | undefined {
+export function predictionFigures(baseline: ArrayLike<number>, window: ArrayLike<number>): ScorePredictionFigures | undefined {
   const b = withoutNaN(baseline);
   const w = withoutNaN(window);
   if (!b.length || !w.length) return undefined;
@@ -157,5 +159,121 @@ export function regressionPerformanceFigures(predictions: ArrayLike<number>, lab
     meanLabel: m.meanLabel,
     offlineRmse: offline?.rmse ?? null,
     offlineMae: offline?.mae ?? null,
+  };
+}
+
+// ---- multiclass: the window in the version's classes' terms -----------------------------------
+
+/** A class's index in the model's order; -1 for anything else. Strict: the integer 3 is not the string "3", as feedback has it. */
+const classIndex = (label: unknown, classes: ClassList): number => (label === null || label === undefined ? -1 : (classes as unknown[]).indexOf(label));
+
+/**
+ * A logged multiclass row read against the model's classes: its predicted class (the first most
+ * probable, as served), and once a label in the classes arrived, that class and its probability.
+ * A row whose probabilities are not k finite numbers predicts nothing and is judged on nothing.
+ * Shared with the canary's judgement (activities/deployment.ts), so both read a row alike.
+ */
+export function multiclassRow(probs: unknown, label: unknown, classes: ClassList): { predicted: number | null; trueClass: number | null; trueProbability: number | null } {
+  const k = classes.length;
+  if (!Array.isArray(probs) || probs.length !== k || !probs.every((p) => typeof p === 'number' && Number.isFinite(p))) return { predicted: null, trueClass: null, trueProbability: null };
+  const y = classIndex(label, classes);
+  return { predicted: argmaxRow(probs as number[], k, 0), trueClass: y >= 0 ? y : null, trueProbability: y >= 0 ? (probs[y] as number) : null };
+}
+
+/** Served rows per class (model order), and rows whose logged class is none of them. */
+export interface ClassCounts {
+  counts: number[];
+  outside: number;
+}
+
+/** A window's served classes, from (logged label → rows) pairs: a label that is no class counts in no bin. */
+export function classCounts(served: ReadonlyArray<{ label: unknown; n: number }>, classes: ClassList): ClassCounts {
+  const counts = new Array<number>(classes.length).fill(0);
+  let outside = 0;
+  for (const { label, n } of served) {
+    const c = classIndex(label, classes);
+    if (c >= 0) counts[c]! += n;
+    else outside += n;
+  }
+  return { counts, outside };
+}
+
+/** Labelled rows as multiclassMetrics takes them: probabilities rows × k (row-major) and the true class's index. */
+export interface LabeledClasses {
+  probabilities: Float64Array;
+  labels: Int32Array;
+  /** Rows left out: the label is none of the classes, or the probabilities are not k finite numbers. */
+  skipped: number;
+}
+
+/** Logged (probabilities, label) pairs read against the classes; rows that cannot be judged are counted, not guessed. */
+export function labeledClasses(rows: ReadonlyArray<{ probabilities: unknown; label: unknown }>, classes: ClassList): LabeledClasses {
+  const k = classes.length;
+  const kept: Array<{ probs: number[]; y: number }> = [];
+  for (const r of rows) {
+    const row = multiclassRow(r.probabilities, r.label, classes);
+    if (row.predicted !== null && row.trueClass !== null) kept.push({ probs: r.probabilities as number[], y: row.trueClass });
+  }
+  const probabilities = new Float64Array(kept.length * k);
+  kept.forEach((r, i) => probabilities.set(r.probs, i * k));
+  return { probabilities, labels: Int32Array.from(kept, (r) => r.y), skipped: rows.length - kept.length };
+}
+
+const sum = (xs: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i]!;
+  return s;
+};
+
+/** Why an offline histogram cannot be compared with k served classes; undefined when it can. */
+function unusableHistogram(h: ArrayLike<number> | undefined, k: number): string | undefined {
+  if (!h) return 'the version has no offline prediction histogram (its test rows per predicted class)';
+  if (h.length !== k) return `the offline prediction histogram has ${h.length} bins for ${k} classes`;
+  for (let i = 0; i < h.length; i++) if (!(Number.isFinite(h[i]!) && h[i]! >= 0)) return `the offline prediction histogram has a count that is not a number ≥ 0 (${h[i]})`;
+  if (!(sum(h) > 0)) return 'the offline prediction histogram counts no rows';
+  return undefined;
+}
+
+/**
+ * Prediction drift of a multiclass version: PSI and JS of the served classes' shares against the
+ * test split's predicted-class shares, one bin per class. Undefined when the version served
+ * nothing in the window (as predictionFigures without scores).
+ */
+export function classPredictionFigures(offlineHistogram: ArrayLike<number> | undefined, served: ClassCounts, classes: ClassList): ClassPredictionFigures | undefined {
+  const rows = sum(served.counts);
+  if (rows + served.outside === 0) return undefined;
+  const notes: Record<string, string> = {};
+  const unusable = unusableHistogram(offlineHistogram, classes.length);
+  const baseline = unusable ? undefined : Array.from(offlineHistogram!);
+  const why = unusable ?? (rows ? undefined : 'no served row of this version has a label among its classes');
+  const [p, j] = why ? [NaN, NaN] : [psi(baseline!, served.counts), jensenShannon(baseline!, served.counts)];
+  const total = baseline ? sum(baseline) : 0;
+  return withNotes<ClassPredictionFigures>(
+    {
+      task: 'multiclass',
+      psi: figure('psi', p, notes, why),
+      js: figure('js', j, notes, why),
+      classes,
+      shares: served.counts.map((c) => (rows ? c / rows : 0)),
+      baselineShares: baseline ? baseline.map((c) => c / total) : null,
+      rows,
+      outsideClasses: served.outside,
+    },
+    notes,
+  );
+}
+
+/** A multiclass version's figures on its labelled predictions, beside the offline test split's (from the version's metrics). */
+export function multiclassPerformanceFigures(labeled: LabeledClasses, k: number, offline: DriftCheckInput['offline']): MulticlassPerformance {
+  const m = multiclassMetrics(labeled.probabilities, labeled.labels, k);
+  return {
+    task: 'multiclass',
+    accuracy: m.accuracy,
+    macroF1: m.macroF1,
+    logLoss: m.logLoss,
+    offlineAccuracy: offline?.accuracy ?? null,
+    offlineMacroF1: offline?.macroF1 ?? null,
+    offlineLogLoss: offline?.logLoss ?? null,
+    skippedRows: labeled.skipped,
   };
 }

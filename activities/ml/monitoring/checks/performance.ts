@@ -1,13 +1,14 @@
-import { f2, pct, performanceFigures, regressionPerformanceFigures } from '../figures';
+import { f2, multiclassPerformanceFigures, pct, performanceFigures, regressionPerformanceFigures } from '../figures';
 import type { CheckContext, MonitoringCheck } from './types';
 
 /**
  * Once labels arrive, against the version's offline figures: a binary model's AUC, log loss and
- * calibration; a regression's RMSE and bias.
+ * calibration; a regression's RMSE and bias; a multiclass model's accuracy.
  */
 export const performanceCheck: MonitoringCheck = {
   name: 'performance',
   run(ctx) {
+    if (ctx.input.task === 'multiclass') return multiclass(ctx);
     const labeled = ctx.input.labeled;
     if (!labeled || ctx.labeledRows === 0) return;
     if (ctx.input.task === 'regression') return regression(ctx, labeled);
@@ -43,4 +44,25 @@ function regression(ctx: CheckContext, labeled: NonNullable<CheckContext['input'
   if (rise > t.maxRmseIncrease) ctx.act.push(`RMSE ${g5(p.rmse)} vs ${g5(p.offlineRmse)} offline (+${pct(rise)} > ${pct(t.maxRmseIncrease)})`);
   const bias = Math.abs(p.meanLabel - p.meanPrediction) / p.offlineRmse;
   if (bias > t.maxBiasRatio) ctx.act.push(`bias: mean label ${g5(p.meanLabel)} vs mean prediction ${g5(p.meanPrediction)} (${f2(bias)} × offline RMSE > ${t.maxBiasRatio})`);
+}
+
+/**
+ * A multiclass model is judged on accuracy, what its served label gets right; macro-F1 and log
+ * loss are reported beside it. Macro-F1 on a few hundred rows swings with the rare classes (one
+ * row of a rare class moves it by a few points), so it would act on noise.
+ */
+function multiclass(ctx: CheckContext): void {
+  const mc = ctx.input.multiclass;
+  if (!mc || ctx.labeledRows === 0) return;
+  const t = ctx.thresholds;
+  const p = multiclassPerformanceFigures(mc.labeled, mc.classes.length, ctx.input.offline);
+  ctx.figures.performance = p;
+  if (!ctx.enoughLabels) return;
+  // The rule is relative to the offline accuracy: without it, no verdict, and no verdict is no "ok".
+  if (p.offlineAccuracy === null) {
+    ctx.warn.push(`no offline accuracy for this version: accuracy ${f2(p.accuracy)} on ${ctx.labeledRows} labelled rows not judged`);
+    return;
+  }
+  const drop = p.offlineAccuracy - p.accuracy;
+  if (drop > t.maxAccuracyDrop) ctx.act.push(`accuracy ${f2(p.accuracy)} vs ${f2(p.offlineAccuracy)} offline (drop ${f2(drop)} > ${t.maxAccuracyDrop})`);
 }
