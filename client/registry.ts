@@ -57,8 +57,10 @@ export interface VersionView {
   status: 'registered' | 'rejected';
   createdAt: string;
   aliases: Alias[];
-  /** The headline figures; the registry row holds slices, lineage and checks as well. */
-  metrics: { auc?: number; logLoss?: number; accuracy?: number; precision?: number; recall?: number; f1?: number; expectedCalibrationError?: number; rows?: number };
+  /** What the version predicts; absent: binary. */
+  task?: 'regression' | 'multiclass';
+  /** The headline figures of its task; the registry row holds slices, lineage and checks as well. */
+  metrics: { auc?: number; logLoss?: number; accuracy?: number; precision?: number; recall?: number; f1?: number; expectedCalibrationError?: number; rows?: number; rmse?: number; mae?: number; r2?: number; macroF1?: number };
   baselineAuc?: number;
   rejectionReasons: string[];
   trainingWorkflowId?: string;
@@ -72,7 +74,7 @@ export interface ModelView {
   versions: VersionView[];
 }
 
-const HEADLINE = ['auc', 'logLoss', 'accuracy', 'precision', 'recall', 'f1', 'expectedCalibrationError', 'rows'] as const;
+const HEADLINE = ['auc', 'logLoss', 'accuracy', 'precision', 'recall', 'f1', 'expectedCalibrationError', 'rows', 'rmse', 'mae', 'r2', 'macroF1'] as const;
 
 function headline(metrics: Record<string, unknown>): VersionView['metrics'] {
   const out: VersionView['metrics'] = {};
@@ -116,6 +118,7 @@ export async function listModels(db: Kysely<Database>, model?: string): Promise<
             status: v.status,
             createdAt: v.created_at.toISOString(),
             aliases: (Object.keys(modelAliases) as Alias[]).filter((a) => modelAliases[a] === v.version),
+            ...(metrics.task === 'regression' || metrics.task === 'multiclass' ? { task: metrics.task } : {}),
             metrics: headline(metrics),
             ...(typeof baseline?.auc === 'number' ? { baselineAuc: baseline.auc } : {}),
             rejectionReasons: v.rejection_reasons ?? [],

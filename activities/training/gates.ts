@@ -222,6 +222,8 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
       : undefined;
     const incomparable = (why: string) => check(`champion v${prod.version} comparable`, gates.onIncomparableChampion === 'accept', `not comparable: ${why}`, 'comparable');
     if (!artifact) incomparable('its ONNX artifact is not recorded');
+    // Of the same width, another class list would still score: each column read as the wrong class.
+    else if (signatureChange?.outputs.some((o) => o.includes(' classes '))) incomparable('its probabilities are of other classes');
     else {
       try {
         const session = await createSession(await readVerified(deps.artifacts, artifact));

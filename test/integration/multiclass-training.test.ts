@@ -15,6 +15,7 @@ import { MODE_FEATURES, modesCsv, syntheticMulticlass } from '../helpers/synthet
 import { independentS3 } from '../helpers/real';
 import { useServingServices } from '../helpers/services';
 import { withTestWorkers } from '../helpers/workers';
+import { setAlias } from '../../infra/db/repositories';
 
 /**
  * A multiclass task on data the user brings (a CSV of travel modes in S3, features of its own)
@@ -36,11 +37,14 @@ beforeAll(async () => {
   const t = syntheticMulticlass(5000, 21, ['bike', 'bus', 'car', 'train']);
   await writeCsv(path.join(dir, 'modes.csv'), t, (i) => t.classes![t.label[i]!] as string);
   await writeCsv(path.join(dir, 'one-mode.csv'), t, () => 'car');
+  // The same rows where bikes became scooters: four classes still, one of them another.
+  await writeCsv(path.join(dir, 'scooters.csv'), t, (i) => (t.classes![t.label[i]!] === 'bike' ? 'scooter' : (t.classes![t.label[i]!] as string)));
   // The same rows with the classes as integers (line numbers, say).
   await writeCsv(path.join(dir, 'lines.csv'), t, (i) => String([-1, 4, 12, 30][t.label[i]!]));
   const s3 = independentS3();
   await s3.fPutObject(bucket, 'datasets/modes.csv', path.join(dir, 'modes.csv'));
   await s3.fPutObject(bucket, 'datasets/one-mode.csv', path.join(dir, 'one-mode.csv'));
+  await s3.fPutObject(bucket, 'datasets/scooters.csv', path.join(dir, 'scooters.csv'));
   await s3.fPutObject(bucket, 'datasets/lines.csv', path.join(dir, 'lines.csv'));
 });
 
@@ -112,6 +116,22 @@ test('integer classes with the linear trainer: multinomial logistic regression, 
   ]);
   expect(mv.metrics.lineage.trainer).toBe('logreg');
   expect(mv.metrics.parity.maxAbsDiff).toBeLessThan(1e-4);
+});
+
+test('a candidate of other classes than production is a change of signature, and production is not scored as if its columns were its classes', async () => {
+  const model = `modes-${randomUUID().slice(0, 8)}`;
+  const v1 = await start(spec(model, 'modes.csv'));
+  expect(v1.status).toBe('registered');
+  const ids = (await services.pg.query(`select m.id as model_id, mv.id as version_id from model_versions mv join models m on m.id = mv.model_id where m.name = $1`, [model])).rows[0];
+  await setAlias(services.runtime.db, ids.model_id, 'production', ids.version_id, { kind: 'promote', movedBy: 'test', reason: 'production for the gate' });
+  const v2 = await start(spec(model, 'scooters.csv'));
+  expect(v2).toMatchObject({ status: 'rejected', classes: ['bus', 'car', 'scooter', 'train'] });
+  expect(v2.reasons).toEqual([
+    'signature vs v1: changed: output probabilities classes ["bike","bus","car","train"]→["bus","car","scooter","train"] (limit same inputs and outputs (or gates.allowSignatureChange: true))',
+    'champion v1 comparable: not comparable: its probabilities are of other classes (limit comparable)',
+  ]);
+  const mv = (await services.pg.query(`select mv.metrics from model_versions mv join models m on m.id = mv.model_id where m.name = $1 and mv.version = 2`, [model])).rows[0];
+  expect(mv.metrics.champion).toBeUndefined();
 });
 
 test('a label with a single class fails, naming it, and registers nothing', async () => {

@@ -38,6 +38,8 @@ interface Fixtures {
 
 const fx = JSON.parse(readFileSync(path.join(__dirname, '../fixtures/reference/monitoring.json'), 'utf8')) as Fixtures;
 const defaults = monitoringThresholds.parse({});
+/** A window whose labels were read and none had arrived. */
+const NO_LABELS = { scores: [], labels: [] };
 const numericCase = (name: string) => fx.numeric.find((c) => c.name === name)!;
 const categoricalCase = (name: string) => fx.categorical.find((c) => c.name === name)!;
 const floats = (xs: Array<number | null>) => Float64Array.from(xs, (x) => (x === null ? NaN : x));
@@ -69,6 +71,7 @@ function twoFeatures(distance: string, origin: string, thresholds = defaults) {
   const d = numericCase(distance);
   const o = categoricalCase(origin);
   return checkDrift({
+    labeled: NO_LABELS,
     thresholds,
     baseline: { distance: numericBaseline(d), origin: categoricalBaseline(o) },
     window: { rows: d.window.length, features: { distance: { kind: 'numeric', values: floats(d.window) }, origin: categoricalWindow(o.windowCounts) } },
@@ -78,7 +81,7 @@ function twoFeatures(distance: string, origin: string, thresholds = defaults) {
 
 describe('monitoring figures against numpy/scipy/sklearn', () => {
   test.each(fx.numeric.map((c) => [c.name, c] as const))('numeric %s: PSI, JS on the baseline deciles, KS statistic and p-value, missing fractions', (_, c) => {
-    const r = checkDrift({ thresholds: defaults, baseline: { x: numericBaseline(c) }, window: { rows: c.window.length, features: { x: { kind: 'numeric', values: floats(c.window) } } } });
+    const r = checkDrift({ labeled: NO_LABELS, thresholds: defaults, baseline: { x: numericBaseline(c) }, window: { rows: c.window.length, features: { x: { kind: 'numeric', values: floats(c.window) } } } });
     const f = r.features.x!;
     expect(f.kind).toBe('numeric');
     expectClose(f.psi, c.psi, 1e-9, `${c.name} psi`);
@@ -100,7 +103,7 @@ describe('monitoring figures against numpy/scipy/sklearn', () => {
   });
 
   test.each(fx.categorical.map((c) => [c.name, c] as const))('categorical %s: PSI, JS on aligned categories, unseen and missing fractions', (_, c) => {
-    const r = checkDrift({ thresholds: defaults, baseline: { origin: categoricalBaseline(c) }, window: { rows: 0, features: { origin: categoricalWindow(c.windowCounts) } } });
+    const r = checkDrift({ labeled: NO_LABELS, thresholds: defaults, baseline: { origin: categoricalBaseline(c) }, window: { rows: 0, features: { origin: categoricalWindow(c.windowCounts) } } });
     const f = r.features.origin!;
     expect(f.kind).toBe('categorical');
     expectClose(f.psi, c.psi, 1e-9, `${c.name} psi`);
@@ -114,7 +117,7 @@ describe('monitoring figures against numpy/scipy/sklearn', () => {
   test('a long tail of rare categories is one bucket: 500 rows like training stay under psiWarn, a shifted window does not', () => {
     const judge = (name: string) => {
       const c = categoricalCase(name);
-      return checkDrift({ thresholds: defaults, baseline: { origin: categoricalBaseline(c) }, window: { rows: 500, features: { origin: categoricalWindow(c.windowCounts) } } });
+      return checkDrift({ labeled: NO_LABELS, thresholds: defaults, baseline: { origin: categoricalBaseline(c) }, window: { rows: 500, features: { origin: categoricalWindow(c.windowCounts) } } });
     };
     const matched = judge('long-tail-matched');
     expect(matched.features.origin!.psi).toBeLessThan(defaults.psiWarn);
@@ -185,7 +188,7 @@ describe('monitoring verdict', () => {
 
   test('more missing values than in training: act', () => {
     const c = numericCase('hour-integers-missing');
-    const r = checkDrift({ thresholds: defaults, baseline: { hour: numericBaseline(c) }, window: { rows: c.window.length, features: { hour: { kind: 'numeric', values: floats(c.window) } } } });
+    const r = checkDrift({ labeled: NO_LABELS, thresholds: defaults, baseline: { hour: numericBaseline(c) }, window: { rows: c.window.length, features: { hour: { kind: 'numeric', values: floats(c.window) } } } });
     expect(r.level).toBe('act');
     expect(r.reasons).toContain('hour missing 12.5% vs 0.0% in training (+12.5% > 5.0%)');
   });
@@ -203,6 +206,7 @@ describe('monitoring verdict', () => {
     const d = numericCase('distance-matched');
     const o = categoricalCase('origin-matched');
     const r = checkDrift({
+      labeled: NO_LABELS,
       thresholds: defaults,
       baseline: { distance: numericBaseline(d), origin: categoricalBaseline(o) },
       window: { rows: d.window.length, features: { distance: { kind: 'numeric', values: floats(d.window) }, origin: categoricalWindow(o.windowCounts) } },
@@ -214,7 +218,7 @@ describe('monitoring verdict', () => {
   });
 
   test('prediction drift past predictionPsiAct: act', () => {
-    const r = checkDrift({ thresholds: { ...defaults, minRows: 10, predictionPsiAct: 0.15 }, baseline: {}, window: { rows: fx.prediction.window.length, features: {} }, prediction: { baseline: fx.prediction.baseline, window: fx.prediction.window } });
+    const r = checkDrift({ labeled: NO_LABELS, thresholds: { ...defaults, minRows: 10, predictionPsiAct: 0.15 }, baseline: {}, window: { rows: fx.prediction.window.length, features: {} }, prediction: { baseline: fx.prediction.baseline, window: fx.prediction.window } });
     expect(r.level).toBe('act');
     expect(r.reasons).toEqual([`prediction PSI ${fx.prediction.psi.toFixed(2)} ≥ 0.15`]);
   });
@@ -256,6 +260,7 @@ describe('monitoring verdict', () => {
     const d = numericCase('distance-matched');
     const allMissing = new Float64Array(d.window.length).fill(NaN);
     const r = checkDrift({
+      labeled: NO_LABELS,
       thresholds: { ...defaults, minRows: 10, maxMissingIncrease: 1 },
       baseline: { distance: numericBaseline(d) },
       window: { rows: allMissing.length, features: { distance: { kind: 'numeric', values: allMissing } } },

@@ -82,4 +82,7 @@ test('the canary prediction shift: a missing score counts in no bin (not as 0), 
 
 test('labelled scores and labels of different lengths are refused, not paired', () => {
   expect(() => checkDrift({ thresholds: defaults, baseline: {}, window, task: 'regression', labeled: { scores: [1, 2, 3], labels: [1, 2] }, offline: { auc: null, logLoss: null, rmse: 1 } })).toThrow('checkDrift: 3 labelled scores for 2 labels');
+  // No read of labels is no evidence: it fails, where an empty read gets no verdict.
+  expect(() => checkDrift({ thresholds: defaults, baseline: {}, window, task: 'regression', offline: { auc: null, logLoss: null, rmse: 1 } })).toThrow('checkDrift: no labelled predictions were read');
+  expect(() => checkDrift({ thresholds: defaults, baseline: {}, window, task: 'multiclass', labeled: { scores: [], labels: [] } })).toThrow(/a multiclass check needs its window/);
 });

@@ -121,15 +121,17 @@ export {
 /** Labelled rows of the window: a multiclass version's come in its classes' terms, the others' as score/label pairs. */
 function labeledRowsOf(input: DriftCheckInput): number {
   if (input.task === 'multiclass') {
-    const l = input.multiclass?.labeled;
-    if (!l) return 0;
-    const k = input.multiclass!.classes.length;
+    // The activity always reads the window's labels: a window without them is a broken read, never "no labelled rows".
+    if (!input.multiclass) throw new RangeError('checkDrift: a multiclass check needs its window in the classes\' terms (multiclass)');
+    const l = input.multiclass.labeled;
+    const k = input.multiclass.classes.length;
     if (l.probabilities.length !== l.labels.length * k) throw new RangeError(`checkDrift: ${l.probabilities.length} labelled probabilities for ${l.labels.length} labels of ${k} classes`);
     return l.labels.length;
   }
-  // No labels read is truly no labelled rows: performance gets no verdict (never a pass); the activity always reads them.
-  if (input.labeled && input.labeled.scores.length !== input.labeled.labels.length) throw new RangeError(`checkDrift: ${input.labeled.scores.length} labelled scores for ${input.labeled.labels.length} labels`);
-  return input.labeled?.scores.length ?? 0;
+  // An empty read is truly no labelled rows (performance gets no verdict, never a pass); no read at all is a broken caller.
+  if (!input.labeled) throw new RangeError('checkDrift: no labelled predictions were read (give an empty pair when none arrived)');
+  if (input.labeled.scores.length !== input.labeled.labels.length) throw new RangeError(`checkDrift: ${input.labeled.scores.length} labelled scores for ${input.labeled.labels.length} labels`);
+  return input.labeled.scores.length;
 }
 
 /**
