@@ -122,7 +122,7 @@ describe('train, models, status', () => {
     const human = await mlops(['models', '--model', model]);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(new RegExp(`^${model}  \\(1 version; candidate v1;`));
-    expect(human.stdout).toMatch(new RegExp(`v1\\s+registered\\s+\\S+Z\\s+${trained.result.metrics.auc.toFixed(4)}`));
+    expect(human.stdout).toMatch(new RegExp(`v1\\s+registered\\s+\\S+Z\\s+AUC ${trained.result.metrics.auc.toFixed(4)}\\s+${trained.result.metrics.logLoss.toFixed(4)}\\s+candidate`));
     expectOneError(await mlops(['models', '--model', `nobody-${uid}`]), /^error: no model named "nobody-/);
   });
 
