@@ -89,13 +89,6 @@ export interface MulticlassTrainingResult extends TrainingResultBase {
 /** Absent `task`: binary, as every result before there were kinds. */
 export type TrainingResult = BinaryTrainingResult | RegressionTrainingResult | MulticlassTrainingResult;
 
-/** The result's primary metric in words: `AUC 0.7012`, `RMSE 12.3400` or `macro-F1 0.8123`. */
-export function headlineMetric(r: Pick<TrainingResult, 'task' | 'metrics'>): string {
-  if (r.task === 'regression') return `RMSE ${(r.metrics as RegressionTrainingResult['metrics']).rmse.toFixed(4)}`;
-  if (r.task === 'multiclass') return `macro-F1 ${(r.metrics as MulticlassTrainingResult['metrics']).macroF1.toFixed(4)}`;
-  return `AUC ${(r.metrics as BinaryTrainingResult['metrics']).auc.toFixed(4)}`;
-}
-
 /** Queues the train step may go to, in order: the spec's GPU class, then its fallbacks. */
 export function trainQueues(spec: TrainingSpec): string[] {
   const r = spec.resources;

@@ -18,7 +18,8 @@ import {
 } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { DeploymentActivities } from '../activities/deployment';
-import { continuousTraining, headlineMetric } from './continuous-training';
+import { continuousTraining } from './continuous-training';
+import { headlineMetric } from './contracts/headline-metric';
 import type { MlopsMetricSinks } from './contracts/metric-sinks';
 import { lifecycleWorkflowId, monitoringWorkflowId, promotionWorkflowId } from './contracts/names';
 import { priorityForSources } from './contracts/priority';

@@ -213,7 +213,9 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
       check(`signature vs v${prod.version}`, declared, `${declared ? 'declared change' : 'changed'}: ${what}`, declared ? 'gates.allowSignatureChange' : 'same inputs and outputs (or gates.allowSignatureChange: true)');
     }
   }
-  if (prod && signatureChange?.declared && (signatureChange.inputs.length || signatureChange.outputs.some((o) => o.includes(' classes ')))) {
+  // Another class list (signatureDiff's `<output> classes …→…`): the champion's probability columns are of other classes.
+  const otherClasses = signatureChange?.outputs.some((o) => o.includes(' classes ')) ?? false;
+  if (prod && signatureChange?.declared && (signatureChange.inputs.length || otherClasses)) {
     // A declared change of inputs or classes: the champion cannot read this split's features, or its probabilities mean other classes; there is nothing to compare.
     check(`champion v${prod.version} comparable`, true, 'not comparable: declared signature change', 'comparable');
   } else if (prod) {
@@ -223,7 +225,7 @@ export async function validateModel(deps: { db: Kysely<Database>; artifacts: Art
     const incomparable = (why: string) => check(`champion v${prod.version} comparable`, gates.onIncomparableChampion === 'accept', `not comparable: ${why}`, 'comparable');
     if (!artifact) incomparable('its ONNX artifact is not recorded');
     // Of the same width, another class list would still score: each column read as the wrong class.
-    else if (signatureChange?.outputs.some((o) => o.includes(' classes '))) incomparable('its probabilities are of other classes');
+    else if (otherClasses) incomparable('its probabilities are of other classes');
     else {
       try {
         const session = await createSession(await readVerified(deps.artifacts, artifact));

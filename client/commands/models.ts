@@ -1,6 +1,7 @@
 import { parseCommand, requireModel } from '../args';
 import { fixed, isoSeconds, print, printJson, table } from '../output';
 import { UserFacingError } from '../../infra/errors';
+import { headlineMetric } from '../../workflows/contracts/headline-metric';
 import { ALIASES, type Alias } from '../../infra/db/schema';
 import { listAliasHistory, listModels, openRegistry, type AliasMoveView, type ModelView } from '../registry';
 
@@ -38,18 +39,11 @@ export async function models(argv: string[]): Promise<void> {
   }
 }
 
-/** A version's figure of its task's primary metric: what its gates judged first. */
-function primaryMetric(v: ModelView['versions'][number]): string {
-  if (v.task === 'regression') return `RMSE ${fixed(v.metrics.rmse) ?? '-'}`;
-  if (v.task === 'multiclass') return `macro-F1 ${fixed(v.metrics.macroF1) ?? '-'}`;
-  return `AUC ${fixed(v.metrics.auc) ?? '-'}`;
-}
-
 export function modelView(m: ModelView): string {
   const aliases = Object.entries(m.aliases).map(([a, v]) => `${a} v${v}`);
   const head = `${m.name}  (${m.versions.length} version${m.versions.length === 1 ? '' : 's'}${aliases.length ? `; ${aliases.join(', ')}` : ''}; created ${isoSeconds(m.createdAt)})`;
   if (!m.versions.length) return head;
-  const rows = m.versions.map((v) => [`v${v.version}`, v.status, isoSeconds(v.createdAt), primaryMetric(v), fixed(v.metrics.logLoss), v.aliases.join(','), v.trainingWorkflowId, v.rejectionReasons.join('; ')]);
+  const rows = m.versions.map((v) => [`v${v.version}`, v.status, isoSeconds(v.createdAt), headlineMetric(v), fixed(v.metrics.logLoss), v.aliases.join(','), v.trainingWorkflowId, v.rejectionReasons.join('; ')]);
   return `${head}\n${table(['version', 'status', 'created', 'metric', 'log loss', 'aliases', 'training run', 'rejection reasons'], rows)
     .split('\n')
     .map((l) => `  ${l}`)
