@@ -307,9 +307,10 @@ export function pythonInterpreter(env: NodeJS.ProcessEnv = process.env): string 
   return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 }
 
-/** The example trainer shipped with the project (examples/trainers). */
+/** The example trainers shipped with the project (examples/trainers). */
 export function builtinCommandTrainers(env: NodeJS.ProcessEnv = process.env): Record<string, string[]> {
-  return { 'sklearn-logreg': [pythonInterpreter(env), path.join(PROJECT_ROOT, 'examples', 'trainers', 'sklearn_logreg.py')] };
+  const example = (file: string) => [pythonInterpreter(env), path.join(PROJECT_ROOT, 'examples', 'trainers', file)];
+  return { 'sklearn-logreg': example('sklearn_logreg.py'), 'torch-mlp': example('torch_mlp.py') };
 }
 
 function parseCommandTrainers(value: string | undefined, env: NodeJS.ProcessEnv): Record<string, string[]> {
@@ -378,7 +379,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_PYTHON', default: '/usr/bin/python3 if present, else python3', meaning: 'Python for the example trainer and the reference checks (needs Debian python3-sklearn, python3-onnx, python3-xgboost)' },
   { name: 'MLOPS_TRAIN_THREADS', default: '1', meaning: 'threads one built-in GBDT training step trains on (the same model for any count): the CPU worker runs as many steps at once as the machine has cores, so raise it only where fewer steps share the machine' },
   { name: 'MLOPS_TRAINER_ENV', default: 'unset', meaning: 'comma-separated names of further worker variables a command trainer inherits; it gets PATH, HOME, locale, CUDA/NVIDIA, thread-count and Python-path variables and none of the others (no DATABASE_URL, S3 keys or tokens)' },
-  { name: 'MLOPS_COMMAND_TRAINERS', default: '`sklearn-logreg` (examples/trainers)', meaning: 'external trainers: a JSON object `{"name": ["cmd", "arg"]}` or the path of a JSON file holding one' },
+  { name: 'MLOPS_COMMAND_TRAINERS', default: '`sklearn-logreg`, `torch-mlp` (examples/trainers)', meaning: 'external trainers: a JSON object `{"name": ["cmd", "arg"]}` or the path of a JSON file holding one' },
   { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'unset (no tracing)', meaning: 'OpenTelemetry tracing on: the OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (`/v1/traces` is appended); see Tracing' },
   { name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', default: 'unset', meaning: 'the traces URL as is (e.g. http://collector:4318/v1/traces), instead of OTEL_EXPORTER_OTLP_ENDPOINT' },
   { name: 'OTEL_EXPORTER_OTLP_PROTOCOL / OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', default: 'http/protobuf', meaning: 'http/protobuf or http/json (grpc is not supported)' },

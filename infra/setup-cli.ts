@@ -21,6 +21,6 @@ runMain(async () => {
       `${spec.name.padEnd(9)} ${resolved.path}  [${resolved.buildMs !== undefined ? `built in ${(resolved.buildMs / 1000).toFixed(1)} s` : resolved.source}]  ${version}\n`,
     );
   }
-  process.stdout.write(`python    ${ensurePythonPackages(log)}  [with xgboost, scikit-learn, pandas, onnx, scipy]\n`);
+  process.stdout.write(`python    ${ensurePythonPackages(log)}  [with xgboost, scikit-learn, pandas, onnx, scipy, torch]\n`);
   for (const tool of [PROMTOOL, PROMETHEUS, ALERTMANAGER, CHROMIUM, JQ]) process.stdout.write(`${tool.command.padEnd(9)} ${ensureDebianTool(tool, log)}\n`);
 });

@@ -19,209 +19,47 @@ there (CSV, one `probability` column, in row order): evaluation checks the ONNX 
 import json
 import math
 import os
-import signal
 import sys
+
+from mlops_contract import (
+    OUTPUTS,
+    InputError,
+    checkpoint_step,
+    numeric_front,
+    onnx_model,
+    emit,
+    integer_hyperparameter,
+    log,
+    positive_hyperparameter,
+    read_config,
+    read_csv,
+    read_training_rows,
+    report_metrics,
+    run,
+    write_atomically,
+    write_test_scores,
+)
 
 NAME = "sklearn_logreg"
 CHECKPOINT_FORMAT = "temporal-mlops/sklearn-logreg-checkpoint"
 CHECKPOINT_VERSION = 1
-OUTPUT = "probability"
+OUTPUT = OUTPUTS["binary"]
 HYPERPARAMETERS = {"C": 1.0, "maxIter": 200, "epochs": 5, "smoothing": 20.0, "encodingFolds": 5}
 
-# Files this process is writing (temporary names): removed if it is stopped half-way.
-_partial_files = set()
-_events = None
 
-
-class InputError(Exception):
-    """Bad configuration or data: reported on stderr, exit code 2."""
-
-
-def log(message):
-    sys.stderr.write(f"{NAME}: {message}\n")
-    sys.stderr.flush()
-
-
-def on_signal(signum, _frame):
-    # os._exit, not sys.exit: nothing (an except clause, a finally, a library) can delay it.
-    for path in list(_partial_files):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-    try:
-        log(f"{signal.Signals(signum).name}: stopping")
-    finally:
-        os._exit(128 + signum)
-
-
-def take_stdout():
-    """Keep stdout for events alone: anything else that prints (a library, a C extension) goes to stderr."""
-    global _events
-    _events = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-
-def emit(event):
-    _events.write(json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n")
-    _events.flush()
-
-
-def write_atomically(path, write):
-    """write(fh) into a temporary name beside `path`, fsync, then rename: `path` never holds a partial file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    _partial_files.add(tmp)
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        _partial_files.discard(tmp)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-# --- configuration ---------------------------------------------------------------------------
-
-
-def read_config(env):
-    def required(name):
-        value = env.get(name)
-        if not value:
-            raise InputError(f"{name} is not set")
-        return value
-
-    try:
-        features = json.loads(required("MLOPS_FEATURES"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"MLOPS_FEATURES is not JSON: {err}") from None
-    if not isinstance(features, list) or not features:
-        raise InputError("MLOPS_FEATURES must be a non-empty JSON array of {name, kind}")
-    names = set()
-    for f in features:
-        if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"]:
-            raise InputError(f"MLOPS_FEATURES: every feature needs a name: {json.dumps(f)}")
-        if f.get("kind") not in ("numeric", "categorical"):
-            raise InputError(f"MLOPS_FEATURES: feature {f['name']!r} has kind {f.get('kind')!r}; numeric or categorical")
-        if f["name"] in names:
-            raise InputError(f"MLOPS_FEATURES: feature {f['name']!r} appears twice")
-        if f["name"] == OUTPUT:
-            raise InputError(f"MLOPS_FEATURES: {OUTPUT!r} is the model's output name and cannot be a feature")
-        names.add(f["name"])
-    features = [{"name": f["name"], "kind": f["kind"]} for f in features]
-    label = env.get("MLOPS_LABEL") or "label"
-    task = env.get("MLOPS_TASK") or "binary"
-    if task != "binary":
-        raise InputError(f"MLOPS_TASK is {task!r}: this example fits a logistic regression, for binary tasks only")
-    if label in names:
-        raise InputError(f"the label {label!r} is also listed as a feature")
-
-    try:
-        given = json.loads(env.get("MLOPS_HYPERPARAMETERS") or "{}")
-    except json.JSONDecodeError as err:
-        raise InputError(f"MLOPS_HYPERPARAMETERS is not JSON: {err}") from None
-    if given is None:
-        given = {}
-    if not isinstance(given, dict):
-        raise InputError("MLOPS_HYPERPARAMETERS must be a JSON object")
-    unknown = sorted(set(given) - set(HYPERPARAMETERS))
-    if unknown:
-        log(f"ignoring hyperparameters this trainer does not know: {', '.join(unknown)} (known: {', '.join(HYPERPARAMETERS)})")
-    hp = {}
-    for key, default in HYPERPARAMETERS.items():
-        value = given.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InputError(f"hyperparameter {key} must be a number, got {json.dumps(value)}")
-        hp[key] = value
-    if hp["C"] <= 0:
-        raise InputError(f"hyperparameter C must be > 0, got {hp['C']}")
+def configure(env):
+    cfg = read_config(env, ("binary",), HYPERPARAMETERS)
+    hp = cfg["hp"]
+    positive_hyperparameter(hp, "C")
     for key, low in (("maxIter", 1), ("epochs", 1), ("encodingFolds", 0)):
-        if hp[key] != int(hp[key]) or hp[key] < low:
-            raise InputError(f"hyperparameter {key} must be an integer >= {low}, got {hp[key]}")
-        hp[key] = int(hp[key])
+        integer_hyperparameter(hp, key, low)
     if hp["encodingFolds"] == 1:
         raise InputError("hyperparameter encodingFolds must be 0 (no cross-fitting) or >= 2")
-    if hp["smoothing"] < 0:
-        raise InputError(f"hyperparameter smoothing must be >= 0, got {hp['smoothing']}")
-    hp["C"] = float(hp["C"])
-    hp["smoothing"] = float(hp["smoothing"])
-
-    seed_text = env.get("MLOPS_SEED") or "0"
-    try:
-        seed = int(seed_text)
-    except ValueError:
-        raise InputError(f"MLOPS_SEED must be an integer, got {seed_text!r}") from None
-
-    out_dir = required("MLOPS_OUTPUT_DIR")
-    if not os.path.isdir(out_dir):
-        raise InputError(f"MLOPS_OUTPUT_DIR {out_dir} is not a directory")
-    checkpoint_dir = env.get("MLOPS_CHECKPOINT_DIR") or None
-    if checkpoint_dir:
-        if not os.path.isdir(checkpoint_dir):
-            raise InputError(f"MLOPS_CHECKPOINT_DIR {checkpoint_dir} is not a directory")
-        checkpoint_dir = os.path.abspath(checkpoint_dir)
-    return {
-        "rng_seed": seed % (1 << 32),  # numpy and scikit-learn take 0 … 2**32 - 1
-        "train": required("MLOPS_TRAIN_DATA"),
-        "valid": env.get("MLOPS_VALID_DATA") or None,
-        "label": label,
-        "features": features,
-        "hp": hp,
-        "seed": seed,
-        "out_dir": out_dir,
-        "checkpoint_dir": checkpoint_dir,
-        "resume": env.get("MLOPS_RESUME_CHECKPOINT") or None,
-        "test_scores": env.get("MLOPS_TEST_SCORES") or None,
-    }
+    positive_hyperparameter(hp, "smoothing", allow_zero=True)
+    return cfg
 
 
 # --- data ------------------------------------------------------------------------------------
-
-
-def read_csv(path, features, label, np, pd):
-    """Feature and label columns of a CSV; an empty cell is missing (NaN). Labels → float 0/1 or NaN."""
-    if not os.path.isfile(path):
-        raise InputError(f"no such data file: {path}")
-    header = pd.read_csv(path, nrows=0).columns
-    wanted = [f["name"] for f in features] + [label]
-    missing = [c for c in wanted if c not in header]
-    if missing:
-        raise InputError(f"{path} lacks the column(s) {', '.join(map(repr, missing))} (it has {', '.join(map(repr, header))})")
-    dtype, na_values = {label: str}, {label: [""]}
-    for f in features:
-        if f["kind"] == "categorical":
-            dtype[f["name"]], na_values[f["name"]] = str, [""]
-        else:
-            dtype[f["name"]], na_values[f["name"]] = np.float64, ["", "nan", "NaN", "NAN"]
-    try:
-        # In chunks: a SIGTERM is handled between them rather than after the whole file.
-        chunks = pd.read_csv(path, usecols=wanted, dtype=dtype, keep_default_na=False, na_values=na_values, chunksize=1 << 18)
-        frame = pd.concat(list(chunks), ignore_index=True)
-    except ValueError as err:
-        raise InputError(f"{path}: {describe_bad_number(path, features, na_values, pd) or err}") from None
-    raw = frame[label]
-    labels = raw.map({"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0}, na_action="ignore")
-    bad = raw.notna() & labels.isna()
-    if bad.any():
-        examples = ", ".join(map(repr, raw[bad].unique()[:5]))
-        raise InputError(f"{path}: label column {label!r} must hold 0 or 1; found {examples}")
-    return frame, labels.to_numpy(dtype=np.float64)
-
-
-def describe_bad_number(path, features, na_values, pd):
-    """Which numeric column holds text, and where (read_csv's own message names neither)."""
-    for f in features:
-        if f["kind"] != "numeric":
-            continue
-        text = pd.read_csv(path, usecols=[f["name"]], dtype=str, keep_default_na=False, na_values=na_values[f["name"]])[f["name"]]
-        bad = text.notna() & pd.to_numeric(text, errors="coerce").isna()
-        if bad.any():
-            row = int(bad.idxmax())
-            return f"numeric feature {f['name']!r} holds {text[row]!r} (data row {row + 1}); a missing value is an empty cell"
-    return None
 
 
 class Preprocessing:
@@ -321,19 +159,6 @@ def fingerprint(cfg, y):
     }
 
 
-def same_preprocessing(a, b):
-    def close(x, y):
-        if isinstance(x, dict) and isinstance(y, dict):
-            return x.keys() == y.keys() and all(close(x[k], y[k]) for k in x)
-        if isinstance(x, list) and isinstance(y, list):
-            return len(x) == len(y) and all(close(p, q) for p, q in zip(x, y))
-        if isinstance(x, float) or isinstance(y, float):
-            return isinstance(x, (int, float)) and isinstance(y, (int, float)) and math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
-        return x == y
-
-    return close(a, b)
-
-
 def load_checkpoint(path, expected_fingerprint, preprocessing, n_features, total):
     """The checkpoint's state, or None (with the reason on stderr) when it cannot continue this run."""
     try:
@@ -342,17 +167,11 @@ def load_checkpoint(path, expected_fingerprint, preprocessing, n_features, total
     except (OSError, ValueError) as err:
         log(f"checkpoint {path} unreadable ({err}); training from the start")
         return None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("version") != CHECKPOINT_VERSION:
-        log(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} v{CHECKPOINT_VERSION} file; training from the start")
+    expected = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "fingerprint": expected_fingerprint, "preprocessing": preprocessing.to_json()}
+    if checkpoint_step(path, state, expected, total) is None:
         return None
-    if state.get("fingerprint") != expected_fingerprint:
-        log(f"checkpoint {path} belongs to other data, features or hyperparameters; training from the start")
-        return None
-    if not same_preprocessing(state.get("preprocessing"), preprocessing.to_json()):
-        log(f"checkpoint {path} was made from other training data (its encodings differ); training from the start")
-        return None
-    step, coef, intercept = state.get("step"), state.get("coef"), state.get("intercept")
-    if not (isinstance(step, int) and 0 < step <= total and isinstance(coef, list) and len(coef) == n_features and isinstance(intercept, (int, float))):
+    coef, intercept = state.get("coef"), state.get("intercept")
+    if not (isinstance(coef, list) and len(coef) == n_features and isinstance(intercept, (int, float))):
         log(f"checkpoint {path} is malformed; training from the start")
         return None
     return state
@@ -403,35 +222,19 @@ def build_onnx(features, preprocessing, coef, intercept, onnx, np):
             columns.append(f"{p}{i}_encoded")
         else:
             stats = preprocessing.numeric[name]
-            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 1]))
-            nodes.append(
-                helper.make_node(
-                    "Imputer", [name], [f"{p}{i}_imputed"], name=f"{p}{i}_impute", domain="ai.onnx.ml",
-                    imputed_value_floats=[stats["mean"]], replaced_value_float=float("nan"),
-                )
-            )
-            inits.append(helper.make_tensor(f"{p}{i}_mean", TensorProto.FLOAT, [1], [stats["mean"]]))
-            inits.append(helper.make_tensor(f"{p}{i}_std", TensorProto.FLOAT, [1], [stats["std"]]))
-            nodes.append(helper.make_node("Sub", [f"{p}{i}_imputed", f"{p}{i}_mean"], [f"{p}{i}_centred"], name=f"{p}{i}_centre"))
-            nodes.append(helper.make_node("Div", [f"{p}{i}_centred", f"{p}{i}_std"], [f"{p}{i}_scaled"], name=f"{p}{i}_scale"))
-            columns.append(f"{p}{i}_scaled")
+            value_info, front, front_inits, scaled = numeric_front(name, i, p, stats["mean"], stats["std"])
+            inputs.append(value_info)
+            nodes += front
+            inits += front_inits
+            columns.append(scaled)
     nodes.append(helper.make_node("Concat", columns, [f"{p}features"], name=f"{p}concat", axis=1))
     inits.append(helper.make_tensor(f"{p}coef", TensorProto.FLOAT, [len(features), 1], np.asarray(coef, dtype=np.float32).tolist()))
     inits.append(helper.make_tensor(f"{p}intercept", TensorProto.FLOAT, [1], [float(intercept)]))
     nodes.append(helper.make_node("MatMul", [f"{p}features", f"{p}coef"], [f"{p}dot"], name=f"{p}matmul"))
     nodes.append(helper.make_node("Add", [f"{p}dot", f"{p}intercept"], [f"{p}logit"], name=f"{p}add_intercept"))
     nodes.append(helper.make_node("Sigmoid", [f"{p}logit"], [OUTPUT], name=f"{p}sigmoid"))
-    graph = helper.make_graph(
-        nodes, "sklearn_logreg", inputs, [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", 1])], inits
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)],
-        producer_name="temporal-mlops/examples/trainers/sklearn_logreg.py",
-        ir_version=8,
-    )
-    onnx.checker.check_model(model)
-    return model
+    outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", 1])]
+    return onnx_model(NAME, nodes, inputs, outputs, inits, "temporal-mlops/examples/trainers/sklearn_logreg.py")
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -451,11 +254,7 @@ def train(cfg):
     features, label, hp = cfg["features"], cfg["label"], cfg["hp"]
     total = hp["epochs"]
 
-    frame, y = read_csv(cfg["train"], features, label, np, pd)
-    unlabelled = np.isnan(y)
-    if unlabelled.any():
-        log(f"{int(unlabelled.sum())} training rows without a label dropped")
-        frame, y = frame[~unlabelled].reset_index(drop=True), y[~unlabelled]
+    frame, y = read_training_rows(cfg, np, pd)
     if len(y) == 0 or y.min() == y.max():
         raise InputError("the training data needs rows of both classes (label 0 and 1)")
     preprocessing, X = fit_preprocessing(frame, y, features, hp, cfg["rng_seed"], np, pd)
@@ -487,8 +286,8 @@ def train(cfg):
         # Resumed from the last checkpoint: nothing left to fit.
         loss = log_loss(y, model.predict_proba(X)[:, 1], labels=[0.0, 1.0])
 
-    onnx_model = build_onnx(features, preprocessing, model.coef_[0], model.intercept_[0], onnx, np)
-    data = onnx_model.SerializeToString()
+    exported = build_onnx(features, preprocessing, model.coef_[0], model.intercept_[0], onnx, np)
+    data = exported.SerializeToString()
     write_atomically(os.path.join(cfg["out_dir"], "model.onnx"), lambda fh: fh.write(data))
     log(f"wrote {os.path.join(cfg['out_dir'], 'model.onnx')} ({len(data)} bytes)")
 
@@ -499,11 +298,9 @@ def train(cfg):
     if len(np.unique(y[sample])) == 2:
         metrics["trainAuc"] = float(roc_auc_score(y[sample], model.predict_proba(preprocessing.matrix(frame.iloc[sample], np, pd))[:, 1]))
     if cfg["valid"] and os.path.isfile(cfg["valid"]):
-        vframe, vy = read_csv(cfg["valid"], features, label, np, pd)
+        vframe, vy = read_csv(cfg["valid"], cfg, np, pd)
         p = model.predict_proba(preprocessing.matrix(vframe, np, pd))[:, 1]
-        if cfg["test_scores"]:
-            text = "probability\n" + "".join(f"{v!r}\n" for v in p.tolist())
-            write_atomically(cfg["test_scores"], lambda fh: fh.write(text.encode("utf-8")))
+        write_test_scores(cfg, p, np)
         known = ~np.isnan(vy)
         metrics["validRows"] = int(known.sum())
         if known.any():
@@ -513,28 +310,8 @@ def train(cfg):
                 metrics["validAuc"] = float(roc_auc_score(vy[known], p[known]))
     elif cfg["valid"]:
         log(f"MLOPS_VALID_DATA {cfg['valid']} does not exist; no validation metrics")
-    emit({"event": "metrics", "metrics": {k: v for k, v in metrics.items() if math.isfinite(v)}})
-    log("done: " + ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-
-
-def main():
-    # First of all, before the slow imports: SIGTERM (and ^C) stop the trainer at once.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    take_stdout()
-    try:
-        train(read_config(os.environ))
-        return 0
-    except InputError as err:
-        log(f"error: {err}")
-        return 2
-    except Exception as err:  # noqa: BLE001 — the last stderr line becomes the step's error message
-        import traceback
-
-        traceback.print_exc(file=sys.stderr)
-        log(f"error: {type(err).__name__}: {err}")
-        return 1
+    report_metrics(metrics)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(NAME, lambda env: train(configure(env))))
