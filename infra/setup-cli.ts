@@ -2,7 +2,7 @@ import { MINIO_SERVER, TEMPORAL_CLI, binaryVersion, resolveBinary } from './bina
 import { loadConfig } from './config';
 import { runMain } from './errors';
 import { createLogger } from './log';
-import { ensurePythonPackages } from './python';
+import { PYTHON_PACKAGES, ensurePythonPackages } from './python';
 import { ALERTMANAGER, CHROMIUM, JQ, PROMETHEUS, PROMTOOL, ensureDebianTool } from './debian-tools';
 
 /**
@@ -21,6 +21,6 @@ runMain(async () => {
       `${spec.name.padEnd(9)} ${resolved.path}  [${resolved.buildMs !== undefined ? `built in ${(resolved.buildMs / 1000).toFixed(1)} s` : resolved.source}]  ${version}\n`,
     );
   }
-  process.stdout.write(`python    ${ensurePythonPackages(log)}  [with xgboost, scikit-learn, pandas, onnx, scipy, torch]\n`);
+  process.stdout.write(`python    ${ensurePythonPackages(log)}  [with ${PYTHON_PACKAGES.modules.join(', ')}]\n`);
   for (const tool of [PROMTOOL, PROMETHEUS, ALERTMANAGER, CHROMIUM, JQ]) process.stdout.write(`${tool.command.padEnd(9)} ${ensureDebianTool(tool, log)}\n`);
 });

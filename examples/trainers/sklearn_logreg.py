@@ -251,7 +251,7 @@ def train(cfg):
     from sklearn.metrics import log_loss, roc_auc_score
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    features, label, hp = cfg["features"], cfg["label"], cfg["hp"]
+    features, hp = cfg["features"], cfg["hp"]
     total = hp["epochs"]
 
     frame, y = read_training_rows(cfg, np, pd)

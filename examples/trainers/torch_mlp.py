@@ -149,7 +149,7 @@ def scores_of(cfg, prep, out, torch):
     return out * torch.tensor(t["std"], dtype=torch.float32) + torch.tensor(t["mean"], dtype=torch.float32)
 
 
-def loss_of(cfg, prep, out, y, torch):
+def loss_of(cfg, out, y, torch):
     F = torch.nn.functional
     if cfg["task"] == "binary":
         return F.binary_cross_entropy_with_logits(out[:, 0], y)
@@ -332,17 +332,17 @@ def train(cfg):
     if start:
         log(f"resuming from the checkpoint at epoch {start}/{total}")
         emit({"event": "progress", "step": start, "total": total, "message": f"resumed from the checkpoint at epoch {start}"})
+        # torch.load leaves Adam's moments on the CPU; the next step needs them beside the weights.
+        for s in optimizer.state.values():
+            for k, v in s.items():
+                if torch.is_tensor(v) and k != "step":
+                    s[k] = v.to(device)
     else:
         start = 0
         emit({"event": "progress", "step": 0, "total": total, "message": f"{len(y)} training rows, {len(cfg['features'])} features, on {device}"})
-    # torch.load leaves Adam's state on the CPU; the next step needs it beside the weights.
-    for s in optimizer.state.values():
-        for k, v in s.items():
-            if torch.is_tensor(v) and k != "step":
-                s[k] = v.to(device)
 
-    on = lambda t: t.to(device) if t is not None else None  # noqa: E731
-    num_d, cat_d, target_d = on(num), on(cat), on(target)
+    inputs_d = tuple(t.to(device) for t in inputs_of(num, cat))
+    target_d = target.to(device)
     n = len(y)
     loss = float("nan")
     for epoch in range(start + 1, total + 1):
@@ -352,8 +352,8 @@ def train(cfg):
         summed = 0.0
         for batch in order.split(hp["batchSize"]):
             optimizer.zero_grad()
-            out = model(*inputs_of(num_d[batch] if num_d is not None else None, cat_d[batch] if cat_d is not None else None))
-            step_loss = loss_of(cfg, prep, out, target_d[batch], torch)
+            out = model(*(t[batch] for t in inputs_d))
+            step_loss = loss_of(cfg, out, target_d[batch], torch)
             step_loss.backward()
             optimizer.step()
             summed += float(step_loss.detach()) * len(batch)

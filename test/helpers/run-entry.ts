@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
+import { testEnv } from './real';
 
 export interface EntryResult {
   code: number | null;
@@ -74,4 +75,24 @@ export function workerGroup(): { start(args: string[], env: NodeJS.ProcessEnv): 
     },
     log: () => log,
   };
+}
+
+/**
+ * Our dev worker (workers/dev.ts, compiled) on the control, cpu and gpu queues with `--allow-cpu`,
+ * in `group`, against a test's Temporal server and stores: the worker a crash test kills.
+ */
+export function startDevWorker(
+  group: ReturnType<typeof workerGroup>,
+  temporal: { address: string; namespace?: string },
+  bucket: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+): ChildProcess {
+  return group.start([compiledEntry('workers/dev.ts'), '--queues', 'control,cpu,gpu', '--allow-cpu'], {
+    ...process.env,
+    ...testEnv(bucket),
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_NAMESPACE: temporal.namespace ?? 'default',
+    MLOPS_LOG_LEVEL: 'WARN',
+    ...extraEnv,
+  });
 }

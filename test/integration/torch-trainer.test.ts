@@ -10,16 +10,15 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
 import { literal, withDuckDb } from '../../activities/data/duck';
 import { builtinCommandTrainers } from '../../infra/config';
-import { compiledEntry } from '../../infra/entry';
 import { PROJECT_ROOT } from '../../infra/paths';
 import type { WorkerRuntime } from '../../workers/runtime';
 import type { MulticlassTrainingResult, RegressionTrainingResult } from '../../workflows/continuous-training';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import { waitForCheckpoint } from '../helpers/checkpoints';
-import { createTemporalEnv, independentPg, openTestRuntime, testEnv } from '../helpers/real';
+import { createTemporalEnv, independentPg, openTestRuntime } from '../helpers/real';
 import { readmeBlock, runReadmeLine } from '../helpers/readme-commands';
-import { workerGroup } from '../helpers/run-entry';
+import { startDevWorker, workerGroup } from '../helpers/run-entry';
 import { withTestWorkers } from '../helpers/workers';
 
 /**
@@ -79,9 +78,7 @@ test("the README's torch-mlp example trains a multiclass model on the GPU queue 
   expect(rows.rows).toEqual([{ status: 'registered', trainer: 'command:torch-mlp' }]);
 });
 
-function startWorker(): ChildProcess {
-  return workers.start([compiledEntry('workers/dev.ts'), '--queues', 'control,cpu,gpu', '--allow-cpu'], { ...process.env, ...testEnv(bucket), TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: env.namespace ?? 'default', MLOPS_LOG_LEVEL: 'WARN' });
-}
+const startWorker = (): ChildProcess => startDevWorker(workers, env, bucket);
 
 test('kill -9 of the GPU worker mid-training: torch-mlp resumes from its last epoch checkpoint, its parity check runs, one version is registered', async () => {
   const model = `torch-crash-${randomUUID().slice(0, 8)}`;

@@ -2,13 +2,12 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client as PgClient } from 'pg';
-import { compiledEntry } from '../../infra/entry';
 import { TASK_QUEUES } from '../../workflows/contracts/names';
 import type { TrainingResult } from '../../workflows/continuous-training';
 import type { PipelineStatus } from '../../workflows/pipeline';
 import { waitForCheckpoint } from '../helpers/checkpoints';
-import { workerGroup } from '../helpers/run-entry';
-import { createTemporalEnv, independentPg, testEnv } from '../helpers/real';
+import { startDevWorker, workerGroup } from '../helpers/run-entry';
+import { createTemporalEnv, independentPg } from '../helpers/real';
 
 /**
  * `kill -9` of the worker process during training: the retry starts from the last heartbeat
@@ -31,9 +30,7 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-function startWorker(): ChildProcess {
-  return workers.start([compiledEntry('workers/dev.ts'), '--queues', 'control,cpu,gpu', '--allow-cpu'], { ...process.env, ...testEnv(bucket), TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: env.namespace ?? 'default', MLOPS_LOG_LEVEL: 'WARN' });
-}
+const startWorker = (): ChildProcess => startDevWorker(workers, env, bucket);
 
 test('kill -9 during training: the retry continues from a checkpoint and one version is registered', async () => {
   const model = `crash-${randomUUID().slice(0, 8)}`;
