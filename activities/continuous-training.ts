@@ -26,6 +26,7 @@ import { computeStatistics, inferSchema, schemaFingerprint, validateSpan, type D
 import { currentWorkflow, dataError, defineStep, type StepDeps } from './steps';
 import { waitingOutOutages } from './dependency-outage';
 import { evaluateModel, type Evaluation } from './training/evaluate';
+import { stepPlacement } from './training/scoring-device';
 import { validateModel, type Gates, type ModelValidation } from './training/gates';
 import { signatureOf } from './training/scoring';
 import { trainModel, type ArtifactRef, type TrainOutput } from './training/train';
@@ -168,7 +169,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
     ),
 
     evaluate: defineStep(deps, async (input: { model: ArtifactRef; trainerScores?: ArtifactRef; data: PreparedData; threshold: number; slices: SliceDef[] }, call): Promise<Evaluation> => {
-      const evaluation = await evaluateModel(deps.artifacts, input);
+      const evaluation = await evaluateModel(deps.artifacts, input, stepPlacement(deps.config.onnxDevice));
       await recordArtifact(deps.db, { uri: evaluation.report.uri, sha256: evaluation.report.sha256, bytes: evaluation.report.bytes!, media_type: 'application/json', producing_step_run_id: call.stepRunId });
       return evaluation;
     }),
@@ -207,6 +208,8 @@ export function createTrainingActivities(deps: TrainingDeps) {
             rounds: input.trained.rounds,
             trainSeconds: input.trained.trainSeconds,
             device: input.trained.device,
+            // Where onnxruntime scored the test split (`cuda:<index>`, or `cpu` with the reason CUDA was not had).
+            ...(input.evaluation.scoredOn ? { evaluatedOn: input.evaluation.scoredOn } : {}),
             baseline: input.data.baseline,
             train: input.data.train,
             test: input.data.test,

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { activityInfo, log } from '@temporalio/activity';
 import * as ort from 'onnxruntime-node';
+import type { OnnxDevice } from '../infra/onnx-device';
 import type { Kysely } from 'kysely';
 import type { ArtifactStore } from '../infra/artifacts';
 import { readAll } from '../infra/artifacts';
@@ -9,6 +10,7 @@ import { finishPipelineRun, getPipelineRun, listStepRuns, recordArtifact, upsert
 import { logisticModel } from '../infra/onnx/model';
 import { currentGpu } from './gpu-context';
 import { sha256Hex } from './hash';
+import { stepPlacement } from './training/scoring-device';
 
 /** The workflow that scheduled this activity (our activities always run under one). */
 function workflowOf(info: ReturnType<typeof activityInfo>): { workflowId: string; runId: string } {
@@ -26,6 +28,8 @@ export interface PlatformDeps {
   db: Kysely<Database>;
   artifacts: ArtifactStore;
   worker: WorkerIdentity;
+  /** Where a GPU worker runs ONNX models (MLOPS_ONNX_DEVICE): the probe's model runs there, as evaluation's does. */
+  config?: { onnxDevice?: OnnxDevice };
 }
 
 export interface ProbeInput {
@@ -42,7 +46,8 @@ export interface ProbeResult {
   device: string;
   artifact: { uri: string; sha256: string; bytes: number; readBackSha256: string; rowId: string };
   metadata: { pipelineRunId: string; stepRunId: string; stepsVisible: number };
-  onnx: { uri: string; sha256: string; input: number[]; output: number; expected: number; provider: string };
+  /** `provider`: where onnxruntime ran it, `cpu` or `cuda:<index>`; `fallback`: why not CUDA, when the worker is set for it and it could not be had. */
+  onnx: { uri: string; sha256: string; input: number[]; output: number; expected: number; provider: string; fallback?: string };
   ms: number;
 }
 
@@ -81,7 +86,7 @@ export function createPlatformActivities(deps: PlatformDeps) {
       const x = [1, 2, 0.5];
       const model = await deps.artifacts.putContent(logisticModel(weights, bias), { mediaType: 'application/onnx' });
       const modelBytes = await readAll(await deps.artifacts.get(model.key));
-      const session = await ort.InferenceSession.create(modelBytes);
+      const { session, device: provider, fallback } = await stepPlacement(deps.config?.onnxDevice)(modelBytes);
       let output: number;
       try {
         const result = await session.run({ x: new ort.Tensor('float32', Float32Array.from(x), [1, x.length]) });
@@ -130,7 +135,7 @@ export function createPlatformActivities(deps: PlatformDeps) {
         device,
         artifact: { uri: put.uri, sha256: put.sha256, bytes: put.bytes, readBackSha256, rowId: artifactRow.id },
         metadata: { pipelineRunId: run.id, stepRunId: step.id, stepsVisible: steps.length },
-        onnx: { uri: model.uri, sha256: model.sha256, input: x, output, expected, provider: 'cpu' },
+        onnx: { uri: model.uri, sha256: model.sha256, input: x, output, expected, provider, ...(fallback ? { fallback } : {}) },
         ms,
       };
     },

@@ -6,6 +6,7 @@ import { keyRingFromEnv, type CodecKeyRing } from './codec';
 import { ConfigError } from './errors';
 import { validateArtifactKey } from './artifacts/keys';
 import { resolveTaskQueues, type TaskQueues } from '../workflows/contracts/task-queues';
+import { ONNX_DEVICES, type OnnxDevice } from './onnx-device';
 import { PROJECT_ROOT, defaultDataRoots, defaultProjectBinDir, defaultStateDir, defaultToolCacheDir } from './paths';
 
 /**
@@ -121,6 +122,7 @@ const envSchema = z.object({
   MLOPS_TRAINER_ENV: optionalString,
   MLOPS_TRAIN_THREADS: optionalString.refine((v) => v === undefined || (/^\d{1,3}$/.test(v) && Number(v) >= 1), { message: 'must be a whole number of threads, at least 1' }),
   MLOPS_PYTHON: optionalString,
+  MLOPS_ONNX_DEVICE: z.enum(ONNX_DEVICES).optional(),
   MLOPS_MODEL_SERVER_URL: optionalString.refine((v) => v === undefined || /^https?:\/\/[^/]+\/?$/.test(v), { message: 'must look like http://host:port' }),
   MLOPS_ADMIN_TOKEN: optionalString,
   MLOPS_WEBHOOK_TOKEN: optionalString,
@@ -178,6 +180,8 @@ export interface Config {
   trainerEnv: string[];
   /** CPU threads one built-in training step may use (MLOPS_TRAIN_THREADS). */
   trainThreads: number;
+  /** Where a GPU worker's evaluation and the model server run ONNX models (MLOPS_ONNX_DEVICE; default cpu). */
+  onnxDevice?: OnnxDevice;
   /** The model server the deployment activities drive through its admin API. */
   modelServer: { url: string; adminToken?: string };
   /** Our task queues: `<prefix>-control`, `<prefix>-cpu`, `<prefix>-gpu` (MLOPS_TASK_QUEUE_PREFIX, default mlops). */
@@ -377,6 +381,7 @@ export const CONFIG_DOCS: Array<{ name: string; default: string; meaning: string
   { name: 'MLOPS_SERVE_BATCH_DELAY_MS', default: '2', meaning: 'dynamic batching: the longest (ms) an inference request waits for concurrent ones for the same model version to share its onnxruntime run; a lone request does not wait; 0 turns batching off' },
   { name: 'MLOPS_SERVE_BATCH_MAX_ROWS', default: '1024', meaning: 'dynamic batching: a shared run is started once it holds this many rows; a larger request runs alone' },
   { name: 'MLOPS_PYTHON', default: '/usr/bin/python3 if present, else python3', meaning: 'Python for the example trainers and the reference checks (needs Debian python3-sklearn, python3-onnx, python3-xgboost, python3-torch)' },
+  { name: 'MLOPS_ONNX_DEVICE', default: '`cpu`', meaning: '`cuda`: a GPU worker evaluates on its leased GPU and the model server runs models on GPU 0 with onnxruntime\'s CUDA execution provider — opt-in, it needs onnxruntime-node\'s CUDA files (`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`); without them a loud warning and the CPU' },
   { name: 'MLOPS_TRAIN_THREADS', default: '1', meaning: 'threads one built-in GBDT training step trains on (the same model for any count): the CPU worker runs as many steps at once as the machine has cores, so raise it only where fewer steps share the machine' },
   { name: 'MLOPS_TRAINER_ENV', default: 'unset', meaning: 'comma-separated names of further worker variables a command trainer inherits; it gets PATH, HOME, locale, CUDA/NVIDIA, thread-count and Python-path variables and none of the others (no DATABASE_URL, S3 keys or tokens)' },
   { name: 'MLOPS_COMMAND_TRAINERS', default: '`sklearn-logreg`, `torch-mlp` (examples/trainers)', meaning: 'external trainers: a JSON object `{"name": ["cmd", "arg"]}` or the path of a JSON file holding one' },
@@ -452,6 +457,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     commandTrainers: parseCommandTrainers(e.MLOPS_COMMAND_TRAINERS, env),
     trainerEnv: (e.MLOPS_TRAINER_ENV ?? '').split(',').map((n) => n.trim()).filter(Boolean),
     trainThreads: e.MLOPS_TRAIN_THREADS === undefined ? 1 : Number(e.MLOPS_TRAIN_THREADS),
+    onnxDevice: e.MLOPS_ONNX_DEVICE ?? 'cpu',
     modelServer: { url: (e.MLOPS_MODEL_SERVER_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, ''), adminToken: e.MLOPS_ADMIN_TOKEN },
     taskQueues: resolveTaskQueues({ prefix: e.MLOPS_TASK_QUEUE_PREFIX }),
     webhook: { token: e.MLOPS_WEBHOOK_TOKEN, port: e.MLOPS_WEBHOOK_PORT === undefined ? 8010 : Number(e.MLOPS_WEBHOOK_PORT), host: e.MLOPS_WEBHOOK_HOST ?? '127.0.0.1' },

@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     const adminToken = config.modelServer.adminToken ?? randomBytes(18).toString('base64url');
     // As `npm run serve` reads them, with OIP over gRPC beside REST on KServe's port by default.
     const serveSettings = servingSettings(process.env, { grpcPort: 8081 });
-    const serving = serverOptions(serveSettings);
+    const serving = { ...serverOptions(serveSettings), onnxDevice: config.onnxDevice };
     // Its spans as their own service, as `npm run serve` would export them.
     const tracer = config.tracing && startTracing(config.tracing, { defaultServiceName: 'mlops-serve', log: createLogger('serve') }).tracer;
     try {

@@ -41,7 +41,7 @@ runMain(async () => {
   const tracing = config.tracing && startTracing(config.tracing, { defaultServiceName: 'mlops-serve', log: log.child('tracing') });
   let server;
   try {
-    server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log, ...serverOptions(settings), tracer: tracing?.tracer });
+    server = await startModelServer({ db: runtime.db, artifacts: runtime.artifacts, log, ...serverOptions(settings), onnxDevice: config.onnxDevice, tracer: tracing?.tracer });
   } catch (err) {
     await tracing?.shutdown();
     await runtime.close();

@@ -1,4 +1,4 @@
-import { ActivityFailure, type ActivityOptions, ApplicationFailure, CancellationScope, defineQuery, defineSignal, isCancellation, patched, proxyActivities, setHandler, setWorkflowOptions } from '@temporalio/workflow';
+import { ActivityFailure, type ActivityInterfaceFor, type ActivityOptions, ApplicationFailure, CancellationScope, defineQuery, defineSignal, isCancellation, patched, proxyActivities, setHandler, setWorkflowOptions } from '@temporalio/workflow';
 import type { TrainingActivities } from '../activities/continuous-training';
 import type { createStepActivities, StepCall, StepOutcome } from '../activities/steps';
 import type { TrainOutput } from '../activities/training/train';
@@ -195,32 +195,34 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
     }
   };
 
-  const trainWithFallback = async (call: StepCall<unknown>, h: StepHandle): Promise<StepOutcome<TrainOutput>> => {
+  /** A step on the GPU queues of trainQueues(spec), in turn: the next when no worker took it within scheduleToStartSeconds. */
+  const onGpuQueues = async <T>(step: string, h: StepHandle, options: ActivityOptions, run: (steps: ActivityInterfaceFor<Steps>) => Promise<T>): Promise<T> => {
     const queues = trainQueues(spec);
-    // The GPU worker leases resources.gpu GPUs for the step (beside its inputs: no cache key
-    // changes). Guarded: runs started before the worker honoured it replay with the call they had.
-    const gpus = spec.resources.gpu;
-    if (gpus > 1 && patched('gpu-count')) call = { ...call, resources: { gpu: gpus } };
     for (let i = 0; i < queues.length; i++) {
       const queue = queues[i]!;
       const last = i === queues.length - 1;
       h.queue(queue);
-      const options: ActivityOptions = {
-        taskQueue: queue,
-        startToCloseTimeout: `${spec.training.timeoutMinutes} minutes`,
-        heartbeatTimeout: `${spec.training.heartbeatSeconds} seconds`,
-        retry: { ...RETRY, maximumAttempts: spec.training.maxAttempts, nonRetryableErrorTypes: ['DataError'] },
-        ...(last ? {} : { scheduleToStartTimeout: `${spec.resources.scheduleToStartSeconds} seconds` }),
-        ...named('train'),
-      };
       try {
-        return await proxyActivities<Steps>(options).train(call as Parameters<Steps['train']>[0]);
+        return await run(proxyActivities<Steps>({ ...options, taskQueue: queue, ...(last ? {} : { scheduleToStartTimeout: `${spec.resources.scheduleToStartSeconds} seconds` }), ...named(step) }));
       } catch (err) {
         if (last || !isScheduleToStartTimeout(err)) throw err;
-        h.note(`no worker took train on ${queue} within ${spec.resources.scheduleToStartSeconds}s; failing over to ${queues[i + 1]}`);
+        h.note(`no worker took ${step} on ${queue} within ${spec.resources.scheduleToStartSeconds}s; failing over to ${queues[i + 1]}`);
       }
     }
-    throw ApplicationFailure.nonRetryable('no training queue', 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(`no queue for ${step}`, 'InvalidInput');
+  };
+
+  const trainWithFallback = async (call: StepCall<unknown>, h: StepHandle): Promise<StepOutcome<TrainOutput>> => {
+    // The GPU worker leases resources.gpu GPUs for the step (beside its inputs: no cache key
+    // changes). Guarded: runs started before the worker honoured it replay with the call they had.
+    const gpus = spec.resources.gpu;
+    if (gpus > 1 && patched('gpu-count')) call = { ...call, resources: { gpu: gpus } };
+    const options: ActivityOptions = {
+      startToCloseTimeout: `${spec.training.timeoutMinutes} minutes`,
+      heartbeatTimeout: `${spec.training.heartbeatSeconds} seconds`,
+      retry: { ...RETRY, maximumAttempts: spec.training.maxAttempts, nonRetryableErrorTypes: ['DataError'] },
+    };
+    return onGpuQueues('train', h, options, (steps) => steps.train(call as Parameters<Steps['train']>[0]));
   };
 
   const body = async (): Promise<TrainingResult> => {
@@ -259,7 +261,8 @@ export async function continuousTraining(rawSpec: TrainingSpecInput): Promise<Tr
     const evaluation = await p.run(
       'evaluate',
       { model: trained.model, trainerScores: trained.trainerScores, data, threshold: spec.evaluation.threshold, slices: task.slices },
-      (c) => cpu('evaluate').evaluate(c),
+      // On the GPU queues only when the spec asks: without evaluateOn, the step and its history are what they were.
+      (c, h) => (spec.resources.evaluateOn === 'gpu' ? onGpuQueues('evaluate', h, cpuOptions(), (steps) => steps.evaluate(c)) : cpu('evaluate').evaluate(c)),
     );
     guard();
     const verdict = await p.run('validate-model', { modelName: spec.model, model: trained.model, data, evaluation, gates: spec.gates }, (c) => cpu('validate-model').validateModel(c), { cacheable: false });

@@ -9,7 +9,9 @@ import { histogram, quantileEdges } from '../ml/drift';
 import { predictLogreg, trainLogreg } from '../ml/logreg';
 import { auc, binaryMetrics, logLoss, multiclassMetrics, regressionMetrics, type BinaryMetrics, type MulticlassMetrics, type RegressionMetrics } from '../ml/metrics';
 import { dataError } from '../steps';
-import { createSession, scoreTable } from './scoring';
+import type { ScoringDevice } from '../../infra/onnx-device';
+import { scoreTable } from './scoring';
+import { onCpu, type PlaceSession } from './scoring-device';
 import type { ArtifactRef } from './train';
 
 /**
@@ -48,6 +50,8 @@ export interface BinaryEvaluation {
   /** `scale`: what maxParityDiff is relative to (1 for probabilities; absent in runs evaluated before it). */
   parity?: { maxAbsDiff: number; rows: number; scale?: number };
   baseline: { trainer: 'logreg'; auc: number; logLoss: number };
+  /** Where onnxruntime scored the test split (absent in runs evaluated before it was recorded). */
+  scoredOn?: ScoringDevice;
   /** Prediction distribution on the test split (10 equal-width bins): serving compares with it. */
   predictionHistogram: number[];
   report: { uri: string; sha256: string; bytes?: number };
@@ -60,6 +64,7 @@ export interface RegressionEvaluation {
   /** `scale`: max(1, largest |trainer score|), since float32 rounding grows with the predictions' size. */
   parity?: { maxAbsDiff: number; rows: number; scale: number };
   baseline: { trainer: 'ridge'; rmse: number; mae: number };
+  scoredOn?: ScoringDevice;
   /** Prediction counts on `predictionEdges` (the test predictions' deciles, drift.ts's bins): serving compares with it. */
   predictionHistogram: number[];
   predictionEdges: number[];
@@ -83,6 +88,7 @@ export interface MulticlassEvaluation {
   /** Over every class probability of every test row. */
   parity?: { maxAbsDiff: number; rows: number; scale: number };
   baseline: { trainer: 'logreg'; macroF1: number; logLoss: number; accuracy: number };
+  scoredOn?: ScoringDevice;
   /** The training split's class shares as the prediction for every test row: the log loss a model must beat to have learned anything. */
   prior: { logLoss: number };
   /** Test rows predicted as each class (model order): serving compares with it. */
@@ -176,16 +182,16 @@ export function regressionSliceMetrics(table: Table, predictions: Float32Array, 
   return out;
 }
 
-async function scoreTest(artifacts: ArtifactStore, input: EvaluateInput) {
+async function scoreTest(artifacts: ArtifactStore, input: EvaluateInput, place: PlaceSession) {
   const features = input.data.features;
   const task = input.data.task ?? 'binary';
   const [trainPath, testPath] = [await localArtifact(artifacts, input.data.train, '.parquet'), await localArtifact(artifacts, input.data.test, '.parquet')];
   const as = { task, classes: input.data.classes } as const;
   const [train, test] = await withDuckDb(async (c) => [await loadTable(trainPath, features, c, as), await loadTable(testPath, features, c, as)] as const);
-  const session = await createSession(await readVerified(artifacts, input.model));
-  heartbeat({ stage: 'scoring', rows: test.rows });
+  const { session, ...scoredOn } = await place(await readVerified(artifacts, input.model));
+  heartbeat({ stage: 'scoring', rows: test.rows, device: scoredOn.device });
   try {
-    return { train, test, scores: await scoreTable(session, test, features) };
+    return { train, test, scores: await scoreTable(session, test, features), scoredOn };
   } catch (err) {
     // The exported graph lacks the task's output: the trained step's output is wrong, as with parity.
     throw dataError(`evaluate: ${err instanceof Error ? err.message : String(err)}; fix the trainer and start a new run`, { overrides: [] });
@@ -214,10 +220,11 @@ async function parityOf(artifacts: ArtifactStore, input: EvaluateInput, probs: F
   return { maxAbsDiff, rows: own.length, scale: relative ? Math.max(1, largest) : 1 };
 }
 
-export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInput): Promise<Evaluation> {
-  if (input.data.task === 'regression') return evaluateRegression(artifacts, input);
-  if (input.data.task === 'multiclass') return evaluateMulticlass(artifacts, input);
-  const { train, test, scores: probs } = await scoreTest(artifacts, input);
+/** `place`: where the test split is scored (the CPU unless the step says otherwise); every figure is computed the same wherever. */
+export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInput, place: PlaceSession = onCpu): Promise<Evaluation> {
+  if (input.data.task === 'regression') return evaluateRegression(artifacts, input, place);
+  if (input.data.task === 'multiclass') return evaluateMulticlass(artifacts, input, place);
+  const { train, test, scores: probs, scoredOn } = await scoreTest(artifacts, input, place);
   const metrics = binaryMetrics(probs, test.label, input.threshold);
   const slices = sliceMetrics(test, probs, input.slices, input.threshold);
   const parity = await parityOf(artifacts, input, probs, false);
@@ -229,20 +236,20 @@ export async function evaluateModel(artifacts: ArtifactStore, input: EvaluateInp
 
   const predictionHistogram = new Array<number>(10).fill(0);
   for (const p of probs) predictionHistogram[Math.min(9, Math.floor(p * 10))]!++;
-  const full = { metrics, slices, parity, baseline, predictionHistogram };
+  const full = { metrics, slices, parity, baseline, predictionHistogram, scoredOn };
   const put = await artifacts.putContent(JSON.stringify({ kind: 'evaluation', ...full }, null, 2), { mediaType: 'application/json' });
   return { ...full, report: { uri: put.uri, sha256: put.sha256, bytes: put.bytes } };
 }
 
-async function evaluateRegression(artifacts: ArtifactStore, input: EvaluateInput): Promise<RegressionEvaluation> {
-  const { train, test, scores } = await scoreTest(artifacts, input);
+async function evaluateRegression(artifacts: ArtifactStore, input: EvaluateInput, place: PlaceSession): Promise<RegressionEvaluation> {
+  const { train, test, scores, scoredOn } = await scoreTest(artifacts, input, place);
   const metrics = regressionMetrics(scores, test.label);
   const slices = regressionSliceMetrics(test, scores, input.slices);
   const parity = await parityOf(artifacts, input, scores, true);
   heartbeat({ stage: 'baseline' });
   const ridge = regressionMetrics(predictLogreg(trainLogreg(train), test), test.label);
   const predictionEdges = quantileEdges(scores, 10);
-  const full = { task: 'regression' as const, metrics, slices, parity, baseline: { trainer: 'ridge' as const, rmse: ridge.rmse, mae: ridge.mae }, predictionHistogram: histogram(scores, predictionEdges), predictionEdges };
+  const full = { task: 'regression' as const, metrics, slices, parity, baseline: { trainer: 'ridge' as const, rmse: ridge.rmse, mae: ridge.mae }, predictionHistogram: histogram(scores, predictionEdges), predictionEdges, scoredOn };
   const put = await artifacts.putContent(JSON.stringify({ kind: 'evaluation', ...full }, null, 2), { mediaType: 'application/json' });
   return { ...full, report: { uri: put.uri, sha256: put.sha256, bytes: put.bytes } };
 }
@@ -264,8 +271,8 @@ export function multiclassSliceMetrics(table: Table, probs: Float32Array, slices
   return out;
 }
 
-async function evaluateMulticlass(artifacts: ArtifactStore, input: EvaluateInput): Promise<MulticlassEvaluation> {
-  const { train, test, scores } = await scoreTest(artifacts, input);
+async function evaluateMulticlass(artifacts: ArtifactStore, input: EvaluateInput, place: PlaceSession): Promise<MulticlassEvaluation> {
+  const { train, test, scores, scoredOn } = await scoreTest(artifacts, input, place);
   const classes = input.data.classes!;
   const k = classes.length;
   const metrics = multiclassMetrics(scores, test.label, k);
@@ -285,6 +292,7 @@ async function evaluateMulticlass(artifacts: ArtifactStore, input: EvaluateInput
     baseline: { trainer: 'logreg' as const, macroF1: base.macroF1, logLoss: base.logLoss, accuracy: base.accuracy },
     prior: { logLoss: prior.logLoss },
     predictionHistogram: metrics.perClass.map((c) => c.predicted),
+    scoredOn,
   };
   const put = await artifacts.putContent(JSON.stringify({ kind: 'evaluation', ...full }, null, 2), { mediaType: 'application/json' });
   return { ...full, report: { uri: put.uri, sha256: put.sha256, bytes: put.bytes } };

@@ -11,8 +11,11 @@ import type { TaskKind } from '../../workflows/contracts/training-spec';
  * what evaluation, validation and serving all do.
  */
 
+/** One thread per session: steps run side by side on a worker, each on its own core. */
+export const SCORING_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1 };
+
 export async function createSession(model: Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(model, { graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1 });
+  return ort.InferenceSession.create(model, SCORING_SESSION_OPTIONS);
 }
 
 export function feedsFor(table: Table, features: FeatureSpec[], start: number, end: number): Record<string, ort.Tensor> {

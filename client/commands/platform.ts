@@ -54,7 +54,7 @@ export async function platformCheck(argv: string[]): Promise<void> {
       return;
     }
     for (const q of result.queues) {
-      print(q.ok ? `${q.queue.padEnd(16)} ok  ${q.result.worker}  ${q.result.device}  ${q.result.ms} ms` : `${q.queue.padEnd(16)} FAILED  ${q.error}`);
+      print(q.ok ? `${q.queue.padEnd(16)} ok  ${q.result.worker}  ${q.result.device}  onnx on ${q.result.onnx.provider}${q.result.onnx.fallback ? ' (CUDA unavailable)' : ''}  ${q.result.ms} ms` : `${q.queue.padEnd(16)} FAILED  ${q.error}`);
     }
   } finally {
     await connection.close();

@@ -26,6 +26,8 @@ test.each([
   [{ ...base, hyperparameters: { rounds: 0 } }, 'hyperparameters.rounds'],
   [{ ...base, trainer: 'logreg', hyperparameters: { rounds: 10 } }, 'hyperparameters'],
   [{ ...base, resources: { gpu: 0, gpuClass: 'h100' } }, 'resources.gpuClass'],
+  [{ ...base, resources: { gpu: 0, evaluateOn: 'gpu' } }, 'resources.evaluateOn'],
+  [{ ...base, resources: { evaluateOn: 'tpu' } }, 'resources.evaluateOn'],
   [{ ...base, dataset: { uris: ['http://example.com/x.csv'] } }, 'dataset.uris.0'],
   [{ ...base, evaluation: { slices: [{ feature: 'origin', top: 3, edges: [1] }] } }, 'evaluation.slices.0.top'],
   [{ ...base, surprise: true }, ''],

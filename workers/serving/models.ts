@@ -8,6 +8,7 @@ import { BadRequest, type InputSignature } from './oip';
 import { answerOfSignature } from '../../activities/training/scoring';
 import type { AnswerShape } from './answer';
 import { ORT_TYPES } from '../../activities/ml/model-inputs';
+import { placeSession, type OnnxDevice } from '../../infra/onnx-device';
 import type { TaskKind } from '../../workflows/contracts/training-spec';
 
 /**
@@ -27,7 +28,18 @@ export interface LoadedVersion extends AnswerShape {
   task: TaskKind;
   inflight: number;
   loadedAt: string;
+  /** Where its graph runs: `cpu` or `cuda:<index>`. */
+  device: string;
 }
+
+export interface ModelPlacement {
+  /** MLOPS_ONNX_DEVICE: `cuda` runs every loaded version on GPU 0 when onnxruntime has CUDA, the CPU (said by `warn`) when not. */
+  device: OnnxDevice;
+  warn: (message: string) => void;
+}
+
+/** One intra-op thread: concurrent runs (batches of requests) spread over the cores instead. */
+const SERVING_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: 1 };
 
 export interface Traffic {
   stable?: number;
@@ -57,6 +69,7 @@ export class ModelStore {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly artifacts: ArtifactStore,
+    private readonly placement: ModelPlacement = { device: 'cpu', warn: () => undefined },
   ) {}
 
   private readonly loading = new Map<string, Promise<LoadedVersion>>();
@@ -95,7 +108,7 @@ export class ModelStore {
     }
     const sha = createHash('sha256').update(bytes).digest('hex');
     if (sha !== artifact.sha256) throw new Error(`model ${name} v${version}: ${artifact.uri} has sha256 ${sha}, the registry says ${artifact.sha256}; refusing to load it`);
-    const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
+    const { session, device } = await placeSession(bytes, SERVING_SESSION_OPTIONS, { device: this.placement.device }, (m) => this.placement.warn(`model ${name} v${version}: ${m}`));
     const inputs = (mv.input_signature as Array<{ name: string; datatype: string }>).map((s) => ({ name: s.name, datatype: s.datatype as InputSignature['datatype'], shape: [-1, 1] }));
     const shape = answerOfSignature(mv.output_signature);
     if (!shape || !shape.names.every((n) => session.outputNames.includes(n))) {
@@ -116,7 +129,7 @@ export class ModelStore {
       await session.release();
       throw new Error(`model ${name} v${version}: the registry's inputs do not match the graph's: ${mismatched.join(', ')}; refusing to load it`);
     }
-    const loaded: LoadedVersion = { model: name, modelId: model.id, modelVersionId: mv.id, version, sha256: sha, session, inputs, output, width, ...(classes ? { classes } : {}), task, inflight: 0, loadedAt: new Date().toISOString() };
+    const loaded: LoadedVersion = { model: name, modelId: model.id, modelVersionId: mv.id, version, sha256: sha, session, inputs, output, width, ...(classes ? { classes } : {}), task, inflight: 0, loadedAt: new Date().toISOString(), device };
     const current = this.models.get(name) ?? { name, versions: new Map(), traffic: { canaryWeight: 0 }, generation: 0 };
     // Copy-on-write: requests holding the old state keep a consistent view.
     this.models.set(name, { ...current, versions: new Map([...current.versions, [version, loaded]]) });

@@ -22,6 +22,7 @@ import { PredictionLog } from './prediction-log';
 import { readInferBody, sendInferAnswer } from './rest-infer';
 import { ServingSync } from './sync';
 import { tracedServe } from './tracing';
+import type { OnnxDevice } from '../../infra/onnx-device';
 
 /**
  * The model server: onnxruntime-node behind the Open Inference Protocol REST API (with the binary
@@ -52,6 +53,8 @@ export interface ModelServerOptions {
   serving?: { pollMs?: number; heartbeatMs?: number; advertiseUrl?: string; serverId?: string };
   /** Server spans (admin and feedback calls; other requests whose caller sends a traceparent); none without. */
   tracer?: Tracer;
+  /** Where loaded versions run (MLOPS_ONNX_DEVICE): `cuda` tries onnxruntime's CUDA provider on GPU 0, falling back to the CPU with a warning. */
+  onnxDevice?: OnnxDevice;
 }
 
 export interface RunningModelServer {
@@ -91,7 +94,7 @@ function pathnameOf(target: string): string {
 }
 
 export async function startModelServer(opts: ModelServerOptions): Promise<RunningModelServer> {
-  const store = new ModelStore(opts.db, opts.artifacts);
+  const store = new ModelStore(opts.db, opts.artifacts, { device: opts.onnxDevice ?? 'cpu', warn: (m) => opts.log.warn(m) });
   const predictions = new PredictionLog(opts.db, { ...opts.predictionLog, onError: (err) => opts.log.warn(`prediction log: ${err instanceof Error ? err.message : String(err)}`) });
   // Its endpoint is known once the server listens.
   const sync = new ServingSync(opts.db, store, opts.log, {
@@ -194,7 +197,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<Runnin
         return send(
           res,
           200,
-          [...store.models.values()].map((s) => ({ name: s.name, traffic: s.traffic, generation: s.generation, versions: [...s.versions.values()].map((v) => ({ version: v.version, sha256: v.sha256, loadedAt: v.loadedAt, inflight: v.inflight })) })),
+          [...store.models.values()].map((s) => ({ name: s.name, traffic: s.traffic, generation: s.generation, versions: [...s.versions.values()].map((v) => ({ version: v.version, sha256: v.sha256, loadedAt: v.loadedAt, inflight: v.inflight, device: v.device })) })),
         );
       }
       if (method === 'POST' && parts[1] === 'models' && parts[2] && parts.length === 4) {

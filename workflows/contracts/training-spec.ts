@@ -167,6 +167,8 @@ export const trainingSpec = z
         /** Pools tried in turn when no worker picks the step up in time: GPU classes, or `any` (mlops-gpu). */
         fallback: z.array(z.union([z.literal('any'), z.string().regex(GPU_CLASS_PATTERN)])).max(8).default([]),
         scheduleToStartSeconds: z.number().int().min(1).max(86_400).default(600),
+        /** `gpu`: the evaluate step goes where train goes (the GPU queues), and scores there on CUDA when the worker has it (MLOPS_ONNX_DEVICE=cuda). */
+        evaluateOn: z.enum(['cpu', 'gpu']).optional(),
       })
       .strict()
       .default({ gpu: 1, fallback: [], scheduleToStartSeconds: 600 }),
@@ -266,6 +268,9 @@ export const trainingSpec = z
     }
     if (s.resources.gpu === 0 && (s.resources.gpuClass || s.resources.fallback.length)) {
       ctx.addIssue({ code: 'custom', path: ['resources', 'gpuClass'], message: 'gpuClass and fallback need gpu ≥ 1' });
+    }
+    if (s.resources.gpu === 0 && s.resources.evaluateOn === 'gpu') {
+      ctx.addIssue({ code: 'custom', path: ['resources', 'evaluateOn'], message: 'evaluateOn "gpu" needs gpu ≥ 1 (with gpu 0 every step runs on the CPU queue)' });
     }
   });
 
